@@ -1,0 +1,84 @@
+"""The transport-neutral phone request and response.
+
+Every phone-facing frontend (HTTP, HTTPS, TFTP) translates its wire format into a
+`PhoneRequest`, hands it to one `PhoneHandler`, and translates the `PhoneResponse` back.
+Block sizes, retries and headers never reach the handler; the handler never sees a socket.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Literal, Protocol
+
+Protocol_ = Literal["http", "https", "tftp"]
+Method = Literal["GET", "HEAD", "PUT", "POST"]
+
+
+class Outcome(enum.Enum):
+    """Why a response was given; used for counters, logs and the TFTP error code."""
+
+    OK = "ok"
+    NOT_FOUND = "not_found"  # unknown path or unknown MAC
+    FORBIDDEN = "forbidden"  # policy refused (ban, network, consistency)
+    UNAUTHORIZED = "unauthorized"  # credentials needed or wrong
+    TOO_LARGE = "too_large"  # upload over the cap
+    BAD_REQUEST = "bad_request"  # malformed path or method not allowed for that file
+    NOT_MODIFIED = "not_modified"
+
+
+@dataclass(frozen=True, slots=True)
+class PhoneRequest:
+    """One request from a phone, whatever the transport.
+
+    `path` is the decoded path without the configured prefix and without a leading slash
+    (e.g. ``"001565aabbcc.cfg"``). `body` is set for uploads (HTTP PUT/POST, TFTP WRQ).
+    """
+
+    protocol: Protocol_
+    method: Method
+    path: str
+    user_agent: str | None
+    client_ip: str
+    body: bytes | None = None
+    headers: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class PhoneResponse:
+    """The answer to a `PhoneRequest`.
+
+    Exactly one of `body` and `file` carries the content on success: `body` for rendered
+    configuration files, `file` for firmware images that are streamed from disk.
+    """
+
+    outcome: Outcome
+    body: bytes = b""
+    file: Path | None = None
+    content_type: str = "application/octet-stream"
+    etag: str | None = None
+    last_modified: datetime | None = None
+    detail: str = ""
+    headers: tuple[tuple[str, str], ...] = field(default_factory=tuple)
+
+    @property
+    def ok(self) -> bool:
+        """True when the phone gets content."""
+        return self.outcome is Outcome.OK
+
+
+class PhoneHandler(Protocol):
+    """The single pipeline every phone-facing frontend calls."""
+
+    async def handle(self, request: PhoneRequest) -> PhoneResponse:
+        """Answer one phone request (GET/HEAD for files, PUT/POST for uploads)."""
+        ...
+
+    def upload_limit(self, request: PhoneRequest) -> int | None:
+        """Byte cap for an upload to `request.path`, or None when no upload is allowed there.
+
+        Lets TFTP refuse a WRQ with an access violation before any data is transferred.
+        """
+        ...

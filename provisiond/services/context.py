@@ -1,0 +1,51 @@
+"""What every use case needs: the database, the settings, and a place to record changes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from provisiond.settings import Settings
+from provisiond.storage.database import Database
+from provisiond.storage.models import AuditEntry
+
+MAX_PAGE = 500
+
+
+@dataclass
+class ServiceContext:
+    """Shared by all service classes; one per process (the composition root builds it)."""
+
+    db: Database
+    settings: Settings
+    listeners: list[Any] = field(default_factory=list)
+
+
+def audit(
+    session: AsyncSession,
+    actor: str,
+    action: str,
+    object_type: str,
+    object_id: object,
+    before: Any = None,
+    after: Any = None,
+) -> None:
+    """Add an audit row to the current transaction (so it commits or rolls back with it)."""
+    session.add(
+        AuditEntry(
+            actor=actor,
+            action=action,
+            object_type=object_type,
+            object_id=None if object_id is None else str(object_id),
+            before=before,
+            after=after,
+        )
+    )
+
+
+def clamp_page(limit: int | None, offset: int | None) -> tuple[int, int]:
+    """Bounded pagination: limit 1..MAX_PAGE (default 50), offset >= 0."""
+    lim = 50 if limit is None else max(1, min(MAX_PAGE, limit))
+    return lim, max(0, offset or 0)

@@ -1,0 +1,204 @@
+"""Device use cases: create (optionally straight onto a user), change, delete, search."""
+
+from __future__ import annotations
+
+import re
+import secrets
+import string
+from typing import Any
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from provisiond.domain import rules
+from provisiond.domain.errors import Conflict, InvalidInput
+from provisiond.domain.mac import parse_mac
+from provisiond.services.assignments import attach, detach, load_device
+from provisiond.services.commands import DeviceCreate, DevicePatch
+from provisiond.services.context import ServiceContext, audit, clamp_page
+from provisiond.services.users import load_user
+from provisiond.services.views import device_view, page
+from provisiond.storage.models import Device, DeviceModel, UnprovisionedDevice, User
+
+_PASSWORD_ALPHABET = string.ascii_letters + string.digits
+# Printable ASCII without space and the quote/backslash characters some phone formats cannot hold.
+_PASSWORD = re.compile(r"[!#-&(-\[\]-~]{8,64}")
+_SIP_USER = re.compile(r"[A-Za-z0-9._+-]{1,64}")
+AUTOCOMPLETE_CAP = 20
+
+
+def generate_password() -> str:
+    """A strong random SIP password: 20 letters and digits (~119 bits)."""
+    return "".join(secrets.choice(_PASSWORD_ALPHABET) for _ in range(20))
+
+
+def _check_password(value: str) -> str:
+    if not _PASSWORD.fullmatch(value):
+        raise InvalidInput(
+            "sip_password must be 8-64 printable ASCII characters without spaces, quotes or "
+            "backslashes",
+            field="sip_password",
+        )
+    return value
+
+
+def _check_sip_username(value: str) -> str:
+    if not _SIP_USER.fullmatch(value):
+        raise InvalidInput(
+            "sip_username must be 1-64 of letters, digits, . _ + -", field="sip_username"
+        )
+    return value
+
+
+async def _check_extension_free(
+    session: AsyncSession, extension: str, device_id: int | None
+) -> None:
+    other = await session.scalar(select(Device.id).where(Device.extension == extension))
+    if other is not None and other != device_id:
+        raise Conflict(f"extension {extension} is already device {other}'s", field="extension")
+
+
+async def _check_mac_free(session: AsyncSession, mac: Any, device_id: int | None) -> None:
+    other = await session.scalar(select(Device.id).where(Device.mac == mac))
+    if other is not None and other != device_id:
+        raise Conflict(f"MAC {mac} is already device {other}'s", field="mac")
+
+
+async def _check_model(session: AsyncSession, model_id: str) -> None:
+    if await session.get(DeviceModel, model_id) is None:
+        raise InvalidInput(f"unknown model {model_id!r}; see GET /api/v1/models", field="model")
+
+
+class DeviceService:
+    """GET/POST /devices, GET/PATCH/DELETE /devices/{id}."""
+
+    def __init__(self, ctx: ServiceContext) -> None:
+        self.ctx = ctx
+
+    async def list(
+        self,
+        *,
+        extension_prefix: str | None = None,
+        mac: str | None = None,
+        user_id: int | None = None,
+        limit: int | None = None,
+        offset: int | None = None,
+    ) -> dict[str, Any]:
+        """Devices ordered by extension. `extension_prefix` is the autocomplete (capped at 20)."""
+        lim, off = clamp_page(limit, offset)
+        query = select(Device)
+        if extension_prefix is not None:
+            rules.check_extension(extension_prefix, "extension_prefix")
+            # A range on the unique index: ':' sorts right after '9', so this is "starts with".
+            query = query.where(
+                Device.extension >= extension_prefix, Device.extension < extension_prefix + ":"
+            )
+            lim = min(lim, AUTOCOMPLETE_CAP)
+        if mac is not None:
+            query = query.where(Device.mac == parse_mac(mac))
+        if user_id is not None:
+            query = query.where(Device.user_id == user_id)
+        async with self.ctx.db.read() as session:
+            total = await session.scalar(select(func.count()).select_from(query.subquery())) or 0
+            rows = (
+                await session.scalars(query.order_by(Device.extension).limit(lim).offset(off))
+            ).all()
+            return page([device_view(d) for d in rows], total, lim, off)
+
+    async def get(self, device_id: int) -> dict[str, Any]:
+        """One device."""
+        async with self.ctx.db.read() as session:
+            return device_view(await load_device(session, device_id))
+
+    async def create(self, cmd: DeviceCreate, actor: str) -> dict[str, Any]:
+        """Create a device; an unprovisioned record with the same MAC is claimed (removed)."""
+        extension = rules.check_extension(cmd.extension, "extension")
+        mac = parse_mac(cmd.mac)
+        async with self.ctx.db.write() as session:
+            await _check_model(session, cmd.model)
+            await _check_extension_free(session, extension, None)
+            await _check_mac_free(session, mac, None)
+            device = Device(
+                extension=extension,
+                model_id=cmd.model,
+                mac=mac,
+                active=cmd.active,
+                sip_username=_check_sip_username(cmd.sip_username or extension),
+                sip_password=_check_password(cmd.sip_password)
+                if cmd.sip_password
+                else generate_password(),
+                label=rules.check_text(cmd.label, "label", max_len=64) if cmd.label else None,
+            )
+            session.add(device)
+            await session.flush()
+            if cmd.user_id is not None:
+                user = await load_user(session, cmd.user_id)
+                await attach(session, user, device)
+            await session.execute(delete(UnprovisionedDevice).where(UnprovisionedDevice.mac == mac))
+            view = device_view(device)
+            audit(session, actor, "device.create", "device", device.id, None, view)
+        return view
+
+    async def update(self, device_id: int, patch: DevicePatch, actor: str) -> dict[str, Any]:
+        """Change a device's own fields. A new extension keeps the owner's rules true."""
+        sent = patch.model_fields_set
+        async with self.ctx.db.write() as session:
+            device = await load_device(session, device_id)
+            before = device_view(device)
+            if "extension" in sent:
+                await self._change_extension(
+                    session, device, rules.check_extension(patch.extension, "extension")
+                )
+            if "model" in sent and patch.model is not None:
+                await _check_model(session, patch.model)
+                device.model_id = patch.model
+            if "mac" in sent:
+                mac = parse_mac(patch.mac or "")
+                await _check_mac_free(session, mac, device.id)
+                device.mac = mac
+            if "active" in sent and patch.active is not None:
+                device.active = patch.active
+            if "sip_username" in sent:
+                device.sip_username = _check_sip_username(patch.sip_username or "")
+            if "sip_password" in sent:
+                device.sip_password = _check_password(patch.sip_password or "")
+            if "label" in sent:
+                device.label = (
+                    rules.check_text(patch.label, "label", max_len=64) if patch.label else None
+                )
+            await session.flush()
+            after = device_view(device)
+            changed = {"sip_password": "changed"} if "sip_password" in sent else {}
+            audit(
+                session, actor, "device.update", "device", device_id, before, {**after, **changed}
+            )
+        return after
+
+    async def _change_extension(
+        self, session: AsyncSession, device: Device, extension: str
+    ) -> None:
+        if extension == device.extension:
+            return
+        await _check_extension_free(session, extension, device.id)
+        owners = (
+            await session.scalars(select(User.id).where(User.main_extension == extension))
+        ).all()
+        rules.check_device_extension_for_owner(
+            extension, owner_id=device.user_id, main_extension_user_ids=owners
+        )
+        if device.user_id is not None:
+            user = await load_user(session, device.user_id)
+            if user.primary_device_id == device.id and user.main_extension == device.extension:
+                # The primary's extension is the main extension (rule 2): they move together.
+                user.main_extension = extension
+        device.extension = extension
+
+    async def delete(self, device_id: int, *, new_primary: int | None, actor: str) -> None:
+        """Delete a device; deleting a user's primary follows rule 3 (`new_primary`)."""
+        async with self.ctx.db.write() as session:
+            device = await load_device(session, device_id)
+            before = device_view(device)
+            if device.user_id is not None:
+                await detach(session, await load_user(session, device.user_id), device, new_primary)
+            await session.execute(delete(Device).where(Device.id == device_id))
+            audit(session, actor, "device.delete", "device", device_id, before, None)

@@ -1,0 +1,138 @@
+"""Platform settings and licences: the global state the user rules depend on."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+from pydantic import ValidationError
+from sqlalchemy import case, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from provisiond.domain import rules
+from provisiond.domain.errors import InvalidInput
+from provisiond.services.context import ServiceContext, audit
+from provisiond.settings import PlatformSettings
+from provisiond.storage.models import Licence, Setting, User
+
+
+def _merge(base: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in patch.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+async def effective_platform(session: AsyncSession, defaults: PlatformSettings) -> PlatformSettings:
+    """The settings file's platform values overlaid with those changed through the API."""
+    rows = (await session.scalars(select(Setting))).all()
+    overrides = {row.key: row.value for row in rows}
+    return PlatformSettings.model_validate(_merge(defaults.model_dump(), overrides))
+
+
+async def licence_counts(session: AsyncSession) -> dict[str, int]:
+    """Installed licence modules and their seat counts."""
+    rows = (await session.scalars(select(Licence))).all()
+    return {row.module: row.count for row in rows}
+
+
+async def licences_used(session: AsyncSession) -> Counter[str]:
+    """Seats in use, counted from the users' features (never stored, so never out of step)."""
+
+    def flag(condition: Any) -> Any:
+        return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
+
+    row = (
+        await session.execute(
+            select(
+                flag(User.team_app_enabled),
+                flag(User.team_app_enabled & User.team_app_smart_working),
+                flag(User.client_enabled),
+                flag(User.client_enabled & User.client_smart_working),
+            )
+        )
+    ).one()
+    return Counter(dict(zip(rules.LICENCE_MODULES, (int(v) for v in row), strict=True)))
+
+
+class PlatformService:
+    """GET/PUT /api/v1/settings and /api/v1/licences."""
+
+    def __init__(self, ctx: ServiceContext) -> None:
+        self.ctx = ctx
+
+    async def get_settings(self) -> dict[str, Any]:
+        """The effective platform settings."""
+        async with self.ctx.db.read() as session:
+            current = await effective_platform(session, self.ctx.settings.platform)
+        return current.model_dump()
+
+    async def put_settings(self, patch: Any, actor: str) -> dict[str, Any]:
+        """Change platform settings (a partial, nested object); validated as a whole."""
+        if not isinstance(patch, dict):
+            raise InvalidInput("the body must be a JSON object", field="body")
+        async with self.ctx.db.write() as session:
+            before = await effective_platform(session, self.ctx.settings.platform)
+            try:
+                after = PlatformSettings.model_validate(_merge(before.model_dump(), patch))
+            except ValidationError as exc:
+                err = exc.errors()[0]
+                field = ".".join(str(p) for p in err["loc"]) or "body"
+                raise InvalidInput(f"{field}: {err['msg']}", field=field) from exc
+            if not after.mcs_interconnected and before.mcs_interconnected:
+                await self._refuse_mcs_off(session)
+            old, new = before.model_dump(), after.model_dump()
+            for key in patch:
+                if old[key] != new[key]:
+                    existing = await session.get(Setting, key)
+                    if existing is None:
+                        session.add(Setting(key=key, value=new[key]))
+                    else:
+                        existing.value = new[key]
+            audit(session, actor, "settings.update", "settings", None, old, new)
+        return new
+
+    @staticmethod
+    async def _refuse_mcs_off(session: AsyncSession) -> None:
+        used = await licences_used(session)
+        if used[rules.MCS_APP_WEBRTC] or used[rules.MCS_USERS]:
+            raise InvalidInput(
+                "users still have smart working enabled; disable it before turning off the MCS "
+                "interconnection",
+                field="mcs_interconnected",
+            )
+
+    async def get_licences(self) -> dict[str, dict[str, int]]:
+        """Every known module with its count and seats in use."""
+        async with self.ctx.db.read() as session:
+            return await self._licences(session)
+
+    @staticmethod
+    async def _licences(session: AsyncSession) -> dict[str, dict[str, int]]:
+        counts = await licence_counts(session)
+        used = await licences_used(session)
+        return {
+            module: {"count": counts.get(module, 0), "used": used[module]}
+            for module in rules.LICENCE_MODULES
+        }
+
+    async def put_licences(self, counts: Any, actor: str) -> dict[str, dict[str, int]]:
+        """Set licence counts; lowering one below the seats in use is refused."""
+        if not isinstance(counts, dict):
+            raise InvalidInput("the body must be a JSON object of module: count", field="body")
+        async with self.ctx.db.write() as session:
+            before = await self._licences(session)
+            valid = rules.check_licence_counts(counts, await licences_used(session))
+            for module, count in valid.items():
+                row = await session.get(Licence, module)
+                if row is None:
+                    session.add(Licence(module=module, count=count))
+                else:
+                    row.count = count
+            await session.flush()
+            after = await self._licences(session)
+            audit(session, actor, "licences.update", "licences", None, before, after)
+        return after

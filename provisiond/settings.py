@@ -1,0 +1,198 @@
+"""One typed settings object, loaded from a TOML file and PROVISIOND_* environment variables.
+
+Precedence, lowest first: built-in defaults, the TOML file, the environment. The *platform*
+part (SIP registrar, NTP, timezone, MCS interconnection, Team App defaults) can also be changed
+at run time through ``PUT /api/v1/settings``; values stored that way override this file (the
+file seeds them), see provisiond.services.platform.
+
+Example TOML::
+
+    database_url = "postgresql+asyncpg://provisiond@db/provisiond"
+    data_dir = "/var/lib/provisiond"
+    phone_http = "0.0.0.0:80"
+    tftp = "0.0.0.0:69"
+    admin_http = "127.0.0.1:8081"
+
+    [platform]
+    ntp_server = "ntp.example.com"
+    timezone = "Europe/Rome"
+    mcs_interconnected = true
+
+    [platform.sip]
+    registrar = "pbx.example.com"
+    port = 5060
+    transport = "udp"
+
+    [platform.team_app]
+    fallback_timeout_s = 10
+    callback_enabled = true
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+import zoneinfo
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+class SettingsError(Exception):
+    """The configuration file or environment holds an invalid value."""
+
+
+def parse_listen(value: str) -> tuple[str, int]:
+    """Split ``host:port`` / ``[v6]:port`` into (host, port); raises ValueError when malformed."""
+    host, sep, port_text = value.rpartition(":")
+    if not sep or not port_text.isdigit():
+        raise ValueError(f"listen address {value!r} must be host:port")
+    port = int(port_text)
+    if not 0 <= port <= 65535:
+        raise ValueError(f"port {port} out of range")
+    host = host.strip("[]")
+    if not host:
+        raise ValueError(f"listen address {value!r} has no host")
+    return host, port
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SipSettings(_Strict):
+    """Where phones register."""
+
+    registrar: str = "pbx.invalid"
+    port: Annotated[int, Field(ge=1, le=65535)] = 5060
+    transport: Literal["udp", "tcp", "tls"] = "udp"
+    outbound_proxy: str = ""
+
+
+class TeamAppDefaults(_Strict):
+    """Settings > Advanced > Team App: defaults a user may override."""
+
+    fallback_timeout_s: Annotated[int, Field(ge=1, le=120)] = 10
+    callback_enabled: bool = True
+
+
+class PlatformSettings(_Strict):
+    """Platform-wide settings that the admin API may also change at run time."""
+
+    mcs_interconnected: bool = False
+    team_app: TeamAppDefaults = TeamAppDefaults()
+    sip: SipSettings = SipSettings()
+    ntp_server: str = "pool.ntp.org"
+    timezone: str = "UTC"
+    language: str = "en"
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        try:
+            zoneinfo.ZoneInfo(value)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown IANA timezone {value!r}") from exc
+        return value
+
+
+class Settings(_Strict):
+    """Everything provisiond reads at start-up."""
+
+    data_dir: Path = Path("var")
+    database_url: str | None = None
+    phone_http: str = "0.0.0.0:8080"
+    phone_http_prefix: str = ""
+    tftp: str = "0.0.0.0:6969"
+    admin_http: str = "127.0.0.1:8081"
+    public_url: str = ""  # how phones reach us, e.g. http://prov.example.com:8080/ (else derived)
+    templates_dir: Path = REPO_ROOT / "phone_templates"
+    firmware_dir: Path = REPO_ROOT / "firmware"
+    max_body_bytes: Annotated[int, Field(ge=1024)] = 1 << 20
+    max_upload_bytes: Annotated[int, Field(ge=1024)] = 256 << 10
+    platform: PlatformSettings = PlatformSettings()
+
+    @field_validator("phone_http", "tftp", "admin_http")
+    @classmethod
+    def _listen(cls, value: str) -> str:
+        parse_listen(value)
+        return value
+
+    @field_validator("phone_http_prefix")
+    @classmethod
+    def _prefix(cls, value: str) -> str:
+        return value.strip("/")
+
+    @property
+    def effective_database_url(self) -> str:
+        """The configured URL, or a SQLite file in the data directory."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'provisiond.db').resolve()}"
+
+    @property
+    def is_embedded(self) -> bool:
+        """True on the embedded default (SQLite)."""
+        return self.effective_database_url.startswith("sqlite")
+
+
+# Environment variable -> path in the settings tree.
+ENVIRONMENT: dict[str, tuple[str, ...]] = {
+    "PROVISIOND_DATA_DIR": ("data_dir",),
+    "PROVISIOND_DATABASE_URL": ("database_url",),
+    "PROVISIOND_PHONE_HTTP": ("phone_http",),
+    "PROVISIOND_PHONE_HTTP_PREFIX": ("phone_http_prefix",),
+    "PROVISIOND_TFTP": ("tftp",),
+    "PROVISIOND_ADMIN_HTTP": ("admin_http",),
+    "PROVISIOND_PUBLIC_URL": ("public_url",),
+    "PROVISIOND_TEMPLATES_DIR": ("templates_dir",),
+    "PROVISIOND_FIRMWARE_DIR": ("firmware_dir",),
+    "PROVISIOND_MAX_BODY_BYTES": ("max_body_bytes",),
+    "PROVISIOND_MAX_UPLOAD_BYTES": ("max_upload_bytes",),
+    "PROVISIOND_MCS_INTERCONNECTED": ("platform", "mcs_interconnected"),
+    "PROVISIOND_NTP_SERVER": ("platform", "ntp_server"),
+    "PROVISIOND_TIMEZONE": ("platform", "timezone"),
+    "PROVISIOND_LANGUAGE": ("platform", "language"),
+    "PROVISIOND_SIP_REGISTRAR": ("platform", "sip", "registrar"),
+    "PROVISIOND_SIP_PORT": ("platform", "sip", "port"),
+    "PROVISIOND_SIP_TRANSPORT": ("platform", "sip", "transport"),
+    "PROVISIOND_SIP_OUTBOUND_PROXY": ("platform", "sip", "outbound_proxy"),
+    "PROVISIOND_TEAM_APP_FALLBACK_TIMEOUT_S": ("platform", "team_app", "fallback_timeout_s"),
+    "PROVISIOND_TEAM_APP_CALLBACK_ENABLED": ("platform", "team_app", "callback_enabled"),
+}
+
+
+def _put(tree: dict[str, Any], path: tuple[str, ...], value: str) -> None:
+    for key in path[:-1]:
+        tree = tree.setdefault(key, {})
+    tree[path[-1]] = value
+
+
+def load_settings(
+    config_file: Path | None = None, environ: Mapping[str, str] | None = None
+) -> Settings:
+    """Build the settings from an optional TOML file and the environment (which wins)."""
+    env = os.environ if environ is None else environ
+    tree: dict[str, Any] = {}
+    path = config_file or (Path(env["PROVISIOND_CONFIG"]) if env.get("PROVISIOND_CONFIG") else None)
+    if path is not None:
+        try:
+            tree = tomllib.loads(path.read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise SettingsError(f"cannot read {path}: {exc.strerror}") from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise SettingsError(f"{path}: {exc}") from exc
+    for name, key_path in ENVIRONMENT.items():
+        if name in env:
+            _put(tree, key_path, env[name])
+    try:
+        return Settings.model_validate(tree)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+        )
+        raise SettingsError(f"invalid settings: {problems}") from exc

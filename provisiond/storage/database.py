@@ -1,0 +1,98 @@
+"""The async engine and the transaction boundaries every use case goes through.
+
+SQLite (aiosqlite) is the embedded default: WAL journal, foreign keys on, a busy timeout, and
+``BEGIN IMMEDIATE`` for admin writes so that two writers never both read-then-write (write skew
+on licence counts or the primary device). PostgreSQL (asyncpg) is the scale-out: admin writes
+take one transaction-scoped advisory lock, which gives the same serial order across instances.
+Admin writes are human-paced, so serialising them costs nothing and keeps every rule simple.
+Phone-side bookkeeping (last seen, unprovisioned MACs) uses `Database.background()`, which
+never takes that lock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from sqlalchemy import event, text
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+
+# Arbitrary constant: the advisory lock that serialises admin writes on PostgreSQL.
+ADMIN_WRITE_LOCK = 0x70726F76
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    # The driver's own transaction handling is off; we emit BEGIN ourselves (see _begin).
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
+def _make_begin(mode: str) -> Any:
+    def _begin(conn: Any) -> None:
+        conn.exec_driver_sql(f"BEGIN {mode}")
+
+    return _begin
+
+
+def create_engine(url: str, *, immediate: bool = False, **kwargs: Any) -> AsyncEngine:
+    """An AsyncEngine with our SQLite pragmas; `immediate` makes every SQLite BEGIN IMMEDIATE."""
+    if url.startswith("sqlite"):
+        engine = create_async_engine(url, **kwargs)
+        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        event.listen(engine.sync_engine, "begin", _make_begin("IMMEDIATE" if immediate else ""))
+        return engine
+    kwargs.setdefault("pool_size", 10)
+    kwargs.setdefault("max_overflow", 10)
+    kwargs.setdefault("pool_pre_ping", True)
+    return create_async_engine(url, **kwargs)
+
+
+class Database:
+    """Owns the engines and hands out sessions, one per unit of work."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.is_sqlite = url.startswith("sqlite")
+        self.engine = create_engine(url)
+        self._write_engine = create_engine(url, immediate=True) if self.is_sqlite else self.engine
+        self._reads = async_sessionmaker(self.engine, expire_on_commit=False)
+        self._writes = async_sessionmaker(self._write_engine, expire_on_commit=False)
+
+    @asynccontextmanager
+    async def write(self) -> AsyncIterator[AsyncSession]:
+        """One admin write transaction: committed on success, rolled back on any exception."""
+        async with self._writes() as session, session.begin():
+            if not self.is_sqlite:
+                await session.execute(
+                    text("SELECT pg_advisory_xact_lock(:key)"), {"key": ADMIN_WRITE_LOCK}
+                )
+            yield session
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncSession]:
+        """A read-only unit of work (never blocks writers on SQLite's WAL)."""
+        async with self._reads() as session, session.begin():
+            yield session
+
+    @asynccontextmanager
+    async def background(self) -> AsyncIterator[AsyncSession]:
+        """Phone-side bookkeeping writes (last seen, unprovisioned): no admin lock."""
+        async with self._writes() as session, session.begin():
+            yield session
+
+    async def dispose(self) -> None:
+        """Close every pooled connection."""
+        await self.engine.dispose()
+        if self._write_engine is not self.engine:
+            await self._write_engine.dispose()

@@ -1,0 +1,124 @@
+"""Shared fixtures: a real, migrated database per test, on SQLite and (when configured) PostgreSQL.
+
+Set PROVISIOND_TEST_DATABASE_URL=postgresql+asyncpg://postgres@127.0.0.1:5432/test to run every
+database test on PostgreSQL too; without it those runs are skipped with that reason. Each
+PostgreSQL test gets its own database cloned from a migrated template, so tests never see each
+other's rows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+from sqlalchemy.engine import make_url
+
+from provisiond.services import ServiceContext, Services
+from provisiond.settings import Settings, load_settings
+from provisiond.storage import migrate
+from provisiond.storage.database import Database
+
+PG_URL = os.environ.get("PROVISIOND_TEST_DATABASE_URL", "")
+BACKENDS = ["sqlite", "postgresql"]
+
+
+def _pg_dsn(url: str, database: str | None = None) -> str:
+    parsed = make_url(url).set(drivername="postgresql")
+    if database is not None:
+        parsed = parsed.set(database=database)
+    return parsed.render_as_string(hide_password=False)
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A migrated SQLite file, copied for each test (migrating once keeps the suite fast)."""
+    path = tmp_path_factory.mktemp("template") / "template.db"
+    asyncio.run(migrate.upgrade(f"sqlite+aiosqlite:///{path}"))
+    return path
+
+
+@pytest.fixture(scope="session")
+def pg_template() -> Iterator[str]:
+    """A migrated PostgreSQL template database (session-wide), dropped at the end."""
+    if not PG_URL:
+        pytest.skip("PostgreSQL tests need PROVISIOND_TEST_DATABASE_URL (.ci/run sets it)")
+    name = f"provisiond_tpl_{uuid.uuid4().hex[:8]}"
+
+    async def create() -> None:
+        conn = await asyncpg.connect(_pg_dsn(PG_URL))
+        try:
+            await conn.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            await conn.close()
+        await migrate.upgrade(make_url(PG_URL).set(database=name).render_as_string(False))
+
+    asyncio.run(create())
+    yield name
+    asyncio.run(_drop_database(name))
+
+
+async def _drop_database(name: str) -> None:
+    conn = await asyncpg.connect(_pg_dsn(PG_URL))
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(params=BACKENDS)
+def database_url(
+    request: pytest.FixtureRequest, sqlite_template: Path, tmp_path: Path
+) -> Iterator[str]:
+    """A fresh migrated database URL for one test, on each backend."""
+    if request.param == "sqlite":
+        path = tmp_path / "provisiond.db"
+        shutil.copy(sqlite_template, path)
+        yield f"sqlite+aiosqlite:///{path}"
+        return
+    template = request.getfixturevalue("pg_template")
+    name = f"provisiond_t_{uuid.uuid4().hex[:10]}"
+
+    async def clone() -> None:
+        conn = await asyncpg.connect(_pg_dsn(PG_URL))
+        try:
+            await conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+        finally:
+            await conn.close()
+
+    asyncio.run(clone())
+    yield make_url(PG_URL).set(database=name).render_as_string(False)
+    asyncio.run(_drop_database(name))
+
+
+@pytest.fixture
+def settings(tmp_path: Path, database_url: str) -> Settings:
+    """Settings for a test: its own data dir and database, a known registrar."""
+    return load_settings(
+        environ={
+            "PROVISIOND_DATA_DIR": str(tmp_path / "var"),
+            "PROVISIOND_DATABASE_URL": database_url,
+            "PROVISIOND_SIP_REGISTRAR": "pbx.example.test",
+            "PROVISIOND_NTP_SERVER": "ntp.example.test",
+            "PROVISIOND_TIMEZONE": "Europe/Rome",
+        }
+    )
+
+
+@pytest.fixture
+async def db(settings: Settings) -> AsyncIterator[Database]:
+    """The test's Database, disposed afterwards."""
+    database = Database(settings.effective_database_url)
+    yield database
+    await database.dispose()
+
+
+@pytest.fixture
+def services(db: Database, settings: Settings) -> Services:
+    """The service layer over the test database."""
+    return Services(ServiceContext(db=db, settings=settings))
