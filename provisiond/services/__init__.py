@@ -10,6 +10,7 @@ from provisiond.services.assignments import AssignmentService
 from provisiond.services.catalogue import CatalogueService
 from provisiond.services.context import ServiceContext
 from provisiond.services.devices import DeviceService
+from provisiond.services.directory import DirectoryService
 from provisiond.services.platform import PlatformService
 from provisiond.services.tokens import Caller, TokenService
 from provisiond.services.users import UserService
@@ -28,3 +29,4 @@ class Services:
         self.platform = PlatformService(ctx)
         self.tokens = TokenService(ctx)
         self.catalogue = CatalogueService(ctx)
+        self.directory = DirectoryService(ctx)

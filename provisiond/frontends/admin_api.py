@@ -1,0 +1,350 @@
+"""The admin REST API (JSON under /api/v1, bearer tokens), on its own listener.
+
+This module only translates HTTP to service calls and DomainErrors to JSON errors
+``{"error": code, "detail": text, "field": name}``; every rule lives in the services.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+
+from provisiond.domain.errors import (
+    Conflict,
+    DomainError,
+    Forbidden,
+    InvalidInput,
+    LicenceRefused,
+    NotFound,
+)
+from provisiond.frontends.openapi import openapi_document
+from provisiond.services import Caller, Services
+from provisiond.services.commands import (
+    DeviceCreate,
+    DevicePatch,
+    PrimaryDevice,
+    UserCreate,
+    UserPatch,
+    parse,
+)
+
+log = logging.getLogger(__name__)
+SERVICES = web.AppKey("services", Services)
+MAX_BODY = web.AppKey("max_body_bytes", int)
+CALLER = "provisiond.caller"
+PUBLIC = frozenset({"/api/v1/openapi.json"})
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+_STATUS: list[tuple[type[DomainError], int]] = [
+    (InvalidInput, 422),
+    (NotFound, 404),
+    (LicenceRefused, 409),
+    (Conflict, 409),
+    (Forbidden, 403),
+]
+
+
+def error_response(status: int, code: str, detail: str, field: str | None = None) -> web.Response:
+    """The one error shape of the API."""
+    body: dict[str, Any] = {"error": code, "detail": detail}
+    if field is not None:
+        body["field"] = field
+    return web.json_response(body, status=status)
+
+
+def _domain_error(exc: DomainError) -> web.Response:
+    status = next((code for kind, code in _STATUS if isinstance(exc, kind)), 400)
+    response = error_response(status, exc.code, exc.detail, exc.field)
+    if isinstance(exc, LicenceRefused):
+        response.text = json.dumps({**json.loads(response.text or "{}"), "module": exc.module})
+    return response
+
+
+@web.middleware
+async def errors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """DomainError -> 4xx JSON; HTTP errors -> JSON; anything else -> 500 JSON without a trace."""
+    try:
+        return await handler(request)
+    except DomainError as exc:
+        return _domain_error(exc)
+    except web.HTTPRequestEntityTooLarge:
+        limit = request.app[MAX_BODY]
+        return error_response(413, "too_large", f"request body over {limit} bytes", "body")
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        return error_response(exc.status, exc.reason.lower().replace(" ", "_"), exc.reason)
+    except Exception:
+        log.exception("admin API error on %s %s", request.method, request.path)
+        return error_response(500, "internal", "internal error; see the server log")
+
+
+@web.middleware
+async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Bearer token required on /api/v1 (except the OpenAPI document); read-only tokens GET only."""
+    if not request.path.startswith("/api/") or request.path in PUBLIC:
+        return await handler(request)
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return _unauthorized("missing bearer token")
+    caller = await request.app[SERVICES].tokens.authenticate(token.strip())
+    if caller is None:
+        return _unauthorized("unknown token")
+    if request.method not in ("GET", "HEAD") and not caller.can_write:
+        return error_response(403, "forbidden", "this token is read-only")
+    request[CALLER] = caller
+    return await handler(request)
+
+
+def _unauthorized(detail: str) -> web.Response:
+    response = error_response(401, "unauthorized", detail)
+    response.headers["WWW-Authenticate"] = 'Bearer realm="provisiond"'
+    return response
+
+
+def _services(request: web.Request) -> Services:
+    return request.app[SERVICES]
+
+
+def _actor(request: web.Request) -> str:
+    caller: Caller = request[CALLER]
+    return caller.name
+
+
+def _int(request: web.Request, name: str, *, query: bool = False) -> int | None:
+    raw = request.query.get(name) if query else request.match_info.get(name)
+    if raw is None:
+        return None
+    if not raw.isdigit() or len(raw) > 12:
+        raise InvalidInput(f"{name} must be a whole number", field=name)
+    return int(raw)
+
+
+def _path_id(request: web.Request, name: str) -> int:
+    value = _int(request, name)
+    assert value is not None  # the route template guarantees presence
+    return value
+
+
+def _bool(request: web.Request, name: str) -> bool:
+    raw = request.query.get(name, "false").lower()
+    if raw not in ("true", "false", "1", "0"):
+        raise InvalidInput(f"{name} must be true or false", field=name)
+    return raw in ("true", "1")
+
+
+async def _json(request: web.Request) -> Any:
+    if not request.can_read_body:
+        raise InvalidInput("a JSON body is required", field="body")
+    text = await request.text()
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InvalidInput(
+            f"malformed JSON: {exc.msg} at position {exc.pos}", field="body"
+        ) from exc
+
+
+routes = web.RouteTableDef()
+
+
+@routes.get("/api/v1/openapi.json")
+async def get_openapi(request: web.Request) -> web.Response:
+    """The OpenAPI 3.1 document of this API."""
+    return web.json_response(openapi_document())
+
+
+@routes.get("/api/v1/users")
+async def list_users(request: web.Request) -> web.Response:
+    """Users, with ?search=, ?limit=, ?offset=."""
+    result = await _services(request).users.list(
+        request.query.get("search"),
+        _int(request, "limit", query=True),
+        _int(request, "offset", query=True),
+    )
+    return web.json_response(result)
+
+
+@routes.post("/api/v1/users")
+async def create_user(request: web.Request) -> web.Response:
+    """Create a user."""
+    cmd = parse(UserCreate, await _json(request))
+    return web.json_response(
+        await _services(request).users.create(cmd, _actor(request)), status=201
+    )
+
+
+@routes.get("/api/v1/users/{id}")
+async def get_user(request: web.Request) -> web.Response:
+    """One user."""
+    return web.json_response(await _services(request).users.get(_path_id(request, "id")))
+
+
+@routes.patch("/api/v1/users/{id}")
+async def patch_user(request: web.Request) -> web.Response:
+    """Change a user."""
+    cmd = parse(UserPatch, await _json(request))
+    result = await _services(request).users.update(_path_id(request, "id"), cmd, _actor(request))
+    return web.json_response(result)
+
+
+@routes.delete("/api/v1/users/{id}")
+async def delete_user(request: web.Request) -> web.Response:
+    """Delete a user (devices stay, unassigned)."""
+    await _services(request).users.delete(_path_id(request, "id"), _actor(request))
+    return web.Response(status=204)
+
+
+@routes.put("/api/v1/users/{id}/devices/{device_id}")
+async def assign_device(request: web.Request) -> web.Response:
+    """Assign a device; ?move=true takes it from another user."""
+    result = await _services(request).assignments.assign(
+        _path_id(request, "id"),
+        _path_id(request, "device_id"),
+        move=_bool(request, "move"),
+        actor=_actor(request),
+    )
+    return web.json_response(result)
+
+
+@routes.delete("/api/v1/users/{id}/devices/{device_id}")
+async def unassign_device(request: web.Request) -> web.Response:
+    """Unassign a device; ?new_primary=ID when it is the primary and others remain."""
+    result = await _services(request).assignments.unassign(
+        _path_id(request, "id"),
+        _path_id(request, "device_id"),
+        new_primary=_int(request, "new_primary", query=True),
+        actor=_actor(request),
+    )
+    return web.json_response(result)
+
+
+@routes.put("/api/v1/users/{id}/primary-device")
+async def set_primary(request: web.Request) -> web.Response:
+    """Choose the primary device (rule 2)."""
+    cmd = parse(PrimaryDevice, await _json(request))
+    result = await _services(request).assignments.set_primary(
+        _path_id(request, "id"), cmd.device_id, actor=_actor(request)
+    )
+    return web.json_response(result)
+
+
+@routes.get("/api/v1/devices")
+async def list_devices(request: web.Request) -> web.Response:
+    """Devices; ?extension_prefix= autocomplete, ?mac=, ?user_id=, paging."""
+    result = await _services(request).devices.list(
+        extension_prefix=request.query.get("extension_prefix"),
+        mac=request.query.get("mac"),
+        user_id=_int(request, "user_id", query=True),
+        limit=_int(request, "limit", query=True),
+        offset=_int(request, "offset", query=True),
+    )
+    return web.json_response(result)
+
+
+@routes.post("/api/v1/devices")
+async def create_device(request: web.Request) -> web.Response:
+    """Create a device (optionally straight onto a user)."""
+    cmd = parse(DeviceCreate, await _json(request))
+    return web.json_response(
+        await _services(request).devices.create(cmd, _actor(request)), status=201
+    )
+
+
+@routes.get("/api/v1/devices/{id}")
+async def get_device(request: web.Request) -> web.Response:
+    """One device."""
+    return web.json_response(await _services(request).devices.get(_path_id(request, "id")))
+
+
+@routes.patch("/api/v1/devices/{id}")
+async def patch_device(request: web.Request) -> web.Response:
+    """Change a device."""
+    cmd = parse(DevicePatch, await _json(request))
+    result = await _services(request).devices.update(_path_id(request, "id"), cmd, _actor(request))
+    return web.json_response(result)
+
+
+@routes.delete("/api/v1/devices/{id}")
+async def delete_device(request: web.Request) -> web.Response:
+    """Delete a device; ?new_primary=ID when it is a user's primary and others remain."""
+    await _services(request).devices.delete(
+        _path_id(request, "id"),
+        new_primary=_int(request, "new_primary", query=True),
+        actor=_actor(request),
+    )
+    return web.Response(status=204)
+
+
+@routes.get("/api/v1/unprovisioned")
+async def list_unprovisioned(request: web.Request) -> web.Response:
+    """MACs that asked for a configuration and are not known devices."""
+    result = await _services(request).catalogue.unprovisioned(
+        _int(request, "limit", query=True), _int(request, "offset", query=True)
+    )
+    return web.json_response(result)
+
+
+@routes.get("/api/v1/models")
+async def list_models(request: web.Request) -> web.Response:
+    """The model catalogue; ?vendor= filters."""
+    return web.json_response(await _services(request).catalogue.models(request.query.get("vendor")))
+
+
+@routes.get("/api/v1/licences")
+async def get_licences(request: web.Request) -> web.Response:
+    """Licence modules: count and used."""
+    return web.json_response(await _services(request).platform.get_licences())
+
+
+@routes.put("/api/v1/licences")
+async def put_licences(request: web.Request) -> web.Response:
+    """Set licence counts."""
+    result = await _services(request).platform.put_licences(await _json(request), _actor(request))
+    return web.json_response(result)
+
+
+@routes.get("/api/v1/settings")
+async def get_settings(request: web.Request) -> web.Response:
+    """Effective platform settings."""
+    return web.json_response(await _services(request).platform.get_settings())
+
+
+@routes.put("/api/v1/settings")
+async def put_settings(request: web.Request) -> web.Response:
+    """Change platform settings (partial, nested)."""
+    result = await _services(request).platform.put_settings(await _json(request), _actor(request))
+    return web.json_response(result)
+
+
+@routes.get("/api/v1/directory/{number}")
+async def directory(request: web.Request) -> web.Response:
+    """Who answers a number."""
+    return web.json_response(
+        await _services(request).directory.lookup(request.match_info["number"])
+    )
+
+
+@routes.get("/api/v1/audit")
+async def audit_log(request: web.Request) -> web.Response:
+    """The audit log, newest first."""
+    result = await _services(request).catalogue.audit(
+        _int(request, "limit", query=True), _int(request, "offset", query=True)
+    )
+    return web.json_response(result)
+
+
+def create_admin_app(services: Services, *, max_body_bytes: int = 1 << 20) -> web.Application:
+    """The admin application: API routes, error and auth middlewares, body size limit."""
+    app = web.Application(
+        middlewares=[errors_middleware, auth_middleware], client_max_size=max_body_bytes
+    )
+    app[SERVICES] = services
+    app[MAX_BODY] = max_body_bytes
+    app.add_routes(routes)
+    return app

@@ -1,0 +1,426 @@
+"""The OpenAPI 3.1 document of the admin API.
+
+Request bodies come from the same pydantic commands the services take, so they cannot drift;
+paths and responses are written here, and tests/integration/test_openapi.py compares this
+document with the routes aiohttp actually registered.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+from pydantic import BaseModel
+
+from provisiond import __version__
+from provisiond.services.commands import (
+    DeviceCreate,
+    DevicePatch,
+    PrimaryDevice,
+    UserCreate,
+    UserPatch,
+)
+
+REF = "#/components/schemas/"
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": REF + name}
+
+
+def _json(schema: dict[str, Any], description: str = "OK") -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+_ERRORS = {
+    "401": {"$ref": "#/components/responses/Unauthorized"},
+    "403": {"$ref": "#/components/responses/Forbidden"},
+}
+_WRITE_ERRORS = {
+    **_ERRORS,
+    "404": {"$ref": "#/components/responses/NotFound"},
+    "409": {"$ref": "#/components/responses/Conflict"},
+    "413": {"$ref": "#/components/responses/TooLarge"},
+    "422": {"$ref": "#/components/responses/Invalid"},
+}
+
+
+def _param(name: str, where: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": where,
+        "required": where == "path",
+        "schema": schema,
+        "description": description,
+    }
+
+
+_ID = _param("id", "path", {"type": "integer"}, "object id")
+_DEVICE_ID = _param("device_id", "path", {"type": "integer"}, "device id")
+_PAGING = [
+    _param("limit", "query", {"type": "integer", "minimum": 1, "maximum": 500}, "page size"),
+    _param("offset", "query", {"type": "integer", "minimum": 0}, "items to skip"),
+]
+
+
+def _op(
+    summary: str,
+    responses: dict[str, Any],
+    *,
+    params: list[dict[str, Any]] | None = None,
+    body: str | dict[str, Any] | None = None,
+    errors: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    op: dict[str, Any] = {"summary": summary, "responses": {**responses, **(errors or _ERRORS)}}
+    if params:
+        op["parameters"] = params
+    if body is not None:
+        schema = _ref(body) if isinstance(body, str) else body
+        op["requestBody"] = {"required": True, "content": {"application/json": {"schema": schema}}}
+    return op
+
+
+def _paths() -> dict[str, Any]:
+    user, device = _json(_ref("User")), _json(_ref("Device"))
+    page_props: dict[str, Any] = {"total": _I, "limit": _I, "offset": _I}
+
+    def page_of(name: str) -> dict[str, Any]:
+        props = {**page_props, "items": {"type": "array", "items": _ref(name)}}
+        return _json({"type": "object", "required": list(props), "properties": props})
+
+    no_content = {"204": {"description": "deleted"}}
+    counts = {"type": "object", "additionalProperties": {"type": "integer", "minimum": 0}}
+    return {
+        "/api/v1/openapi.json": {
+            "get": {
+                "summary": "This document",
+                "security": [],
+                "responses": {"200": _json({"type": "object"})},
+            }
+        },
+        "/api/v1/users": {
+            "get": _op(
+                "List users",
+                {"200": page_of("User")},
+                params=[
+                    _param("search", "query", {"type": "string"}, "username, name or extension"),
+                    *_PAGING,
+                ],
+            ),
+            "post": _op(
+                "Create a user",
+                {"201": _json(_ref("User"), "created")},
+                body="UserCreate",
+                errors=_WRITE_ERRORS,
+            ),
+        },
+        "/api/v1/users/{id}": {
+            "get": _op("Get a user", {"200": user}, params=[_ID], errors=_WRITE_ERRORS),
+            "patch": _op(
+                "Change a user", {"200": user}, params=[_ID], body="UserPatch", errors=_WRITE_ERRORS
+            ),
+            "delete": _op(
+                "Delete a user (devices stay, unassigned)",
+                no_content,
+                params=[_ID],
+                errors=_WRITE_ERRORS,
+            ),
+        },
+        "/api/v1/users/{id}/devices/{device_id}": {
+            "put": _op(
+                "Assign a device",
+                {"200": user},
+                params=[
+                    _ID,
+                    _DEVICE_ID,
+                    _param(
+                        "move", "query", {"type": "boolean"}, "take the device from another user"
+                    ),
+                ],
+                errors=_WRITE_ERRORS,
+            ),
+            "delete": _op(
+                "Unassign a device",
+                {"200": user},
+                params=[
+                    _ID,
+                    _DEVICE_ID,
+                    _param(
+                        "new_primary",
+                        "query",
+                        {"type": "integer"},
+                        "new primary, required to remove the primary while others remain",
+                    ),
+                ],
+                errors=_WRITE_ERRORS,
+            ),
+        },
+        "/api/v1/users/{id}/primary-device": {
+            "put": _op(
+                "Choose the primary device; its extension becomes the main extension",
+                {"200": user},
+                params=[_ID],
+                body="PrimaryDevice",
+                errors=_WRITE_ERRORS,
+            ),
+        },
+        "/api/v1/devices": {
+            "get": _op(
+                "List devices",
+                {"200": page_of("Device")},
+                params=[
+                    _param(
+                        "extension_prefix",
+                        "query",
+                        {"type": "string", "pattern": "^[0-9]{1,16}$"},
+                        "autocomplete: devices whose extension starts with this (max 20)",
+                    ),
+                    _param("mac", "query", {"type": "string"}, "exact MAC, any notation"),
+                    _param("user_id", "query", {"type": "integer"}, "devices of one user"),
+                    *_PAGING,
+                ],
+            ),
+            "post": _op(
+                "Create a device",
+                {"201": _json(_ref("Device"), "created")},
+                body="DeviceCreate",
+                errors=_WRITE_ERRORS,
+            ),
+        },
+        "/api/v1/devices/{id}": {
+            "get": _op("Get a device", {"200": device}, params=[_ID], errors=_WRITE_ERRORS),
+            "patch": _op(
+                "Change a device",
+                {"200": device},
+                params=[_ID],
+                body="DevicePatch",
+                errors=_WRITE_ERRORS,
+            ),
+            "delete": _op(
+                "Delete a device",
+                no_content,
+                params=[_ID, _param("new_primary", "query", {"type": "integer"}, "see unassign")],
+                errors=_WRITE_ERRORS,
+            ),
+        },
+        "/api/v1/unprovisioned": {
+            "get": _op(
+                "MACs that asked for a configuration",
+                {"200": page_of("Unprovisioned")},
+                params=_PAGING,
+            )
+        },
+        "/api/v1/models": {
+            "get": _op(
+                "The model catalogue",
+                {"200": _json({"type": "array", "items": _ref("Model")})},
+                params=[_param("vendor", "query", {"type": "string"}, "only this vendor")],
+            )
+        },
+        "/api/v1/licences": {
+            "get": _op("Licence counts and seats in use", {"200": _json(_ref("Licences"))}),
+            "put": _op(
+                "Set licence counts",
+                {"200": _json(_ref("Licences"))},
+                body=counts,
+                errors=_WRITE_ERRORS,
+            ),
+        },
+        "/api/v1/settings": {
+            "get": _op("Platform settings", {"200": _json(_ref("Settings"))}),
+            "put": _op(
+                "Change platform settings (partial)",
+                {"200": _json(_ref("Settings"))},
+                body={"type": "object"},
+                errors=_WRITE_ERRORS,
+            ),
+        },
+        "/api/v1/directory/{number}": {
+            "get": _op(
+                "Who answers a number",
+                {"200": _json(_ref("Directory"))},
+                params=[_param("number", "path", {"type": "string"}, "an extension")],
+                errors=_WRITE_ERRORS,
+            )
+        },
+        "/api/v1/audit": {
+            "get": _op(
+                "The audit log, newest first", {"200": page_of("AuditEntry")}, params=_PAGING
+            )
+        },
+    }
+
+
+def _obj(props: dict[str, Any], required: list[str] | None = None) -> dict[str, Any]:
+    return {"type": "object", "properties": props, "required": required or list(props)}
+
+
+_S, _I, _B = {"type": "string"}, {"type": "integer"}, {"type": "boolean"}
+_NS, _NI = {"type": ["string", "null"]}, {"type": ["integer", "null"]}
+
+
+def _schemas() -> dict[str, Any]:
+    bodies: dict[str, type[BaseModel]] = {
+        "UserCreate": UserCreate,
+        "UserPatch": UserPatch,
+        "DeviceCreate": DeviceCreate,
+        "DevicePatch": DevicePatch,
+        "PrimaryDevice": PrimaryDevice,
+    }
+    schemas: dict[str, Any] = {}
+    for name, model in bodies.items():
+        schema = model.model_json_schema(ref_template=REF + "{model}")
+        schemas.update(schema.pop("$defs", {}))
+        schemas[name] = schema
+    last_seen = {
+        "type": ["object", "null"],
+        "properties": {"at": _S, "ip": _NS, "user_agent": _NS, "firmware": _NS},
+    }
+    schemas.update(
+        {
+            "Error": _obj(
+                {"error": _S, "detail": _S, "field": _S, "module": _S}, ["error", "detail"]
+            ),
+            "Device": _obj(
+                {
+                    "id": _I,
+                    "extension": _S,
+                    "model": _S,
+                    "mac": _S,
+                    "active": _B,
+                    "user_id": _NI,
+                    "sip_username": _S,
+                    "label": _NS,
+                    "last_seen": last_seen,
+                }
+            ),
+            "User": _obj(
+                {
+                    "id": _I,
+                    "username": _S,
+                    "display_name": _S,
+                    "main_extension": _S,
+                    "cli_custom": _NS,
+                    "presented_cli": _S,
+                    "primary_device_id": _NI,
+                    "team_app": _obj(
+                        {
+                            "enabled": _B,
+                            "smart_working": _B,
+                            "gsm_mode": _B,
+                            "gsm_number": _NS,
+                            "fallback_timeout_s": _I,
+                            "callback_enabled": _B,
+                            "fallback_timeout_inherited": _B,
+                            "callback_inherited": _B,
+                        }
+                    ),
+                    "client": _obj(
+                        {"enabled": _B, "smart_working": _B, "web_phone": _B, "video_calls": _B}
+                    ),
+                    "devices": {"type": "array", "items": _ref("Device")},
+                    "main_extension_changed": _obj({"old": _S, "new": _S}),
+                },
+                [
+                    "id",
+                    "username",
+                    "display_name",
+                    "main_extension",
+                    "cli_custom",
+                    "presented_cli",
+                    "team_app",
+                    "client",
+                    "devices",
+                    "primary_device_id",
+                ],
+            ),
+            "Model": _obj({"id": _S, "vendor": _S, "name": _S, "family": _S}),
+            "Unprovisioned": _obj(
+                {
+                    "mac": _S,
+                    "vendor": _NS,
+                    "model_guess": _NS,
+                    "first_seen": _S,
+                    "last_seen": _S,
+                    "ip": _NS,
+                    "user_agent": _NS,
+                    "path": _NS,
+                    "requests": _I,
+                }
+            ),
+            "Licences": {"type": "object", "additionalProperties": _obj({"count": _I, "used": _I})},
+            "Settings": _obj(
+                {
+                    "mcs_interconnected": _B,
+                    "team_app": _obj({"fallback_timeout_s": _I, "callback_enabled": _B}),
+                    "sip": _obj(
+                        {
+                            "registrar": _S,
+                            "port": _I,
+                            "transport": {"enum": ["udp", "tcp", "tls"]},
+                            "outbound_proxy": _S,
+                        }
+                    ),
+                    "ntp_server": _S,
+                    "timezone": _S,
+                    "language": _S,
+                }
+            ),
+            "Directory": _obj(
+                {
+                    "number": _S,
+                    "matched": _S,
+                    "presented_cli": _S,
+                    "user": _obj(
+                        {"id": _I, "username": _S, "display_name": _S, "main_extension": _S}
+                    ),
+                    "ring_targets": {"type": "array", "items": {"type": "object"}},
+                }
+            ),
+            "AuditEntry": _obj(
+                {
+                    "id": _I,
+                    "at": _S,
+                    "actor": _S,
+                    "action": _S,
+                    "object_type": _S,
+                    "object_id": _NS,
+                    "before": {},
+                    "after": {},
+                }
+            ),
+        }
+    )
+    return schemas
+
+
+def _response(description: str) -> dict[str, Any]:
+    return _json(_ref("Error"), description)
+
+
+@functools.cache
+def openapi_document() -> dict[str, Any]:
+    """The whole document (built once)."""
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "provisiond admin API",
+            "version": __version__,
+            "description": "Users, devices, primary device, licences and settings.",
+        },
+        "servers": [{"url": "/"}],
+        "security": [{"bearer": []}],
+        "paths": _paths(),
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "schemas": _schemas(),
+            "responses": {
+                "Unauthorized": _response("missing or unknown token"),
+                "Forbidden": _response("read-only token"),
+                "NotFound": _response("no such object"),
+                "Conflict": _response("clashes with current state, or licence refused"),
+                "TooLarge": _response("body over the size limit"),
+                "Invalid": _response("malformed input; `field` names it"),
+            },
+        },
+    }
