@@ -16,6 +16,14 @@ from aiohttp import web
 
 from provisiond.domain.errors import DomainError
 from provisiond.frontends.admin_api import create_admin_app
+from provisiond.frontends.phone_http import create_phone_app
+from provisiond.frontends.phone_tftp import TftpConfig, TftpServer
+from provisiond.provisioning.activity import ActivityRecorder
+from provisiond.provisioning.directory import DatabaseDirectory
+from provisiond.provisioning.render import Renderer
+from provisiond.provisioning.resolver import Endpoints, Resolver
+from provisiond.provisioning.uploads import UploadStore
+from provisiond.provisioning.vendors import load_vendors
 from provisiond.services import ServiceContext, Services
 from provisiond.services.commands import TokenCreate
 from provisiond.settings import Settings, parse_listen
@@ -47,6 +55,35 @@ def build_services(settings: Settings, db: Database) -> Services:
     return Services(ServiceContext(db=db, settings=settings))
 
 
+def endpoints(settings: Settings) -> Endpoints:
+    """How phones reach us: the configured public URL, else the listen addresses."""
+    http_host, http_port = parse_listen(settings.phone_http)
+    tftp_host, tftp_port = parse_listen(settings.tftp)
+    if settings.public_url:
+        url = settings.public_url.rstrip("/") + "/"
+        host = url.split("://", 1)[-1].split("/", 1)[0].rsplit(":", 1)[0].strip("[]")
+        return Endpoints(url, host, tftp_port)
+    wildcard = ("0.0.0.0", "::")  # noqa: S104 (comparing, not binding)
+    host = "127.0.0.1" if http_host in wildcard else http_host
+    prefix = f"{settings.phone_http_prefix}/" if settings.phone_http_prefix else ""
+    shown = f"[{host}]" if ":" in host else host
+    tftp_shown = host if tftp_host in wildcard else tftp_host
+    return Endpoints(f"http://{shown}:{http_port}/{prefix}", tftp_shown, tftp_port)
+
+
+def build_resolver(settings: Settings, db: Database, activity: ActivityRecorder) -> Resolver:
+    """The phone pipeline over the database-backed directory."""
+    return Resolver(
+        vendors=load_vendors(settings.templates_dir),
+        renderer=Renderer(settings.templates_dir),
+        directory=DatabaseDirectory(db, settings.platform),
+        activity=activity,
+        uploads=UploadStore(settings.data_dir / "uploads"),
+        firmware_dir=settings.firmware_dir,
+        endpoints=endpoints(settings),
+    )
+
+
 @dataclass
 class Server:
     """Every listener of one provisiond process."""
@@ -54,6 +91,8 @@ class Server:
     settings: Settings
     services: Services
     runners: list[web.AppRunner] = field(default_factory=list)
+    tftp: TftpServer | None = None
+    activity: ActivityRecorder | None = None
 
     async def _serve_http(self, app: web.Application, listen: str) -> None:
         runner = web.AppRunner(app, access_log=None, handle_signals=False)
@@ -63,16 +102,36 @@ class Server:
         self.runners.append(runner)
 
     async def start(self) -> None:
-        """Start the admin API."""
-        admin = create_admin_app(self.services, max_body_bytes=self.settings.max_body_bytes)
-        await self._serve_http(admin, self.settings.admin_http)
-        log.info("admin API on http://%s/api/v1/", self.settings.admin_http)
+        """Start the admin API, the phone HTTP listener and the TFTP server."""
+        settings = self.settings
+        admin = create_admin_app(self.services, max_body_bytes=settings.max_body_bytes)
+        await self._serve_http(admin, settings.admin_http)
+        self.activity = ActivityRecorder(self.services.ctx.db)
+        self.activity.start()
+        resolver = build_resolver(settings, self.services.ctx.db, self.activity)
+        phone = create_phone_app(
+            resolver, prefix=settings.phone_http_prefix, max_body=settings.max_upload_bytes
+        )
+        await self._serve_http(phone, settings.phone_http)
+        host, port = parse_listen(settings.tftp)
+        self.tftp = TftpServer(resolver, TftpConfig(host=host, port=port))
+        await self.tftp.start()
+        log.info(
+            "phone HTTP on %s, TFTP on %s, admin API on %s",
+            settings.phone_http,
+            settings.tftp,
+            settings.admin_http,
+        )
 
     async def stop(self) -> None:
-        """Stop every listener."""
+        """Stop every listener, then write pending phone activity."""
+        if self.tftp is not None:
+            await self.tftp.stop()
         for runner in reversed(self.runners):
             await runner.cleanup()
         self.runners.clear()
+        if self.activity is not None:
+            await self.activity.stop()
 
 
 async def first_start_token(services: Services, settings: Settings) -> None:
@@ -102,7 +161,12 @@ async def run(settings: Settings) -> None:
     try:
         await server.start()
         await first_start_token(services, settings)
-        print(f"provisiond: serving (admin API on {settings.admin_http})", file=sys.stderr)
+        print(
+            f"provisiond: serving phones on http://{settings.phone_http}/ and "
+            f"tftp://{settings.tftp}/, admin API on http://{settings.admin_http}/api/v1/",
+            file=sys.stderr,
+            flush=True,
+        )
         await stop.wait()
     finally:
         await server.stop()

@@ -1,0 +1,119 @@
+"""Batched phone-side bookkeeping: last-seen data of known devices and unprovisioned MACs.
+
+A phone request only puts a small record in a dict (latest wins per MAC); a background task
+writes the batch every `interval` seconds in one transaction. So the request path never waits
+on the database, and a boot storm of 10,000 phones costs a handful of writes, not 10,000.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+
+import netaddr
+from sqlalchemy import select, update
+
+from provisiond.storage.database import Database
+from provisiond.storage.models import Device, UnprovisionedDevice, utcnow
+
+log = logging.getLogger(__name__)
+MAX_PENDING = 100_000  # beyond this, new unknown MACs are dropped until the next flush
+
+
+@dataclass(frozen=True, slots=True)
+class Sighting:
+    """One request's facts about a phone."""
+
+    mac: str
+    at: datetime
+    ip: str
+    user_agent: str | None
+    firmware: str | None = None
+    vendor: str | None = None
+    model_guess: str | None = None
+    path: str | None = None
+
+
+class ActivityRecorder:
+    """Collects sightings and flushes them in batches."""
+
+    def __init__(self, db: Database, interval: float = 2.0) -> None:
+        self._db = db
+        self._interval = interval
+        self._seen: dict[int, Sighting] = {}
+        self._unknown: dict[str, tuple[Sighting, int]] = {}
+        self._task: asyncio.Task[None] | None = None
+
+    def seen(self, device_id: int, sighting: Sighting) -> None:
+        """A known device asked for a file."""
+        self._seen[device_id] = sighting
+
+    def unknown(self, sighting: Sighting) -> None:
+        """An unknown MAC asked for a file."""
+        previous = self._unknown.get(sighting.mac)
+        if previous is None and len(self._unknown) >= MAX_PENDING:
+            return
+        self._unknown[sighting.mac] = (sighting, (previous[1] if previous else 0) + 1)
+
+    def start(self) -> None:
+        """Start the periodic flush."""
+        self._task = asyncio.create_task(self._run(), name="activity-flush")
+
+    async def stop(self) -> None:
+        """Stop the periodic flush and write what is pending."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        await self.flush()
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self._interval)
+            try:
+                await self.flush()
+            except Exception:  # a failed batch must not stop later ones
+                log.exception("could not record phone activity")
+
+    async def flush(self) -> None:
+        """Write every pending sighting in one transaction."""
+        seen, self._seen = self._seen, {}
+        unknown, self._unknown = self._unknown, {}
+        if not seen and not unknown:
+            return
+        async with self._db.background() as session:
+            for device_id, s in seen.items():
+                await session.execute(
+                    update(Device)
+                    .where(Device.id == device_id)
+                    .values(
+                        last_seen_at=s.at,
+                        last_seen_ip=s.ip,
+                        updated_at=Device.updated_at,  # last seen is not a config change
+                        last_seen_user_agent=(s.user_agent or "")[:256] or None,
+                        last_seen_firmware=s.firmware,
+                    )
+                    .execution_options(synchronize_session=False)
+                )
+            for mac, (s, count) in unknown.items():
+                eui = netaddr.EUI(int(mac, 16), version=48)
+                if await session.scalar(select(Device.id).where(Device.mac == eui)) is not None:
+                    continue  # claimed since the request
+                row = await session.get(UnprovisionedDevice, eui)
+                if row is None:
+                    row = UnprovisionedDevice(mac=eui, first_seen_at=s.at, requests=0)
+                    session.add(row)
+                row.last_seen_at, row.last_ip, row.path = s.at, s.ip, s.path
+                row.user_agent = s.user_agent
+                row.vendor = s.vendor or row.vendor
+                row.model_guess = s.model_guess or row.model_guess
+                row.requests += count
+
+
+def now() -> datetime:
+    """The sighting clock."""
+    return utcnow()

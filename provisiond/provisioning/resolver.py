@@ -1,0 +1,256 @@
+"""The phone pipeline: PhoneRequest -> identify -> find the device -> template -> PhoneResponse.
+
+Every transport (HTTP, HTTPS, TFTP) calls `Resolver.handle`; nothing here knows about
+sockets, blocks or headers beyond the transport-neutral request.
+
+Decisions, in order:
+1. the path must be safe (no traversal, NUL, backslash, overlong) or the answer is 400;
+2. the path is matched against every vendor's file names; no match -> 404;
+3. per-MAC names: a User-Agent MAC that differs from the path's is refused (403); an unknown
+   MAC -> 404 and an unprovisioned record; a known device is served from its own vendor's
+   spec (so ``<mac>.cfg`` gives a Yealink file to a Yealink and a Polycom one to a Polycom);
+4. common names are served without secrets; firmware comes from the firmware store.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from provisiond.domain.identify import (
+    FileKind,
+    FileMatch,
+    UserAgentInfo,
+    VendorSpec,
+    match_path,
+    parse_user_agent,
+)
+from provisiond.domain.phone import Outcome, PhoneRequest, PhoneResponse
+from provisiond.provisioning.activity import ActivityRecorder, Sighting, now
+from provisiond.provisioning.context import build_context
+from provisiond.provisioning.directory import ModelInfo, PhoneDevice, PhoneDirectory
+from provisiond.provisioning.render import Renderer, RenderError
+from provisiond.provisioning.uploads import UploadStore
+
+log = logging.getLogger(__name__)
+MAX_PATH = 255
+_SAFE_PATH = re.compile(r"[A-Za-z0-9._\-+~$@=,][A-Za-z0-9._\-+~$@=,/]*")
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoints:
+    """How phones reach this server, for URLs rendered into files."""
+
+    http_url: str  # ends with "/"
+    tftp_host: str
+    tftp_port: int
+
+
+def safe_path(path: str) -> str | None:
+    """The path without leading slashes when it stays inside our namespace, else None."""
+    stripped = path.lstrip("/")
+    if not stripped or len(stripped) > MAX_PATH or not _SAFE_PATH.fullmatch(stripped):
+        return None
+    if any(part in ("", ".", "..") for part in stripped.split("/")):
+        return None
+    return stripped
+
+
+def _not_found(detail: str) -> PhoneResponse:
+    return PhoneResponse(Outcome.NOT_FOUND, detail=detail)
+
+
+class Resolver:
+    """The one `PhoneHandler` of the process."""
+
+    def __init__(
+        self,
+        vendors: tuple[VendorSpec, ...],
+        renderer: Renderer,
+        directory: PhoneDirectory,
+        activity: ActivityRecorder,
+        uploads: UploadStore,
+        firmware_dir: Path,
+        endpoints: Endpoints,
+    ) -> None:
+        self.vendors = vendors
+        self.renderer = renderer
+        self.directory = directory
+        self.activity = activity
+        self.uploads = uploads
+        self.firmware_dir = firmware_dir
+        self.endpoints = endpoints
+
+    def upload_limit(self, request: PhoneRequest) -> int | None:
+        """The byte cap for an upload to this path, or None when nothing may be uploaded there."""
+        path = safe_path(request.path)
+        if path is None:
+            return None
+        for match in match_path(self.vendors, path):
+            if match.spec.kind is FileKind.UPLOAD:
+                return match.spec.max_upload
+        return None
+
+    async def handle(self, request: PhoneRequest) -> PhoneResponse:
+        """Answer one phone request."""
+        path = safe_path(request.path)
+        if path is None:
+            return PhoneResponse(Outcome.BAD_REQUEST, detail="invalid path")
+        matches = match_path(self.vendors, path)
+        if not matches:
+            return _not_found("unknown file")
+        agent = parse_user_agent(self.vendors, request.user_agent)
+        per_mac = [m for m in matches if m.mac is not None]
+        if per_mac:
+            return await self._per_device(request, path, per_mac, agent)
+        if request.method in ("PUT", "POST"):
+            return PhoneResponse(Outcome.BAD_REQUEST, detail="uploads only to per-device names")
+        return await self._shared(request, path, _prefer(matches, agent))
+
+    async def _per_device(
+        self,
+        request: PhoneRequest,
+        path: str,
+        matches: list[FileMatch],
+        agent: UserAgentInfo | None,
+    ) -> PhoneResponse:
+        mac = matches[0].mac
+        assert mac is not None
+        if agent is not None and agent.mac is not None and agent.mac != mac:
+            log.warning(
+                "refused %s from %s: User-Agent MAC %s differs", path, request.client_ip, agent.mac
+            )
+            return PhoneResponse(Outcome.FORBIDDEN, detail="User-Agent MAC differs from path")
+        device = await self.directory.device_by_mac(mac)
+        sighting = Sighting(
+            mac=mac,
+            at=now(),
+            ip=request.client_ip,
+            user_agent=request.user_agent,
+            firmware=agent.firmware if agent else None,
+            path=path,
+            vendor=(agent.vendor.id if agent else _only_vendor(matches)),
+            model_guess=agent.model if agent else None,
+        )
+        if device is None:
+            self.activity.unknown(sighting)
+            return _not_found("unknown device")
+        self.activity.seen(device.id, sighting)
+        match = next((m for m in matches if m.vendor.id == device.model.vendor), None)
+        if match is None:
+            return _not_found(f"not a {device.model.vendor} file")
+        if match.spec.kind is FileKind.UPLOAD:
+            return await self._upload(request, path, match, device)
+        if request.method in ("PUT", "POST"):
+            return PhoneResponse(Outcome.BAD_REQUEST, detail="this file cannot be uploaded")
+        if match.spec.kind is FileKind.OPTIONAL:
+            return _not_found("not served")
+        return await self._render(match, device.model, device)
+
+    async def _upload(
+        self, request: PhoneRequest, path: str, match: FileMatch, device: PhoneDevice
+    ) -> PhoneResponse:
+        name = path.rsplit("/", 1)[-1]
+        if request.method in ("PUT", "POST"):
+            body = request.body or b""
+            limit = match.spec.max_upload or 0
+            if len(body) > limit:
+                return PhoneResponse(Outcome.TOO_LARGE, detail=f"upload over {limit} bytes")
+            await self.uploads.save(device.mac, name, body)
+            return PhoneResponse(Outcome.OK, content_type="text/plain")
+        stored = await self.uploads.load(device.mac, name)
+        if stored is None:
+            return _not_found("nothing uploaded under this name")
+        return PhoneResponse(
+            Outcome.OK, body=stored, content_type=match.spec.content_type, etag=_etag(stored)
+        )
+
+    async def _shared(self, request: PhoneRequest, path: str, match: FileMatch) -> PhoneResponse:
+        kind = match.spec.kind
+        if kind is FileKind.OPTIONAL:
+            return _not_found("not served")
+        if kind is FileKind.FIRMWARE:
+            return self._firmware(path)
+        model = None
+        if match.family is not None:
+            model = await self._model(match.vendor.id, match.family)
+            if model is None:
+                return _not_found(f"unknown {match.vendor.id} model {match.family}")
+        return await self._render(match, model, None)
+
+    async def _model(self, vendor: str, family: str) -> ModelInfo | None:
+        wanted = family.lower()
+        return next(
+            (
+                m
+                for m in await self.directory.models()
+                if m.vendor == vendor and m.family.lower() == wanted
+            ),
+            None,
+        )
+
+    def _firmware(self, path: str) -> PhoneResponse:
+        candidate = self.firmware_dir / path
+        try:
+            resolved = candidate.resolve(strict=True)
+            inside = resolved.is_relative_to(self.firmware_dir.resolve())
+        except OSError:
+            return _not_found("no such firmware")
+        if not inside or not resolved.is_file():
+            return _not_found("no such firmware")
+        return PhoneResponse(Outcome.OK, file=resolved, content_type="application/octet-stream")
+
+    async def _render(
+        self, match: FileMatch, model: ModelInfo | None, device: PhoneDevice | None
+    ) -> PhoneResponse:
+        context = build_context(
+            match.spec.kind,
+            platform=await self.directory.platform(),
+            provisioning=self._provisioning(),
+            model=model,
+            device=device,
+        )
+        try:
+            body = self.renderer.render(match.vendor.id, match.spec, context)
+        except RenderError:
+            log.exception("rendering %s for %s failed", match.spec.template, match.vendor.id)
+            raise
+        return PhoneResponse(
+            Outcome.OK,
+            body=body,
+            content_type=match.spec.content_type,
+            etag=_etag(body),
+            last_modified=device.updated_at if device is not None else None,
+        )
+
+    def _provisioning(self) -> dict[str, object]:
+        ends = self.endpoints
+        return {
+            "base_url": ends.http_url,
+            "http_url": ends.http_url,
+            "tftp_host": ends.tftp_host,
+            "tftp_port": ends.tftp_port,
+            "username": "",
+            "password": "",
+        }
+
+
+def _prefer(matches: list[FileMatch], agent: UserAgentInfo | None) -> FileMatch:
+    """Among shared files, the User-Agent's vendor wins; else the first vendor that has it."""
+    if agent is not None:
+        for match in matches:
+            if match.vendor.id == agent.vendor.id:
+                return match
+    return matches[0]
+
+
+def _only_vendor(matches: list[FileMatch]) -> str | None:
+    vendors = {m.vendor.id for m in matches}
+    return vendors.pop() if len(vendors) == 1 else None
+
+
+def _etag(body: bytes) -> str:
+    return '"' + hashlib.blake2b(body, digest_size=12).hexdigest() + '"'
