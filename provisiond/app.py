@@ -18,7 +18,7 @@ from provisiond.domain.errors import DomainError
 from provisiond.frontends.admin_api import create_admin_app
 from provisiond.frontends.phone_http import create_phone_app
 from provisiond.frontends.phone_tftp import TftpConfig, TftpServer
-from provisiond.provisioning.activity import ActivityRecorder
+from provisiond.provisioning.activity import ActivityRecorder, ActivitySink
 from provisiond.provisioning.directory import DatabaseDirectory
 from provisiond.provisioning.render import Renderer
 from provisiond.provisioning.resolver import Endpoints, Resolver
@@ -71,7 +71,7 @@ def endpoints(settings: Settings) -> Endpoints:
     return Endpoints(f"http://{shown}:{http_port}/{prefix}", tftp_shown, tftp_port)
 
 
-def build_resolver(settings: Settings, db: Database, activity: ActivityRecorder) -> Resolver:
+def build_resolver(settings: Settings, db: Database, activity: ActivitySink) -> Resolver:
     """The phone pipeline over the database-backed directory."""
     return Resolver(
         vendors=load_vendors(settings.templates_dir),

@@ -16,8 +16,12 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from provisiond.app import build_services, prepare_database, run
+from provisiond.app import build_resolver, build_services, prepare_database, run
 from provisiond.domain.errors import DomainError, InvalidInput
+from provisiond.domain.identify import match_path
+from provisiond.domain.mac import mac_compact, parse_mac
+from provisiond.domain.phone import PhoneRequest
+from provisiond.provisioning.activity import DiscardActivity
 from provisiond.services import Services
 from provisiond.services.commands import (
     DeviceCreate,
@@ -255,6 +259,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("unprovisioned", help="MACs that asked for a config")
     _paging(p)
     sub.add_parser("directory", help="who answers a number").add_argument("number")
+    p = sub.add_parser("render", help="print the file a phone would get")
+    p.add_argument("--mac", required=True)
+    p.add_argument("--path", required=True, help="as the phone asks, e.g. 001565aabbcc.cfg")
+    p.add_argument("--user-agent", dest="user_agent")
+    p.add_argument("--client-ip", dest="client_ip", default="127.0.0.1")
     return parser
 
 
@@ -285,6 +294,33 @@ async def _admin_command(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+async def _render(settings: Settings, args: argparse.Namespace) -> int:
+    """What the phone with `--mac` gets for `--path`: the admin's "why does it not register"."""
+    mac = mac_compact(parse_mac(args.mac))
+    db = await prepare_database(settings)
+    try:
+        resolver = build_resolver(settings, db, DiscardActivity())
+        named = {m.mac for m in match_path(resolver.vendors, args.path.lstrip("/")) if m.mac}
+        if named and mac not in named:
+            raise InvalidInput(f"{args.path} names another MAC than {args.mac}", field="path")
+        answer = await resolver.handle(
+            PhoneRequest("http", "GET", args.path, args.user_agent, args.client_ip)
+        )
+    finally:
+        await db.dispose()
+    if not answer.ok:
+        print(
+            f"provisiond: the phone would get {answer.outcome.value}: {answer.detail}",
+            file=sys.stderr,
+        )
+        return 1
+    if answer.file is not None:
+        print(f"firmware image {answer.file}")
+        return 0
+    sys.stdout.write(answer.body.decode("utf-8", "replace"))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script."""
     args = build_parser().parse_args(argv)
@@ -293,6 +329,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "serve":
             asyncio.run(run(settings))
             return 0
+        if args.command == "render":
+            return asyncio.run(_render(settings, args))
         if args.command == "db":
             return asyncio.run(_db_command(settings, args.sub))
         return asyncio.run(_admin_command(settings, args))

@@ -48,12 +48,22 @@ _STATUS: list[tuple[type[DomainError], int]] = [
 ]
 
 
+def _dumps(data: Any) -> str:
+    # A trailing newline keeps curl output readable in a terminal.
+    return json.dumps(data, ensure_ascii=False) + "\n"
+
+
+def json_response(data: Any, *, status: int = 200) -> web.Response:
+    """A JSON answer."""
+    return web.json_response(data, status=status, dumps=_dumps)
+
+
 def error_response(status: int, code: str, detail: str, field: str | None = None) -> web.Response:
     """The one error shape of the API."""
     body: dict[str, Any] = {"error": code, "detail": detail}
     if field is not None:
         body["field"] = field
-    return web.json_response(body, status=status)
+    return json_response(body, status=status)
 
 
 def _domain_error(exc: DomainError) -> web.Response:
@@ -156,7 +166,7 @@ routes = web.RouteTableDef()
 @routes.get("/api/v1/openapi.json")
 async def get_openapi(request: web.Request) -> web.Response:
     """The OpenAPI 3.1 document of this API."""
-    return web.json_response(openapi_document())
+    return json_response(openapi_document())
 
 
 @routes.get("/api/v1/users")
@@ -167,22 +177,20 @@ async def list_users(request: web.Request) -> web.Response:
         _int(request, "limit", query=True),
         _int(request, "offset", query=True),
     )
-    return web.json_response(result)
+    return json_response(result)
 
 
 @routes.post("/api/v1/users")
 async def create_user(request: web.Request) -> web.Response:
     """Create a user."""
     cmd = parse(UserCreate, await _json(request))
-    return web.json_response(
-        await _services(request).users.create(cmd, _actor(request)), status=201
-    )
+    return json_response(await _services(request).users.create(cmd, _actor(request)), status=201)
 
 
 @routes.get("/api/v1/users/{id}")
 async def get_user(request: web.Request) -> web.Response:
     """One user."""
-    return web.json_response(await _services(request).users.get(_path_id(request, "id")))
+    return json_response(await _services(request).users.get(_path_id(request, "id")))
 
 
 @routes.patch("/api/v1/users/{id}")
@@ -190,7 +198,7 @@ async def patch_user(request: web.Request) -> web.Response:
     """Change a user."""
     cmd = parse(UserPatch, await _json(request))
     result = await _services(request).users.update(_path_id(request, "id"), cmd, _actor(request))
-    return web.json_response(result)
+    return json_response(result)
 
 
 @routes.delete("/api/v1/users/{id}")
@@ -209,7 +217,7 @@ async def assign_device(request: web.Request) -> web.Response:
         move=_bool(request, "move"),
         actor=_actor(request),
     )
-    return web.json_response(result)
+    return json_response(result)
 
 
 @routes.delete("/api/v1/users/{id}/devices/{device_id}")
@@ -221,7 +229,7 @@ async def unassign_device(request: web.Request) -> web.Response:
         new_primary=_int(request, "new_primary", query=True),
         actor=_actor(request),
     )
-    return web.json_response(result)
+    return json_response(result)
 
 
 @routes.put("/api/v1/users/{id}/primary-device")
@@ -231,7 +239,7 @@ async def set_primary(request: web.Request) -> web.Response:
     result = await _services(request).assignments.set_primary(
         _path_id(request, "id"), cmd.device_id, actor=_actor(request)
     )
-    return web.json_response(result)
+    return json_response(result)
 
 
 @routes.get("/api/v1/devices")
@@ -244,22 +252,20 @@ async def list_devices(request: web.Request) -> web.Response:
         limit=_int(request, "limit", query=True),
         offset=_int(request, "offset", query=True),
     )
-    return web.json_response(result)
+    return json_response(result)
 
 
 @routes.post("/api/v1/devices")
 async def create_device(request: web.Request) -> web.Response:
     """Create a device (optionally straight onto a user)."""
     cmd = parse(DeviceCreate, await _json(request))
-    return web.json_response(
-        await _services(request).devices.create(cmd, _actor(request)), status=201
-    )
+    return json_response(await _services(request).devices.create(cmd, _actor(request)), status=201)
 
 
 @routes.get("/api/v1/devices/{id}")
 async def get_device(request: web.Request) -> web.Response:
     """One device."""
-    return web.json_response(await _services(request).devices.get(_path_id(request, "id")))
+    return json_response(await _services(request).devices.get(_path_id(request, "id")))
 
 
 @routes.patch("/api/v1/devices/{id}")
@@ -267,7 +273,7 @@ async def patch_device(request: web.Request) -> web.Response:
     """Change a device."""
     cmd = parse(DevicePatch, await _json(request))
     result = await _services(request).devices.update(_path_id(request, "id"), cmd, _actor(request))
-    return web.json_response(result)
+    return json_response(result)
 
 
 @routes.delete("/api/v1/devices/{id}")
@@ -287,47 +293,45 @@ async def list_unprovisioned(request: web.Request) -> web.Response:
     result = await _services(request).catalogue.unprovisioned(
         _int(request, "limit", query=True), _int(request, "offset", query=True)
     )
-    return web.json_response(result)
+    return json_response(result)
 
 
 @routes.get("/api/v1/models")
 async def list_models(request: web.Request) -> web.Response:
     """The model catalogue; ?vendor= filters."""
-    return web.json_response(await _services(request).catalogue.models(request.query.get("vendor")))
+    return json_response(await _services(request).catalogue.models(request.query.get("vendor")))
 
 
 @routes.get("/api/v1/licences")
 async def get_licences(request: web.Request) -> web.Response:
     """Licence modules: count and used."""
-    return web.json_response(await _services(request).platform.get_licences())
+    return json_response(await _services(request).platform.get_licences())
 
 
 @routes.put("/api/v1/licences")
 async def put_licences(request: web.Request) -> web.Response:
     """Set licence counts."""
     result = await _services(request).platform.put_licences(await _json(request), _actor(request))
-    return web.json_response(result)
+    return json_response(result)
 
 
 @routes.get("/api/v1/settings")
 async def get_settings(request: web.Request) -> web.Response:
     """Effective platform settings."""
-    return web.json_response(await _services(request).platform.get_settings())
+    return json_response(await _services(request).platform.get_settings())
 
 
 @routes.put("/api/v1/settings")
 async def put_settings(request: web.Request) -> web.Response:
     """Change platform settings (partial, nested)."""
     result = await _services(request).platform.put_settings(await _json(request), _actor(request))
-    return web.json_response(result)
+    return json_response(result)
 
 
 @routes.get("/api/v1/directory/{number}")
 async def directory(request: web.Request) -> web.Response:
     """Who answers a number."""
-    return web.json_response(
-        await _services(request).directory.lookup(request.match_info["number"])
-    )
+    return json_response(await _services(request).directory.lookup(request.match_info["number"]))
 
 
 @routes.get("/api/v1/audit")
@@ -336,7 +340,7 @@ async def audit_log(request: web.Request) -> web.Response:
     result = await _services(request).catalogue.audit(
         _int(request, "limit", query=True), _int(request, "offset", query=True)
     )
-    return web.json_response(result)
+    return json_response(result)
 
 
 def create_admin_app(services: Services, *, max_body_bytes: int = 1 << 20) -> web.Application:

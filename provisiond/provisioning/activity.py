@@ -12,6 +12,7 @@ import contextlib
 import logging
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Protocol
 
 import netaddr
 from sqlalchemy import select, update
@@ -35,6 +36,26 @@ class Sighting:
     vendor: str | None = None
     model_guess: str | None = None
     path: str | None = None
+
+
+class ActivitySink(Protocol):
+    """Where the resolver reports phone activity."""
+
+    def seen(self, device_id: int, sighting: Sighting) -> None:
+        """A known device asked for a file."""
+
+    def unknown(self, sighting: Sighting) -> None:
+        """An unknown MAC asked for a file."""
+
+
+class DiscardActivity:
+    """Records nothing: for `provisiond render`, which must not look like a phone."""
+
+    def seen(self, device_id: int, sighting: Sighting) -> None:
+        """Ignored."""
+
+    def unknown(self, sighting: Sighting) -> None:
+        """Ignored."""
 
 
 class ActivityRecorder:

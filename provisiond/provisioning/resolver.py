@@ -29,7 +29,7 @@ from provisiond.domain.identify import (
     parse_user_agent,
 )
 from provisiond.domain.phone import Outcome, PhoneRequest, PhoneResponse
-from provisiond.provisioning.activity import ActivityRecorder, Sighting, now
+from provisiond.provisioning.activity import ActivitySink, Sighting, now
 from provisiond.provisioning.context import build_context
 from provisiond.provisioning.directory import ModelInfo, PhoneDevice, PhoneDirectory
 from provisiond.provisioning.render import Renderer, RenderError
@@ -71,7 +71,7 @@ class Resolver:
         vendors: tuple[VendorSpec, ...],
         renderer: Renderer,
         directory: PhoneDirectory,
-        activity: ActivityRecorder,
+        activity: ActivitySink,
         uploads: UploadStore,
         firmware_dir: Path,
         endpoints: Endpoints,
