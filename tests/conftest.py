@@ -106,6 +106,7 @@ def settings(tmp_path: Path, database_url: str) -> Settings:
             "PROVISIOND_SIP_REGISTRAR": "pbx.example.test",
             "PROVISIOND_NTP_SERVER": "ntp.example.test",
             "PROVISIOND_TIMEZONE": "Europe/Rome",
+            "PROVISIOND_FIRMWARE_DIR": str(tmp_path / "firmware"),
         }
     )
 

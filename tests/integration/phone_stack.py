@@ -1,0 +1,61 @@
+"""A real phone-facing stack on loopback: the resolver behind HTTP and TFTP, over a test database.
+
+Tests import the `phone_stack` fixture (re-exported by tests/integration/conftest.py): it
+starts the phone HTTP app on an ephemeral port and the TFTP server on another, both calling the
+same `Resolver` as `provisiond serve` does (built by provisiond.app.build_resolver).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import pytest
+from aiohttp import web
+
+from provisiond.app import build_resolver
+from provisiond.frontends.phone_http import create_phone_app
+from provisiond.frontends.phone_tftp import TftpConfig, TftpServer
+from provisiond.provisioning.activity import ActivityRecorder
+from provisiond.provisioning.resolver import Resolver
+from provisiond.services import Services
+
+
+@dataclass
+class PhoneStack:
+    """Where the phone side listens, and its parts."""
+
+    http_url: str  # "http://127.0.0.1:PORT/"
+    tftp_host: str
+    tftp_port: int
+    resolver: Resolver
+    activity: ActivityRecorder
+    services: Services
+
+
+@pytest.fixture
+async def phone_stack(services: Services) -> AsyncIterator[PhoneStack]:
+    """Phone HTTP + TFTP on 127.0.0.1 ephemeral ports over the test database."""
+    settings = services.ctx.settings
+    activity = ActivityRecorder(services.ctx.db, interval=3600)  # tests flush explicitly
+    resolver = build_resolver(settings, services.ctx.db, activity)
+    app = create_phone_app(resolver, prefix="prov", max_body=settings.max_upload_bytes)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    tftp = TftpServer(resolver, TftpConfig(host="127.0.0.1", port=0))
+    await tftp.start()
+    try:
+        yield PhoneStack(
+            http_url=f"http://127.0.0.1:{port}/",
+            tftp_host="127.0.0.1",
+            tftp_port=tftp.sockname[1],
+            resolver=resolver,
+            activity=activity,
+            services=services,
+        )
+    finally:
+        await tftp.stop()
+        await runner.cleanup()
