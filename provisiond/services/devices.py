@@ -21,8 +21,9 @@ from provisiond.services.views import device_view, page
 from provisiond.storage.models import Device, DeviceModel, UnprovisionedDevice, User
 
 _PASSWORD_ALPHABET = string.ascii_letters + string.digits
-# Printable ASCII without space and the quote/backslash characters some phone formats cannot hold.
-_PASSWORD = re.compile(r"[!#-&(-\[\]-~]{8,64}")
+# Printable ASCII without space, quotes, backslash and "#": characters that Panasonic (quoted
+# values) or Aastra ("#" starts a comment) files cannot hold.
+_PASSWORD = re.compile(r"[!$-&(-\[\]-~]{8,64}")
 _SIP_USER = re.compile(r"[A-Za-z0-9._+-]{1,64}")
 AUTOCOMPLETE_CAP = 20
 
@@ -35,7 +36,7 @@ def generate_password() -> str:
 def _check_password(value: str) -> str:
     if not _PASSWORD.fullmatch(value):
         raise InvalidInput(
-            "sip_password must be 8-64 printable ASCII characters without spaces, quotes or "
+            "sip_password must be 8-64 printable ASCII characters without spaces, quotes, '#' or "
             "backslashes",
             field="sip_password",
         )

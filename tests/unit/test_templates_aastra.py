@@ -1,0 +1,199 @@
+"""Aastra/Mitel templates: "key: value" files with exactly the expected keys and values."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from provisiond.domain.identify import VendorSpec, match_path
+from provisiond.provisioning.render import Renderer
+from provisiond.provisioning.vendors import load_vendor
+from tests.template_context import DEFAULTS, sample_context
+
+ROOT = Path(__file__).resolve().parents[2] / "phone_templates"
+DEVICE_FILE = "00085D237429.cfg"
+COMMON_FILES = {"aastra.cfg": None, "startup.cfg": None, "6731i.cfg": "aastra-6731i"}
+TRANSPORT_CODES = {"udp": "1", "tcp": "2", "tls": "4"}
+EU_DST_KEYS = {
+    "dst [start|end] relative date",
+    *(f"dst {edge} {part}" for edge in ("start", "end") for part in ("month", "week", "day")),
+    "dst start hour",
+    "dst end hour",
+}
+SHARED_KEYS = {
+    "download protocol",
+    "http server",
+    "http port",
+    "time server disabled",
+    "time server1",
+    "time zone name",
+    "time zone minutes",
+    "dst config",
+    "dst minutes",
+    *EU_DST_KEYS,
+    "sip transport protocol",
+    "sip outbound proxy",
+}
+LINE_KEYS = {
+    f"sip line1 {name}"
+    for name in (
+        "user name",
+        "auth name",
+        "password",
+        "display name",
+        "screen name",
+        "screen name 2",
+        "proxy ip",
+        "proxy port",
+        "registrar ip",
+        "registrar port",
+    )
+}
+
+
+@pytest.fixture(scope="module")
+def vendor() -> VendorSpec:
+    """The Aastra description, loaded by the real loader."""
+    return load_vendor(ROOT / "aastra" / "vendor.toml")
+
+
+@pytest.fixture(scope="module")
+def renderer() -> Renderer:
+    """The production renderer over the repository's templates."""
+    return Renderer(ROOT)
+
+
+def render(renderer: Renderer, vendor: VendorSpec, path: str, **options: Any) -> dict[str, str]:
+    """Render the file for `path` and parse it into {key: value} (quotes removed).
+
+    Every line must be a comment or ``key: value`` with a non-empty value, every key once.
+    ``ntp_server=""`` in `options` unsets the NTP server (not a `sample_context` option).
+    """
+    (found,) = match_path([vendor], path)
+    model = COMMON_FILES.get(path, "aastra-6731i")
+    ntp_server = options.pop("ntp_server", None)
+    context = sample_context(str(found.spec.kind), model=model, **options)
+    if ntp_server is not None:
+        context["time"]["ntp_server"] = ntp_server
+    text = renderer.render("aastra", found.spec, context).decode("utf-8")
+    for leftover in ("{{", "{%", "{#", "None", "\r"):
+        assert leftover not in text
+    values: dict[str, str] = {}
+    for line in text.splitlines():
+        if not line.strip() or line.startswith("#"):
+            continue
+        key, colon, value = line.partition(": ")
+        assert colon, f"not a key: value line: {line!r}"
+        assert value.strip(), f"empty value for {key!r}"
+        assert key not in values, f"duplicate key {key!r}"
+        values[key] = value.removeprefix('"').removesuffix('"')
+    return values
+
+
+def test_every_templated_file_is_covered(vendor: VendorSpec) -> None:
+    """The names tested here reach every file spec that renders a template."""
+    templated = {spec.pattern.pattern for spec in vendor.files if spec.template}
+    tested = {
+        match_path([vendor], path)[0].spec.pattern.pattern for path in [DEVICE_FILE, *COMMON_FILES]
+    }
+    assert tested == templated
+
+
+@pytest.mark.parametrize("transport", ["udp", "tcp", "tls"])
+def test_device_file_carries_the_account(
+    renderer: Renderer, vendor: VendorSpec, transport: str
+) -> None:
+    """Exactly the shared and line keys, with the account under Aastra's key names."""
+    values = render(renderer, vendor, DEVICE_FILE, transport=transport)
+    assert set(values) == SHARED_KEYS | LINE_KEYS
+    port = "5061" if transport == "tls" else "5060"
+    assert {key: values[key] for key in LINE_KEYS} == {
+        "sip line1 user name": DEFAULTS["extension"],
+        "sip line1 auth name": DEFAULTS["auth_username"],
+        "sip line1 password": DEFAULTS["password"],
+        "sip line1 display name": "Rossi & <Figli>",
+        "sip line1 screen name": "Rossi & <Figli>",
+        "sip line1 screen name 2": DEFAULTS["cli"],
+        "sip line1 proxy ip": DEFAULTS["registrar"],
+        "sip line1 proxy port": port,
+        "sip line1 registrar ip": DEFAULTS["registrar"],
+        "sip line1 registrar port": port,
+    }
+    assert values["sip transport protocol"] == TRANSPORT_CODES[transport]
+
+
+def test_label_is_the_screen_name(renderer: Renderer, vendor: VendorSpec) -> None:
+    """An explicit label replaces the display name on the idle screen."""
+    values = render(renderer, vendor, DEVICE_FILE, label="Reception")
+    assert values["sip line1 screen name"] == "Reception"
+
+
+def test_disabled_device_does_not_register(renderer: Renderer, vendor: VendorSpec) -> None:
+    """An inactive device's line gets the 0.0.0.0 registrar: it stops registering."""
+    values = render(renderer, vendor, DEVICE_FILE, enabled=False)
+    assert values["sip line1 registrar ip"] == "0.0.0.0"
+
+
+@pytest.mark.parametrize("path", [DEVICE_FILE, *COMMON_FILES])
+def test_outbound_proxy_and_firmware_only_when_set(
+    renderer: Renderer, vendor: VendorSpec, path: str
+) -> None:
+    """Options add their keys when set; unset they leave no empty or "None" value."""
+    url = "http://192.0.2.10:8080/firmware/6731i.st"
+    values = render(renderer, vendor, path, outbound_proxy="sbc.example.net", firmware_url=url)
+    assert values["sip outbound proxy"] == "sbc.example.net"
+    assert values["sip outbound proxy port"] == "5060"
+    assert values["firmware server"] == "http://192.0.2.10:8080/firmware"
+    unset = render(renderer, vendor, path)
+    assert unset["sip outbound proxy"] == "0.0.0.0"
+    assert "sip outbound proxy port" not in unset
+    assert "firmware server" not in unset
+
+
+@pytest.mark.parametrize("path", [DEVICE_FILE, *COMMON_FILES])
+def test_time_and_provisioning(renderer: Renderer, vendor: VendorSpec, path: str) -> None:
+    """NTP, a custom UTC+1 zone with the EU summer-time rule, and the HTTP server."""
+    values = render(renderer, vendor, path)
+    assert values["time server1"] == DEFAULTS["ntp_server"]
+    assert values["time server disabled"] == "0"
+    assert values["time zone name"] == "Custom"
+    assert values["time zone minutes"] == "-60"
+    assert values["dst config"] == "3"
+    assert (values["dst start month"], values["dst end month"]) == ("3", "10")
+    assert (values["dst start week"], values["dst end week"]) == ("-1", "-1")
+    assert values["download protocol"] == "HTTP"
+    assert (values["http server"], values["http port"]) == ("192.0.2.10", "8080")
+    assert "http path" not in values
+
+
+def test_tftp_provisioning_with_a_path(renderer: Renderer, vendor: VendorSpec) -> None:
+    """A TFTP base URL with a directory becomes tftp server and tftp path."""
+    values = render(renderer, vendor, "aastra.cfg", base_url="tftp://192.0.2.10/phones/aastra/")
+    assert values["download protocol"] == "TFTP"
+    assert (values["tftp server"], values["tftp path"]) == ("192.0.2.10", "phones/aastra")
+    assert "http server" not in values
+
+
+@pytest.mark.parametrize("path", COMMON_FILES)
+def test_common_files_hold_no_account(renderer: Renderer, vendor: VendorSpec, path: str) -> None:
+    """aastra.cfg, startup.cfg and <model>.cfg: the shared keys only, no secret."""
+    values = render(renderer, vendor, path)
+    assert set(values) == SHARED_KEYS
+    assert DEFAULTS["password"] not in "".join(values.values())
+
+
+def test_display_name_cannot_inject_keys(renderer: Renderer, vendor: VendorSpec) -> None:
+    """CR/LF in a name are dropped and a quote becomes an apostrophe: one line, one key."""
+    evil = 'Eve"\r\nsip line1 password: stolen #x'
+    values = render(renderer, vendor, DEVICE_FILE, display_name=evil)
+    assert set(values) == SHARED_KEYS | LINE_KEYS
+    assert values["sip line1 password"] == DEFAULTS["password"]
+    assert values["sip line1 display name"] == "Eve'sip line1 password: stolen #x"
+
+
+def test_no_ntp_server_leaves_no_time_server_keys(renderer: Renderer, vendor: VendorSpec) -> None:
+    """Without an NTP server the time server keys are left out, never empty."""
+    values = render(renderer, vendor, DEVICE_FILE, ntp_server="")
+    assert set(values) == (SHARED_KEYS | LINE_KEYS) - {"time server disabled", "time server1"}

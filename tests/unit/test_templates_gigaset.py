@@ -1,0 +1,111 @@
+"""Gigaset template: the per-MAC file is well-formed provisioning XML with the right params."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from provisiond.domain.identify import VendorSpec, match_path
+from provisiond.provisioning.render import Renderer
+from provisiond.provisioning.vendors import load_vendor
+from tests.template_context import DEFAULTS, sample_context
+
+ROOT = Path(__file__).resolve().parents[2] / "phone_templates"
+DEVICE_FILE = "7C2F80E0D605.xml"
+TRANSPORT_CODES = {"udp": "1", "tcp": "2", "tls": "3"}
+ACCOUNT = "SipAccount.00001."
+PROVIDER = "SipProvider.0."
+
+
+@pytest.fixture(scope="module")
+def vendor() -> VendorSpec:
+    """The Gigaset description, loaded by the real loader."""
+    return load_vendor(ROOT / "gigaset" / "vendor.toml")
+
+
+@pytest.fixture(scope="module")
+def renderer() -> Renderer:
+    """The production renderer over the repository's templates."""
+    return Renderer(ROOT)
+
+
+def render(renderer: Renderer, vendor: VendorSpec, **options: Any) -> ET.Element:
+    """Render the per-MAC file and parse it (it must be clean XML)."""
+    (found,) = match_path([vendor], DEVICE_FILE)
+    context = sample_context("device", model="gigaset-n870", mac="7c2f80e0d605", **options)
+    text = renderer.render("gigaset", found.spec, context).decode("utf-8")
+    for leftover in ("{{", "{%", "{#", "None"):
+        assert leftover not in text
+    root = ET.fromstring(text)
+    assert (root.tag, root.get("version")) == ("provisioning", "1.1")
+    return root
+
+
+def params(root: ET.Element) -> dict[str, str]:
+    """The <nvm><param name= value=> pairs; a name may appear only once."""
+    pairs = [(p.get("name", ""), p.get("value", "")) for p in root.findall("./nvm/param")]
+    names = [name for name, _ in pairs]
+    assert len(names) == len(set(names))
+    return dict(pairs)
+
+
+def test_every_templated_file_is_covered(vendor: VendorSpec) -> None:
+    """The per-MAC file is Gigaset's only rendered file."""
+    templated = [spec for spec in vendor.files if spec.template]
+    assert templated == [match_path([vendor], DEVICE_FILE)[0].spec]
+
+
+@pytest.mark.parametrize("transport", ["udp", "tcp", "tls"])
+def test_account_and_registrar(renderer: Renderer, vendor: VendorSpec, transport: str) -> None:
+    """Extension, auth name, password, display name and registrar under Gigaset's names."""
+    values = params(render(renderer, vendor, transport=transport))
+    port = "5061" if transport == "tls" else "5060"
+    assert {k: v for k, v in values.items() if k.startswith(ACCOUNT)} == {
+        ACCOUNT + "ProviderId": "0",
+        ACCOUNT + "UserName": DEFAULTS["extension"],
+        ACCOUNT + "AuthName": DEFAULTS["auth_username"],
+        ACCOUNT + "AuthPassword": DEFAULTS["password"],
+        ACCOUNT + "DisplayName": "Rossi & <Figli>",
+    }
+    assert values[PROVIDER + "Domain"] == DEFAULTS["registrar"]
+    assert values[PROVIDER + "RegServerAddress"] == DEFAULTS["registrar"]
+    assert values[PROVIDER + "RegServerPort"] == port
+    assert values[PROVIDER + "ProxyServerPort"] == port
+    assert values[PROVIDER + "TransportProtocol"] == TRANSPORT_CODES[transport]
+
+
+def test_outbound_proxy_only_when_set(renderer: Renderer, vendor: VendorSpec) -> None:
+    """Set: mode 0 with address and port; unset: mode 2 (never) and no address."""
+    values = params(render(renderer, vendor, outbound_proxy="sbc.example.net"))
+    assert values[PROVIDER + "OutboundProxyMode"] == "0"
+    assert values[PROVIDER + "OutboundProxyAddress"] == "sbc.example.net"
+    assert values[PROVIDER + "OutboundProxyPort"] == "5060"
+    unset = params(render(renderer, vendor))
+    assert unset[PROVIDER + "OutboundProxyMode"] == "2"
+    assert PROVIDER + "OutboundProxyAddress" not in unset
+
+
+def test_time_and_provisioning(renderer: Renderer, vendor: VendorSpec) -> None:
+    """NTP server, time zone and the provisioning server URL."""
+    values = params(render(renderer, vendor))
+    assert values["DmGlobal.0.NtpServer"] == DEFAULTS["ntp_server"]
+    assert values["DmGlobal.0.TimeZone"] == DEFAULTS["timezone"]
+    assert values["Provisioning.global.ProvisioningServer"] == "http://192.0.2.10:8080"
+
+
+def test_firmware_only_when_set(renderer: Renderer, vendor: VendorSpec) -> None:
+    """The <firmware><file> element appears with a firmware URL and only then."""
+    url = "http://192.0.2.10:8080/firmware/n870.bin"
+    files = render(renderer, vendor, firmware_url=url).findall("./firmware/file")
+    assert [(f.get("url"), f.get("version")) for f in files] == [(url, "1.2.3.4")]
+    assert render(renderer, vendor).find("./firmware") is None
+
+
+def test_disabled_device_gets_no_credentials(renderer: Renderer, vendor: VendorSpec) -> None:
+    """An inactive device's file carries no account and no password at all."""
+    root = render(renderer, vendor, enabled=False)
+    assert not any(name.startswith(ACCOUNT) for name in params(root))
+    assert DEFAULTS["password"] not in "".join(p.get("value", "") for p in root.iter("param"))

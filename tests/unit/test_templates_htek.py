@@ -1,0 +1,123 @@
+"""Htek templates: well-formed <hl_provision> XML with the P-values the phone reads."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from provisiond.domain.identify import VendorSpec, match_path
+from provisiond.provisioning.render import Renderer
+from provisiond.provisioning.vendors import load_vendor
+from tests.template_context import DEFAULTS, sample_context
+
+ROOT = Path(__file__).resolve().parents[2] / "phone_templates"
+DEVICE_FILE = "cfg001565aabbcc.xml"
+COMMON_FILES = {"cfg0010.xml": "htek-uc926", "cfg0012.xml": "htek-uc924"}
+TRANSPORT_CODES = {"udp": "0", "tcp": "1", "tls": "2"}
+# P-values present whatever the options (HTTP provisioning, NTP set, UTC+1).
+SHARED = {"P212", "P237", "P30", "P64", "P75"}
+ACCOUNT = {"P271", "P35", "P36", "P34", "P3", "P20000", "P47", "P130", "P48"}
+
+
+@pytest.fixture(scope="module")
+def vendor() -> VendorSpec:
+    """The Htek description, loaded by the real loader."""
+    return load_vendor(ROOT / "htek" / "vendor.toml")
+
+
+@pytest.fixture(scope="module")
+def renderer() -> Renderer:
+    """The production renderer over the repository's templates."""
+    return Renderer(ROOT)
+
+
+def render(renderer: Renderer, vendor: VendorSpec, path: str, **options: Any) -> dict[str, str]:
+    """Render the file for `path`, parse it and return {P-value: text} (each P once)."""
+    (found,) = match_path([vendor], path)
+    model = COMMON_FILES.get(path, "htek-uc926")
+    context = sample_context(str(found.spec.kind), model=model, **options)
+    text = renderer.render("htek", found.spec, context).decode("utf-8")
+    for leftover in ("{{", "{%", "{#", "None"):
+        assert leftover not in text
+    root = ET.fromstring(text)
+    assert (root.tag, root.get("version")) == ("hl_provision", "1")
+    pairs = [(p.tag, p.text or "") for p in root.findall("./config/*")]
+    assert len(pairs) == len(dict(pairs)), "a P-value is set twice"
+    return dict(pairs)
+
+
+def test_every_templated_file_is_covered(vendor: VendorSpec) -> None:
+    """The names tested here reach every file spec that renders a template."""
+    templated = {spec.pattern.pattern for spec in vendor.files if spec.template}
+    tested = {
+        match_path([vendor], path)[0].spec.pattern.pattern for path in [DEVICE_FILE, *COMMON_FILES]
+    }
+    assert tested == templated
+
+
+@pytest.mark.parametrize("transport", ["udp", "tcp", "tls"])
+def test_device_file_carries_the_account(
+    renderer: Renderer, vendor: VendorSpec, transport: str
+) -> None:
+    """Extension, auth id, password, display name, registrar and transport as P-values."""
+    values = render(renderer, vendor, DEVICE_FILE, transport=transport)
+    assert set(values) == SHARED | ACCOUNT
+    port = "5061" if transport == "tls" else "5060"
+    assert {key: values[key] for key in ACCOUNT} == {
+        "P271": "1",
+        "P35": DEFAULTS["extension"],
+        "P36": DEFAULTS["auth_username"],
+        "P34": DEFAULTS["password"],
+        "P3": "Rossi & <Figli>",
+        "P20000": DEFAULTS["cli"],
+        "P47": f"{DEFAULTS['registrar']}:{port}",
+        "P130": TRANSPORT_CODES[transport],
+        "P48": "",
+    }
+
+
+def test_label_replaces_the_presented_number(renderer: Renderer, vendor: VendorSpec) -> None:
+    """An explicit label is the line label; without one the label is the presented CLI."""
+    assert render(renderer, vendor, DEVICE_FILE, label="Reception")["P20000"] == "Reception"
+
+
+def test_disabled_device_account_is_inactive(renderer: Renderer, vendor: VendorSpec) -> None:
+    """An inactive device gets account 1 switched off."""
+    assert render(renderer, vendor, DEVICE_FILE, enabled=False)["P271"] == "0"
+
+
+def test_outbound_proxy_when_set(renderer: Renderer, vendor: VendorSpec) -> None:
+    """host:port with a proxy; without one the value is cleared."""
+    values = render(renderer, vendor, DEVICE_FILE, outbound_proxy="sbc.example.net")
+    assert values["P48"] == "sbc.example.net:5060"
+
+
+@pytest.mark.parametrize("path", [DEVICE_FILE, *COMMON_FILES])
+def test_time_provisioning_and_firmware(renderer: Renderer, vendor: VendorSpec, path: str) -> None:
+    """NTP, time zone code, DST, config server (HTTP) and firmware directory when set."""
+    url = "http://192.0.2.10:8080/firmware/fw926.rom"
+    values = render(renderer, vendor, path, firmware_url=url)
+    assert values["P30"] == DEFAULTS["ntp_server"]
+    assert (values["P64"], values["P75"]) == ("49", "1")  # Htek's code for UTC+1, DST on
+    assert (values["P212"], values["P237"]) == ("1", "http://192.0.2.10:8080/")
+    assert values["P192"] == "http://192.0.2.10:8080/firmware"
+    assert "P192" not in render(renderer, vendor, path)
+
+
+def test_tftp_provisioning(renderer: Renderer, vendor: VendorSpec) -> None:
+    """A TFTP base URL selects upgrade mode 0."""
+    values = render(renderer, vendor, "cfg0010.xml", base_url="tftp://192.0.2.10/")
+    assert (values["P212"], values["P237"]) == ("0", "tftp://192.0.2.10/")
+
+
+@pytest.mark.parametrize("path", COMMON_FILES)
+def test_common_files_hold_no_account(renderer: Renderer, vendor: VendorSpec, path: str) -> None:
+    """Model common files: shared settings only; provisioning credentials only when given."""
+    values = render(renderer, vendor, path, outbound_proxy="sbc.example.net")
+    assert set(values) == SHARED
+    assert DEFAULTS["password"] not in "".join(values.values())
+    with_credentials = render(renderer, vendor, path, prov_username="prov", prov_password="s3cret&")
+    assert (with_credentials["P1360"], with_credentials["P1361"]) == ("prov", "s3cret&")

@@ -1,0 +1,181 @@
+"""Panasonic templates: CRLF KEY="value" files with the header line and exactly the keys."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from provisiond.domain.identify import VendorSpec, match_path
+from provisiond.provisioning.render import Renderer
+from provisiond.provisioning.vendors import load_vendor
+from tests.template_context import DEFAULTS, sample_context
+
+ROOT = Path(__file__).resolve().parents[2] / "phone_templates"
+HEADER = b"# Panasonic SIP Phone Standard Format File #\r\n"
+BOOT_FILE = "KX-HDV230NE.cfg"
+DEVICE_FILE = "Config001565AABBCC.cfg"
+COMMON_FILES = ("ConfigKX-HDV230.cfg", "ConfigCom.cfg")
+MODEL = "panasonic-kx-hdv230"
+TRANSPORT_CODES = {"udp": "0", "tcp": "1", "tls": "2"}
+_SETTING = re.compile(r'([A-Z0-9_]+)="([^"\r\n]+)"')
+PATH_KEYS = {"CFG_STANDARD_FILE_PATH", "CFG_PRODUCT_FILE_PATH", "CFG_MASTER_FILE_PATH"}
+SHARED_KEYS = PATH_KEYS | {"NTP_ADDR", "TIME_ZONE", "DST_ENABLE", "DEFAULT_LANGUAGE"}
+FIRMWARE_KEYS = {"FIRM_UPGRADE_ENABLE", "FIRM_FILE_PATH", "FIRM_VERSION"}
+LINE_KEYS = {
+    "LINE_ENABLE_1",
+    "PHONE_NUMBER_1",
+    "DISPLAY_NAME_1",
+    "SIP_AUTHID_1",
+    "SIP_PASS_1",
+    "SIP_SVCDOMAIN_1",
+    "SIP_RGSTR_ADDR_1",
+    "SIP_RGSTR_PORT_1",
+    "SIP_PRXY_ADDR_1",
+    "SIP_PRXY_PORT_1",
+    "SIP_TRANSPORT_1",
+}
+PROXY_KEYS = {"SIP_OUTPROXY_ADDR_1", "SIP_OUTPROXY_PORT_1"}
+
+
+@pytest.fixture(scope="module")
+def vendor() -> VendorSpec:
+    """The Panasonic description, loaded by the real loader."""
+    return load_vendor(ROOT / "panasonic" / "vendor.toml")
+
+
+@pytest.fixture(scope="module")
+def renderer() -> Renderer:
+    """The production renderer over the repository's templates."""
+    return Renderer(ROOT)
+
+
+def render(renderer: Renderer, vendor: VendorSpec, path: str, **options: Any) -> dict[str, str]:
+    """Render the file for `path`, check the Panasonic format and return {KEY: value}.
+
+    Format: the header line first, CR LF after every line (no bare LF or CR), an empty last
+    line, and every other line a comment or ``KEY="value"`` with a non-empty value, once.
+    ``ntp_server=""`` in `options` unsets the NTP server (not a `sample_context` option).
+    """
+    (found,) = match_path([vendor], path)
+    ntp_server = options.pop("ntp_server", None)
+    context = sample_context(str(found.spec.kind), model=MODEL, **options)
+    if ntp_server is not None:
+        context["time"]["ntp_server"] = ntp_server
+    body = renderer.render("panasonic", found.spec, context)
+    assert body.startswith(HEADER)
+    assert body.count(b"\n") == body.count(b"\r\n") == body.count(b"\r")
+    assert body.endswith(b"\r\n\r\n")
+    text = body.decode("utf-8")
+    for leftover in ("{{", "{%", "{#", "None"):
+        assert leftover not in text
+    values: dict[str, str] = {}
+    for line in text.split("\r\n"):
+        if not line or line.startswith("#"):
+            continue
+        setting = _SETTING.fullmatch(line)
+        assert setting is not None, f'not a KEY="value" line: {line!r}'
+        assert setting[1] not in values, f"duplicate key {setting[1]}"
+        values[setting[1]] = setting[2]
+    return values
+
+
+def test_every_templated_file_is_covered(vendor: VendorSpec) -> None:
+    """The names tested here reach every file spec that renders a template."""
+    templated = {spec.pattern.pattern for spec in vendor.files if spec.template}
+    tested = {
+        match_path([vendor], path)[0].spec.pattern.pattern
+        for path in [BOOT_FILE, DEVICE_FILE, *COMMON_FILES]
+    }
+    assert tested == templated
+
+
+def test_model_file_points_at_the_other_files(renderer: Renderer, vendor: VendorSpec) -> None:
+    """{MODEL}.cfg only names the standard, product and master files under our base URL."""
+    values = render(renderer, vendor, BOOT_FILE, outbound_proxy="sbc.example.net")
+    assert values == {
+        "CFG_STANDARD_FILE_PATH": "http://192.0.2.10:8080/Config{MAC}.cfg",
+        "CFG_PRODUCT_FILE_PATH": "http://192.0.2.10:8080/Config{MODEL}.cfg",
+        "CFG_MASTER_FILE_PATH": "http://192.0.2.10:8080/ConfigCom.cfg",
+    }
+    # Each named file is one this vendor serves.
+    for url in values.values():
+        name = url.rpartition("/")[2].replace("{MAC}", "001565AABBCC")
+        assert match_path([vendor], name.replace("{MODEL}", "KX-HDV230"))
+
+
+@pytest.mark.parametrize("transport", ["udp", "tcp", "tls"])
+def test_device_file_carries_the_account(
+    renderer: Renderer, vendor: VendorSpec, transport: str
+) -> None:
+    """Exactly the shared and line keys, the account under Panasonic's key names."""
+    values = render(renderer, vendor, DEVICE_FILE, transport=transport)
+    assert set(values) == SHARED_KEYS | LINE_KEYS
+    port = "5061" if transport == "tls" else "5060"
+    assert {key: values[key] for key in LINE_KEYS} == {
+        "LINE_ENABLE_1": "Enabled",
+        "PHONE_NUMBER_1": DEFAULTS["extension"],
+        "DISPLAY_NAME_1": "Rossi & <Figli>",
+        "SIP_AUTHID_1": DEFAULTS["auth_username"],
+        "SIP_PASS_1": DEFAULTS["password"],
+        "SIP_SVCDOMAIN_1": DEFAULTS["registrar"],
+        "SIP_RGSTR_ADDR_1": DEFAULTS["registrar"],
+        "SIP_RGSTR_PORT_1": port,
+        "SIP_PRXY_ADDR_1": DEFAULTS["registrar"],
+        "SIP_PRXY_PORT_1": port,
+        "SIP_TRANSPORT_1": TRANSPORT_CODES[transport],
+    }
+
+
+def test_disabled_device_line(renderer: Renderer, vendor: VendorSpec) -> None:
+    """An inactive device gets its line disabled."""
+    assert render(renderer, vendor, DEVICE_FILE, enabled=False)["LINE_ENABLE_1"] == "Disabled"
+
+
+def test_outbound_proxy_only_when_set(renderer: Renderer, vendor: VendorSpec) -> None:
+    """The outbound proxy keys appear with a proxy and never empty without one."""
+    values = render(renderer, vendor, DEVICE_FILE, outbound_proxy="sbc.example.net")
+    assert set(values) == SHARED_KEYS | LINE_KEYS | PROXY_KEYS
+    assert (values["SIP_OUTPROXY_ADDR_1"], values["SIP_OUTPROXY_PORT_1"]) == (
+        "sbc.example.net",
+        "5060",
+    )
+
+
+@pytest.mark.parametrize("path", [DEVICE_FILE, *COMMON_FILES])
+def test_time_provisioning_and_firmware(renderer: Renderer, vendor: VendorSpec, path: str) -> None:
+    """NTP, UTC offset in minutes, DST, provisioning paths, and firmware only when set."""
+    url = "http://192.0.2.10:8080/firmware/KX-HDV230_06.001.fw"
+    values = render(renderer, vendor, path, firmware_url=url)
+    assert set(values) >= FIRMWARE_KEYS
+    assert (values["FIRM_UPGRADE_ENABLE"], values["FIRM_FILE_PATH"]) == ("Y", url)
+    assert values["FIRM_VERSION"] == "1.2.3.4"
+    assert values["NTP_ADDR"] == DEFAULTS["ntp_server"]
+    assert (values["TIME_ZONE"], values["DST_ENABLE"]) == ("60", "Y")
+    assert values["DEFAULT_LANGUAGE"] == DEFAULTS["language"]
+    assert values["CFG_STANDARD_FILE_PATH"] == "http://192.0.2.10:8080/Config{MAC}.cfg"
+    assert not FIRMWARE_KEYS & set(render(renderer, vendor, path))
+
+
+@pytest.mark.parametrize("path", COMMON_FILES)
+def test_common_files_hold_no_account(renderer: Renderer, vendor: VendorSpec, path: str) -> None:
+    """Product and master files: the shared keys only, no secret."""
+    values = render(renderer, vendor, path, outbound_proxy="sbc.example.net")
+    assert set(values) == SHARED_KEYS
+    assert DEFAULTS["password"] not in "".join(values.values())
+
+
+def test_display_name_cannot_inject_keys(renderer: Renderer, vendor: VendorSpec) -> None:
+    """CR/LF in a name are dropped and '"' becomes "'": one line, one key, still CRLF."""
+    evil = 'Eve"\r\nSIP_PASS_1="stolen'
+    values = render(renderer, vendor, DEVICE_FILE, display_name=evil)
+    assert values["SIP_PASS_1"] == DEFAULTS["password"]
+    assert values["DISPLAY_NAME_1"] == "Eve'SIP_PASS_1='stolen"
+
+
+def test_no_ntp_server_leaves_no_ntp_key(renderer: Renderer, vendor: VendorSpec) -> None:
+    """Without an NTP server NTP_ADDR is left out, never empty."""
+    values = render(renderer, vendor, DEVICE_FILE, ntp_server="")
+    assert set(values) == (SHARED_KEYS | LINE_KEYS) - {"NTP_ADDR"}
