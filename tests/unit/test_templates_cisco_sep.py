@@ -1,0 +1,162 @@
+"""Cisco 79xx SIP (SIPDefault.cnf, SIP<MAC>.cnf) and SEP (SEP<MAC>.cnf.xml) templates."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+
+import pytest
+
+from tests.template_checks import (
+    VARIANTS,
+    assert_no_leftovers,
+    check_every_template,
+    load,
+    parse_key_values,
+    render_path,
+    xml_root,
+)
+from tests.template_context import DEFAULTS, sample_context
+
+MODEL_79X0 = "cisco-cp-7960"
+MODEL_SEP = "cisco-cp-7942"
+TRANSPORT_CODES = {"tcp": "1", "udp": "2", "tls": "3"}
+
+
+def test_vendor_description() -> None:
+    vendor = load("cisco_sep")
+    assert vendor.user_agents == ()  # TFTP phones: identified by file name only
+    assert vendor.dhcp_options == (150, 66)
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+@pytest.mark.parametrize("model", [MODEL_79X0, MODEL_SEP])
+def test_every_template(model: str, variant: dict[str, str]) -> None:
+    check_every_template("cisco_sep", model, variant)
+
+
+def expected_79x0_settings(transport: str, proxy: str, firmware_url: str) -> dict[str, str]:
+    """Keys shared by SIPDefault.cnf and SIP<MAC>.cnf (the 79x0 firmware speaks UDP here)."""
+    port = "5061" if transport == "tls" else "5060"
+    keys = {
+        "proxy1_address": DEFAULTS["registrar"],
+        "proxy1_port": port,
+        "sntp_mode": "unicast",
+        "sntp_server": DEFAULTS["ntp_server"],
+        "time_zone": "CET",
+        "dst_auto_adjust": "1",
+    }
+    if proxy:
+        keys |= {"outbound_proxy": proxy, "outbound_proxy_port": port}
+    if firmware_url:
+        keys["image_version"] = "P0S3-8-12-00"
+    return keys
+
+
+@pytest.mark.parametrize("transport", ["udp", "tcp", "tls"])
+@pytest.mark.parametrize("proxy", ["", "sbc.example.net"])
+@pytest.mark.parametrize("firmware_url", ["", "tftp://192.0.2.10/P0S3-8-12-00.loads"])
+def test_79x0_files(transport: str, proxy: str, firmware_url: str) -> None:
+    def context(kind: str, model: str | None) -> dict[str, object]:
+        return sample_context(
+            kind, model=model, transport=transport, outbound_proxy=proxy, firmware_url=firmware_url
+        )
+
+    device = render_path("cisco_sep", "SIP00562B043615.cnf", context("device", MODEL_79X0))
+    default = render_path("cisco_sep", "SIPDefault.cnf", context("common", None))
+    for text in (device, default):
+        assert_no_leftovers(text)
+    settings = expected_79x0_settings(transport, proxy, firmware_url)
+    assert parse_key_values(default, ":") == settings
+    assert parse_key_values(device, ":") == {
+        "line1_name": DEFAULTS["extension"],
+        "line1_authname": DEFAULTS["auth_username"],
+        "line1_password": DEFAULTS["password"],
+        "line1_displayname": "Rossi & <Figli>",
+        "line1_shortname": DEFAULTS["cli"],
+        "phone_label": "Rossi & <Figli>",
+        "proxy_register": "1",
+        **settings,
+    }
+
+
+def test_79x0_quotes_cannot_break_a_value() -> None:
+    context = sample_context("device", model=MODEL_79X0, display_name='Say "hi"\nproxy1_port: 1')
+    keys = parse_key_values(render_path("cisco_sep", "SIP00562b043615.cnf", context), ":")
+    assert keys["line1_displayname"] == "Say 'hi'proxy1_port: 1"
+    assert keys["proxy1_port"] == "5060"
+
+
+def test_79x0_unknown_offset_leaves_time_zone_out() -> None:
+    context = sample_context("common")
+    context["time"] |= {"utc_offset_minutes": 345, "utc_offset": "+5:45"}
+    assert "time_zone" not in parse_key_values(
+        render_path("cisco_sep", "SIPDefault.cnf", context), ":"
+    )
+
+
+def sep_line(root: ET.Element) -> dict[str, str]:
+    """The children of <sipLines><line button="1"> (tag -> text)."""
+    line = root.find("./sipProfile/sipLines/line[@button='1']")
+    assert line is not None
+    return {child.tag: child.text or "" for child in line}
+
+
+def text_of(root: ET.Element, path: str) -> str | None:
+    """The text at `path`, or None when the element is absent."""
+    element = root.find(path)
+    return None if element is None else (element.text or "")
+
+
+@pytest.mark.parametrize("transport", ["udp", "tcp", "tls"])
+@pytest.mark.parametrize("proxy", ["", "sbc.example.net"])
+@pytest.mark.parametrize("firmware_url", ["", "tftp://192.0.2.10/SIP42.9-4-2SR3-1S.loads"])
+def test_sep_device_file(transport: str, proxy: str, firmware_url: str) -> None:
+    context = sample_context(
+        "device",
+        model=MODEL_SEP,
+        transport=transport,
+        outbound_proxy=proxy,
+        firmware_url=firmware_url,
+    )
+    text = render_path("cisco_sep", "SEP00562B043615.cnf.xml", context)
+    assert_no_leftovers(text)
+    root = xml_root(text)
+    port = "5061" if transport == "tls" else "5060"
+    assert sep_line(root) == {
+        "featureID": "9",
+        "featureLabel": DEFAULTS["cli"],
+        "proxy": DEFAULTS["registrar"],
+        "port": port,
+        "name": DEFAULTS["extension"],
+        "displayName": "Rossi & <Figli>",
+        "authName": DEFAULTS["auth_username"],
+        "authPassword": DEFAULTS["password"],
+        "contact": DEFAULTS["extension"],
+    }
+    assert text_of(root, "transportLayerProtocol") == TRANSPORT_CODES[transport]
+    member = "./devicePool/callManagerGroup/members/member/callManager"
+    assert text_of(root, f"{member}/processNodeName") == DEFAULTS["registrar"]
+    secure = "securedSipPort" if transport == "tls" else "sipPort"
+    assert text_of(root, f"{member}/ports/{secure}") == port
+    assert text_of(root, "./sipProfile/sipProxies/registerWithProxy") == "true"
+    assert text_of(root, "./sipProfile/sipProxies/outboundProxy") == (proxy or None)
+    assert text_of(root, "./sipProfile/sipProxies/outboundProxyPort") == (port if proxy else None)
+    assert text_of(root, "loadInformation") == ("SIP42.9-4-2SR3-1S" if firmware_url else None)
+    assert text_of(root, "./devicePool/dateTimeSetting/ntps/ntp/name") == DEFAULTS["ntp_server"]
+    zone = text_of(root, "./devicePool/dateTimeSetting/timeZone")
+    assert zone == "W. Europe Standard/Daylight Time"
+
+
+def test_sep_label_and_disabled_line() -> None:
+    context = sample_context("device", model=MODEL_SEP, label="Lab", enabled=False)
+    root = xml_root(render_path("cisco_sep", "SEP00562B043615.cnf.xml", context))
+    assert sep_line(root)["featureLabel"] == "Lab"
+    assert text_of(root, "./sipProfile/sipProxies/registerWithProxy") == "false"
+
+
+def test_xml_default_has_no_line() -> None:
+    text = render_path("cisco_sep", "XMLDefault.cnf.xml", sample_context("common"))
+    root = xml_root(text)
+    assert root.find("./sipProfile") is None
+    assert text_of(root, "transportLayerProtocol") == "2"
+    assert DEFAULTS["password"] not in text
