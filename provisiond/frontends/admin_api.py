@@ -35,7 +35,7 @@ from provisiond.services.commands import (
 log = logging.getLogger(__name__)
 SERVICES = web.AppKey("services", Services)
 MAX_BODY = web.AppKey("max_body_bytes", int)
-CALLER = "provisiond.caller"
+CALLER = web.RequestKey("caller", Caller)
 PUBLIC = frozenset({"/api/v1/openapi.json"})
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -122,8 +122,7 @@ def _services(request: web.Request) -> Services:
 
 
 def _actor(request: web.Request) -> str:
-    caller: Caller = request[CALLER]
-    return caller.name
+    return request[CALLER].name
 
 
 def _int(request: web.Request, name: str, *, query: bool = False) -> int | None:
