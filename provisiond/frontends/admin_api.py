@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -37,6 +38,7 @@ SERVICES = web.AppKey("services", Services)
 MAX_BODY = web.AppKey("max_body_bytes", int)
 CALLER = web.RequestKey("caller", Caller)
 PUBLIC = frozenset({"/api/v1/openapi.json"})
+_DIGITS = re.compile(r"[0-9]{1,12}")  # not str.isdigit(): that accepts '²', which int() refuses
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 _STATUS: list[tuple[type[DomainError], int]] = [
@@ -129,7 +131,7 @@ def _int(request: web.Request, name: str, *, query: bool = False) -> int | None:
     raw = request.query.get(name) if query else request.match_info.get(name)
     if raw is None:
         return None
-    if not raw.isdigit() or len(raw) > 12:
+    if not _DIGITS.fullmatch(raw):
         raise InvalidInput(f"{name} must be a whole number", field=name)
     return int(raw)
 
@@ -150,9 +152,11 @@ def _bool(request: web.Request, name: str) -> bool:
 async def _json(request: web.Request) -> Any:
     if not request.can_read_body:
         raise InvalidInput("a JSON body is required", field="body")
-    text = await request.text()
+    raw = await request.read()
     try:
-        return json.loads(text)
+        return json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise InvalidInput("the body is not UTF-8 text", field="body") from exc
     except json.JSONDecodeError as exc:
         raise InvalidInput(
             f"malformed JSON: {exc.msg} at position {exc.pos}", field="body"

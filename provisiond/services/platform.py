@@ -77,7 +77,10 @@ class PlatformService:
         async with self.ctx.db.write() as session:
             before = await effective_platform(session, self.ctx.settings.platform)
             try:
-                after = PlatformSettings.model_validate(_merge(before.model_dump(), patch))
+                # Strict: "yes" is not a boolean here, as nowhere else in the API.
+                after = PlatformSettings.model_validate(
+                    _merge(before.model_dump(), patch), strict=True
+                )
             except ValidationError as exc:
                 err = exc.errors()[0]
                 field = ".".join(str(p) for p in err["loc"]) or "body"
