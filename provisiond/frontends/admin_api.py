@@ -32,6 +32,7 @@ from provisiond.services.commands import (
     UserPatch,
     parse,
 )
+from provisiond.services.sites import SiteCreate, SitePatch
 
 log = logging.getLogger(__name__)
 SERVICES = web.AppKey("services", Services)
@@ -335,6 +336,47 @@ async def put_settings(request: web.Request) -> web.Response:
 async def directory(request: web.Request) -> web.Response:
     """Who answers a number."""
     return json_response(await _services(request).directory.lookup(request.match_info["number"]))
+
+
+@routes.get("/api/v1/sites")
+async def list_sites(request: web.Request) -> web.Response:
+    """Sites and their policies."""
+    return json_response(await _services(request).sites.list())
+
+
+@routes.post("/api/v1/sites")
+async def create_site(request: web.Request) -> web.Response:
+    """Create a site."""
+    cmd = parse(SiteCreate, await _json(request))
+    return json_response(await _services(request).sites.create(cmd, _actor(request)), status=201)
+
+
+@routes.get("/api/v1/sites/{id}")
+async def get_site(request: web.Request) -> web.Response:
+    """One site."""
+    return json_response(await _services(request).sites.get(_path_id(request, "id")))
+
+
+@routes.patch("/api/v1/sites/{id}")
+async def patch_site(request: web.Request) -> web.Response:
+    """Change a site."""
+    cmd = parse(SitePatch, await _json(request))
+    result = await _services(request).sites.update(_path_id(request, "id"), cmd, _actor(request))
+    return json_response(result)
+
+
+@routes.delete("/api/v1/sites/{id}")
+async def delete_site(request: web.Request) -> web.Response:
+    """Delete a site (devices locked to it are released)."""
+    await _services(request).sites.delete(_path_id(request, "id"), _actor(request))
+    return web.Response(status=204)
+
+
+@routes.post("/api/v1/devices/{id}/release-lock")
+async def release_lock(request: web.Request) -> web.Response:
+    """Release a device locked to the site of its first boot."""
+    result = await _services(request).sites.release_lock(_path_id(request, "id"), _actor(request))
+    return json_response(result)
 
 
 @routes.get("/api/v1/audit")

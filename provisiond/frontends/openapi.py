@@ -32,17 +32,60 @@ def _json(schema: dict[str, Any], description: str = "OK") -> dict[str, Any]:
     return {"description": description, "content": {"application/json": {"schema": schema}}}
 
 
-_ERRORS = {
-    "401": {"$ref": "#/components/responses/Unauthorized"},
-    "403": {"$ref": "#/components/responses/Forbidden"},
+_ERROR_RESPONSES = {
+    "401": "Unauthorized",
+    "403": "Forbidden",
+    "404": "NotFound",
+    "409": "Conflict",
+    "413": "TooLarge",
+    "422": "Invalid",
 }
-_WRITE_ERRORS = {
-    **_ERRORS,
-    "404": {"$ref": "#/components/responses/NotFound"},
-    "409": {"$ref": "#/components/responses/Conflict"},
-    "413": {"$ref": "#/components/responses/TooLarge"},
-    "422": {"$ref": "#/components/responses/Invalid"},
+# Operations that never clash with current state (everything else that writes may answer 409).
+_NO_CONFLICT = {
+    ("delete", "/api/v1/users/{id}"),
+    ("delete", "/api/v1/sites/{id}"),
+    ("put", "/api/v1/settings"),
+    ("post", "/api/v1/devices/{id}/release-lock"),
 }
+# Creates whose body names no other object (so they cannot answer 404).
+_NO_NOT_FOUND = {
+    ("post", "/api/v1/users"),
+    ("post", "/api/v1/sites"),
+    ("put", "/api/v1/licences"),
+    ("put", "/api/v1/settings"),
+}
+
+
+def _error_codes(method: str, path: str, op: dict[str, Any]) -> list[str]:
+    """The error statuses an operation can really answer, from its shape."""
+    codes = ["401"]
+    params = op.get("parameters", [])
+    if method != "get":
+        codes.append("403")  # read-only token
+        if (method, path) not in _NO_NOT_FOUND:
+            codes.append("404")
+        if (method, path) not in _NO_CONFLICT:
+            codes.append("409")
+        if "requestBody" in op:
+            codes.append("413")
+        codes.append("422")
+    else:
+        if any(p["in"] == "path" for p in params):
+            codes.append("404")
+        if params:
+            codes.append("422")
+    return codes
+
+
+def _with_errors(paths: dict[str, Any]) -> dict[str, Any]:
+    for path, operations in paths.items():
+        for method, op in operations.items():
+            if op.get("security") == []:
+                continue
+            for code in _error_codes(method, path, op):
+                ref = "#/components/responses/" + _ERROR_RESPONSES[code]
+                op["responses"].setdefault(code, {"$ref": ref})
+    return paths
 
 
 def _param(name: str, where: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
@@ -69,9 +112,8 @@ def _op(
     *,
     params: list[dict[str, Any]] | None = None,
     body: str | dict[str, Any] | None = None,
-    errors: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    op: dict[str, Any] = {"summary": summary, "responses": {**responses, **(errors or _ERRORS)}}
+    op: dict[str, Any] = {"summary": summary, "responses": dict(responses)}
     if params:
         op["parameters"] = params
     if body is not None:
@@ -111,19 +153,15 @@ def _paths() -> dict[str, Any]:
                 "Create a user",
                 {"201": _json(_ref("User"), "created")},
                 body="UserCreate",
-                errors=_WRITE_ERRORS,
             ),
         },
         "/api/v1/users/{id}": {
-            "get": _op("Get a user", {"200": user}, params=[_ID], errors=_WRITE_ERRORS),
-            "patch": _op(
-                "Change a user", {"200": user}, params=[_ID], body="UserPatch", errors=_WRITE_ERRORS
-            ),
+            "get": _op("Get a user", {"200": user}, params=[_ID]),
+            "patch": _op("Change a user", {"200": user}, params=[_ID], body="UserPatch"),
             "delete": _op(
                 "Delete a user (devices stay, unassigned)",
                 no_content,
                 params=[_ID],
-                errors=_WRITE_ERRORS,
             ),
         },
         "/api/v1/users/{id}/devices/{device_id}": {
@@ -137,7 +175,6 @@ def _paths() -> dict[str, Any]:
                         "move", "query", {"type": "boolean"}, "take the device from another user"
                     ),
                 ],
-                errors=_WRITE_ERRORS,
             ),
             "delete": _op(
                 "Unassign a device",
@@ -152,7 +189,6 @@ def _paths() -> dict[str, Any]:
                         "new primary, required to remove the primary while others remain",
                     ),
                 ],
-                errors=_WRITE_ERRORS,
             ),
         },
         "/api/v1/users/{id}/primary-device": {
@@ -161,7 +197,6 @@ def _paths() -> dict[str, Any]:
                 {"200": user},
                 params=[_ID],
                 body="PrimaryDevice",
-                errors=_WRITE_ERRORS,
             ),
         },
         "/api/v1/devices": {
@@ -184,23 +219,20 @@ def _paths() -> dict[str, Any]:
                 "Create a device",
                 {"201": _json(_ref("Device"), "created")},
                 body="DeviceCreate",
-                errors=_WRITE_ERRORS,
             ),
         },
         "/api/v1/devices/{id}": {
-            "get": _op("Get a device", {"200": device}, params=[_ID], errors=_WRITE_ERRORS),
+            "get": _op("Get a device", {"200": device}, params=[_ID]),
             "patch": _op(
                 "Change a device",
                 {"200": device},
                 params=[_ID],
                 body="DevicePatch",
-                errors=_WRITE_ERRORS,
             ),
             "delete": _op(
                 "Delete a device",
                 no_content,
                 params=[_ID, _param("new_primary", "query", {"type": "integer"}, "see unassign")],
-                errors=_WRITE_ERRORS,
             ),
         },
         "/api/v1/unprovisioned": {
@@ -223,7 +255,6 @@ def _paths() -> dict[str, Any]:
                 "Set licence counts",
                 {"200": _json(_ref("Licences"))},
                 body=counts,
-                errors=_WRITE_ERRORS,
             ),
         },
         "/api/v1/settings": {
@@ -232,7 +263,6 @@ def _paths() -> dict[str, Any]:
                 "Change platform settings (partial)",
                 {"200": _json(_ref("Settings"))},
                 body={"type": "object"},
-                errors=_WRITE_ERRORS,
             ),
         },
         "/api/v1/directory/{number}": {
@@ -240,8 +270,36 @@ def _paths() -> dict[str, Any]:
                 "Who answers a number",
                 {"200": _json(_ref("Directory"))},
                 params=[_param("number", "path", {"type": "string"}, "an extension")],
-                errors=_WRITE_ERRORS,
             )
+        },
+        "/api/v1/sites": {
+            "get": _op("Sites", {"200": _json({"type": "array", "items": _ref("Site")})}),
+            "post": _op(
+                "Create a site",
+                {"201": _json(_ref("Site"), "created")},
+                body="SiteCreate",
+            ),
+        },
+        "/api/v1/sites/{id}": {
+            "get": _op("Get a site", {"200": _json(_ref("Site"))}, params=[_ID]),
+            "patch": _op(
+                "Change a site",
+                {"200": _json(_ref("Site"))},
+                params=[_ID],
+                body="SitePatch",
+            ),
+            "delete": _op(
+                "Delete a site",
+                {"204": {"description": "deleted"}},
+                params=[_ID],
+            ),
+        },
+        "/api/v1/devices/{id}/release-lock": {
+            "post": _op(
+                "Release a device locked to the site of its first boot",
+                {"200": _json(_ref("Device"))},
+                params=[_ID],
+            ),
         },
         "/api/v1/audit": {
             "get": _op(
@@ -291,6 +349,7 @@ def _schemas() -> dict[str, Any]:
                     "user_id": _NI,
                     "sip_username": _S,
                     "label": _NS,
+                    "locked_site_id": _NI,
                     "last_seen": last_seen,
                 }
             ),
@@ -333,6 +392,15 @@ def _schemas() -> dict[str, Any]:
                     "devices",
                     "primary_device_id",
                 ],
+            ),
+            "Site": _obj(
+                {
+                    "id": _I,
+                    "name": _S,
+                    "networks": {"type": "array", "items": _S},
+                    "policy": {"enum": ["open", "digest", "certificate"]},
+                    "lock_on_first_boot": _B,
+                }
             ),
             "Model": _obj({"id": _S, "vendor": _S, "name": _S, "family": _S}),
             "Unprovisioned": _obj(
@@ -410,7 +478,7 @@ def openapi_document() -> dict[str, Any]:
         },
         "servers": [{"url": "/"}],
         "security": [{"bearer": []}],
-        "paths": _paths(),
+        "paths": _with_errors(_paths()),
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
             "schemas": _schemas(),

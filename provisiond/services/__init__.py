@@ -12,6 +12,7 @@ from provisiond.services.context import ServiceContext
 from provisiond.services.devices import DeviceService
 from provisiond.services.directory import DirectoryService
 from provisiond.services.platform import PlatformService
+from provisiond.services.sites import SiteService
 from provisiond.services.tokens import Caller, TokenService
 from provisiond.services.users import UserService
 
@@ -30,3 +31,4 @@ class Services:
         self.tokens = TokenService(ctx)
         self.catalogue = CatalogueService(ctx)
         self.directory = DirectoryService(ctx)
+        self.sites = SiteService(ctx)

@@ -27,11 +27,11 @@ from sqlalchemy.ext.asyncio import (
 ADMIN_WRITE_LOCK = 0x70726F76
 
 
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any, *, foreign_keys: bool = True) -> None:
     # The driver's own transaction handling is off; we emit BEGIN ourselves (see _begin).
     dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute(f"PRAGMA foreign_keys={'ON' if foreign_keys else 'OFF'}")
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.execute("PRAGMA synchronous=NORMAL")
@@ -45,11 +45,22 @@ def _make_begin(mode: str) -> Any:
     return _begin
 
 
-def create_engine(url: str, *, immediate: bool = False, **kwargs: Any) -> AsyncEngine:
-    """An AsyncEngine with our SQLite pragmas; `immediate` makes every SQLite BEGIN IMMEDIATE."""
+def create_engine(
+    url: str, *, immediate: bool = False, migrating: bool = False, **kwargs: Any
+) -> AsyncEngine:
+    """An AsyncEngine with our SQLite pragmas; `immediate` makes every SQLite BEGIN IMMEDIATE.
+
+    `migrating` turns SQLite's foreign-key enforcement off: Alembic rebuilds a table to alter it
+    (copy, drop, rename), which would trip the keys that point at it; migrate.py checks the
+    keys with PRAGMA foreign_key_check afterwards.
+    """
     if url.startswith("sqlite"):
         engine = create_async_engine(url, **kwargs)
-        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        event.listen(
+            engine.sync_engine,
+            "connect",
+            lambda conn, record: _sqlite_pragmas(conn, record, foreign_keys=not migrating),
+        )
         event.listen(engine.sync_engine, "begin", _make_begin("IMMEDIATE" if immediate else ""))
         return engine
     kwargs.setdefault("pool_size", 10)

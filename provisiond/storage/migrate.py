@@ -26,11 +26,15 @@ def alembic_config(url: str, script_location: Path = MIGRATIONS) -> Config:
 
 
 async def _with_connection(url: str, action: str) -> str | None:
-    engine = create_engine(url)
+    engine = create_engine(url, migrating=True)
     try:
         async with engine.connect() as connection:
             result = await connection.run_sync(_sync_action, url, action)
             await connection.commit()
+            if connection.dialect.name == "sqlite":
+                broken = (await connection.exec_driver_sql("PRAGMA foreign_key_check")).all()
+                if broken:
+                    raise RuntimeError(f"foreign keys broken after migration: {broken[:5]}")
             return result
     finally:
         await engine.dispose()

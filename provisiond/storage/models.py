@@ -149,8 +149,15 @@ class Device(Base):
         ForeignKey("users.id", ondelete="SET NULL"), index=True
     )
     sip_username: Mapped[str] = mapped_column(String(64))
-    sip_password: Mapped[str] = mapped_column(String(128))
+    # Encrypted at rest (provisiond.storage.secrets); never leaves the API except by reveal.
+    sip_password: Mapped[str] = mapped_column(String(255), info={"secret": True})
+    # HTTP digest secret the phone uses to fetch its files under a `digest` site (encrypted).
+    provisioning_password: Mapped[str | None] = mapped_column(String(255), info={"secret": True})
     label: Mapped[str | None] = mapped_column(String(64))
+    # Lock on first boot: the site that first provisioned the device (when the site asks).
+    locked_site_id: Mapped[int | None] = mapped_column(
+        ForeignKey("sites.id", ondelete="SET NULL"), index=True
+    )
 
     last_seen_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     last_seen_ip: Mapped[str | None] = mapped_column(String(45))
@@ -164,6 +171,20 @@ class Device(Base):
         back_populates="devices", lazy="raise", foreign_keys=[user_id]
     )
     model: Mapped[DeviceModel] = relationship(lazy="raise")
+
+
+class Site(Base):
+    """A site: networks (CIDRs) and the policy per-device files are served under."""
+
+    __tablename__ = "sites"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    networks: Mapped[list[str]] = mapped_column(JSON)
+    policy: Mapped[str] = mapped_column(String(16), default="open")
+    lock_on_first_boot: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow, onupdate=utcnow)
 
 
 class Licence(Base):

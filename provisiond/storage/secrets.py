@@ -1,0 +1,424 @@
+"""SIP secrets encrypted at rest, with the key in a file that never enters the database.
+
+A copied database (file, dump or backup) must not reveal any SIP password or digest secret, so
+every column marked ``info={"secret": True}`` holds ``enc1:<key id>:<token>`` and the keys live
+in a *keyring file* outside the database (default ``<data_dir>/keys/secrets.json``)::
+
+    {"version": 1, "keys": [{"id": "k2", "created": "2026-...Z", "key": "<urlsafe b64>"},
+                            {"id": "k1", ...}]}                       newest first
+
+Cipher: AES-256-GCM (``cryptography``'s AESGCM), a random 96-bit nonce per value, and the header
+``enc1:<key id>`` as associated data, so a token relabelled with another key id or format
+version fails authentication. ``token`` is unpadded urlsafe base64 of ``nonce || ciphertext ||
+tag``. Chosen over Fernet/MultiFernet because: (1) we must name the key in the stored value
+anyway (to find rows still under an old key during rotation, and to reload the keyring when an
+id is unknown), which MultiFernet's try-every-key loop does not give; (2) Fernet tokens carry
+their creation time in clear and are ~50 % longer (a 64-character password is 131 characters
+here, 192 with Fernet); (3) one AEAD pass costs a few microseconds, cheaper than CBC + HMAC.
+Random 96-bit nonces are safe far beyond our volumes (NIST's 2^32 messages per key).
+
+Rotation while serving: `rotate_keyring` prepends a key (old ones stay, so every stored value
+still decrypts); `SecretBox.encrypt` re-reads the file when it changed (one ``stat``; writes are
+admin-paced), and `SecretBox.decrypt` re-reads it once when it meets an unknown key id, so a
+serving process follows a rotation made by ``provisiond keys rotate`` without restarting.
+`reencrypt` then moves every value to the newest key (compare-and-set per row, so a concurrent
+admin change is never overwritten); `retire_keys` drops keys `census` shows unused.
+
+Errors: everything raises `SecretError`; decrypt never returns garbage.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import contextlib
+import fcntl
+import json
+import logging
+import os
+import re
+import secrets as random_source
+import threading
+from collections import Counter
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, cast
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from sqlalchemy import ColumnElement, CursorResult, inspect, select, update
+from sqlalchemy.orm import DeclarativeBase, InstrumentedAttribute
+
+from provisiond.storage.database import Database
+
+log = logging.getLogger(__name__)
+
+FORMAT = "enc1"
+KEYRING_VERSION = 1
+KEY_BYTES = 32
+NONCE_BYTES = 12
+TAG_BYTES = 16
+BATCH_SIZE = 500
+_KEY_ID = re.compile(r"[A-Za-z0-9_-]{1,32}")
+# 38 base64 characters = nonce + tag of an empty plaintext, the shortest valid token.
+_STORED = re.compile(rf"{FORMAT}:({_KEY_ID.pattern}):([A-Za-z0-9_-]{{38,}})")
+
+
+class SecretError(Exception):
+    """A keyring or stored secret is missing, malformed, tampered with or under an unknown key."""
+
+
+@dataclass(frozen=True, slots=True)
+class KeyEntry:
+    """One key of the keyring; `key` is kept out of repr so it never reaches a log."""
+
+    id: str
+    created: str
+    key: bytes = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Keyring:
+    """The parsed keyring file: keys newest first (never empty)."""
+
+    keys: tuple[KeyEntry, ...]
+
+    @property
+    def newest(self) -> KeyEntry:
+        """The key new values are encrypted with."""
+        return self.keys[0]
+
+    def ids(self) -> tuple[str, ...]:
+        """Key ids, newest first."""
+        return tuple(entry.id for entry in self.keys)
+
+
+# --- the keyring file ------------------------------------------------------------------------
+
+
+def _parse_entry(raw: Any) -> KeyEntry:
+    if not isinstance(raw, dict) or not isinstance(raw.get("id"), str):
+        raise SecretError("keyring entry without an id")
+    key_id, text = raw["id"], raw.get("key")
+    if not _KEY_ID.fullmatch(key_id) or not isinstance(text, str):
+        raise SecretError(f"keyring entry {key_id!r} is malformed")
+    try:
+        key = base64.urlsafe_b64decode(text.encode("ascii"))
+    except (binascii.Error, UnicodeEncodeError) as exc:
+        raise SecretError(f"key {key_id} is not base64") from exc
+    if len(key) != KEY_BYTES:
+        raise SecretError(f"key {key_id} is not {KEY_BYTES} bytes")
+    return KeyEntry(key_id, str(raw.get("created", "")), key)
+
+
+def _parse_keyring(data: bytes) -> Keyring:
+    try:
+        doc = json.loads(data)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise SecretError("keyring file is not JSON") from exc
+    if not isinstance(doc, dict) or doc.get("version") != KEYRING_VERSION:
+        raise SecretError(f"keyring file is not version {KEYRING_VERSION}")
+    raw_keys = doc.get("keys")
+    if not isinstance(raw_keys, list) or not raw_keys:
+        raise SecretError("keyring file holds no keys")
+    keys = tuple(_parse_entry(raw) for raw in raw_keys)
+    if len({entry.id for entry in keys}) != len(keys):
+        raise SecretError("keyring file repeats a key id")
+    return Keyring(keys)
+
+
+def load_keyring(path: Path) -> Keyring:
+    """Read and validate the keyring file; warns (log) when others may read it."""
+    try:
+        with path.open("rb") as handle:
+            mode = os.fstat(handle.fileno()).st_mode
+            data = handle.read()
+    except OSError as exc:
+        raise SecretError(f"cannot read keyring {path}: {exc.strerror}") from exc
+    if mode & 0o077:
+        log.warning("keyring %s is accessible to group/others (mode %o)", path, mode & 0o777)
+    return _parse_keyring(data)
+
+
+def _serialise(ring: Keyring) -> bytes:
+    keys = [
+        {"id": e.id, "created": e.created, "key": base64.urlsafe_b64encode(e.key).decode()}
+        for e in ring.keys
+    ]
+    return json.dumps({"version": KEYRING_VERSION, "keys": keys}, indent=2).encode() + b"\n"
+
+
+def _ensure_directory(directory: Path) -> None:
+    if directory.is_dir():
+        if directory.stat().st_mode & 0o077:
+            log.warning("keyring directory %s is accessible to group/others", directory)
+        return
+    directory.mkdir(parents=True, mode=0o700)
+    os.chmod(directory, 0o700)  # mkdir's mode is filtered by the umask
+
+
+def _write_keyring(path: Path, ring: Keyring, *, exclusive: bool) -> None:
+    """Write via a 0600 temp file, fsync, then rename (or link, which refuses to overwrite)."""
+    _ensure_directory(path.parent)
+    temp = path.with_name(f".{path.name}.{random_source.token_hex(6)}.tmp")
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            os.fchmod(handle.fileno(), 0o600)
+            handle.write(_serialise(ring))
+            handle.flush()
+            os.fsync(handle.fileno())
+        if exclusive:
+            os.link(temp, path)
+        else:
+            os.replace(temp, path)
+    except FileExistsError as exc:
+        raise SecretError(f"keyring {path} already exists; refusing to overwrite it") from exc
+    finally:
+        temp.unlink(missing_ok=True)
+    # Losing the keyring loses every secret: make the rename itself durable.
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """Serialise read-modify-write of the keyring across processes (two `keys rotate`)."""
+    _ensure_directory(path.parent)
+    fd = os.open(path.with_name(path.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
+def _new_entry(existing: Sequence[KeyEntry]) -> KeyEntry:
+    numbers = [int(e.id[1:]) for e in existing if re.fullmatch(r"k\d{1,9}", e.id)]
+    created = datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+    return KeyEntry(f"k{max(numbers, default=0) + 1}", created, AESGCM.generate_key(256))
+
+
+def init_keyring(path: Path) -> str:
+    """Create the keyring file with one new key; returns its id. Refuses if the file exists."""
+    with _locked(path):
+        entry = _new_entry(())
+        _write_keyring(path, Keyring((entry,)), exclusive=True)
+    return entry.id
+
+
+def rotate_keyring(path: Path) -> str:
+    """Prepend a new key (old keys stay, so stored values still decrypt); returns its id."""
+    with _locked(path):
+        ring = load_keyring(path)
+        entry = _new_entry(ring.keys)
+        _write_keyring(path, Keyring((entry, *ring.keys)), exclusive=False)
+    return entry.id
+
+
+def retire_keys(path: Path, keep: set[str]) -> tuple[str, ...]:
+    """Drop every key not in `keep` (the newest is always kept); returns the ids dropped.
+
+    Call it only with the ids `census` found in use after `reencrypt`: a dropped key's values
+    can never be decrypted again.
+    """
+    with _locked(path):
+        ring = load_keyring(path)
+        kept = tuple(e for e in ring.keys if e.id in keep or e is ring.newest)
+        dropped = tuple(e.id for e in ring.keys if e not in kept)
+        if dropped:
+            _write_keyring(path, Keyring(kept), exclusive=False)
+    return dropped
+
+
+# --- encrypting and decrypting ----------------------------------------------------------------
+
+
+def is_encrypted(stored: str) -> bool:
+    """Whether `stored` has the shape of an encrypted value (else it is legacy plaintext)."""
+    return _STORED.fullmatch(stored) is not None
+
+
+def key_id_of(stored: str) -> str | None:
+    """The key id an encrypted value names, or None for anything else."""
+    match = _STORED.fullmatch(stored)
+    return match.group(1) if match else None
+
+
+def _signature(path: Path) -> tuple[int, int, int, int]:
+    # os.replace gives a new inode, so rotations are seen even within one mtime tick.
+    st = os.stat(path)
+    return (st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size)
+
+
+@dataclass(frozen=True, slots=True)
+class _Loaded:
+    """An immutable snapshot, swapped whole so readers never see a half-updated keyring."""
+
+    newest: str
+    ciphers: Mapping[str, AESGCM]
+    signature: tuple[int, int, int, int]
+
+
+class SecretBox:
+    """Encrypts with the newest key of the keyring file, decrypts with any key it lists.
+
+    Safe to share across tasks and threads: state is one immutable snapshot replaced under a
+    lock, and nothing awaits. `decrypt` of a known key costs a few microseconds and no I/O.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._lock = threading.Lock()
+        self._loaded = self._load()
+
+    @property
+    def path(self) -> Path:
+        """The keyring file."""
+        return self._path
+
+    @property
+    def key_ids(self) -> tuple[str, ...]:
+        """The key ids currently loaded (newest first)."""
+        return tuple(self._loaded.ciphers)
+
+    def _load(self) -> _Loaded:
+        try:
+            signature = _signature(self._path)
+        except OSError as exc:
+            raise SecretError(f"keyring {self._path} is missing") from exc
+        ring = load_keyring(self._path)
+        ciphers = {entry.id: AESGCM(entry.key) for entry in ring.keys}
+        return _Loaded(ring.newest.id, ciphers, signature)
+
+    def refresh(self) -> str:
+        """Re-read the keyring if the file changed (one stat); returns the newest key id."""
+        try:
+            changed = _signature(self._path) != self._loaded.signature
+        except OSError as exc:
+            # Never encrypt under a key that is no longer on disk: it would die with this process.
+            raise SecretError(f"keyring {self._path} is missing") from exc
+        if changed:
+            with self._lock:
+                self._loaded = self._load()
+        return self._loaded.newest
+
+    def encrypt(self, plain: str) -> str:
+        """``enc1:<newest key id>:<token>``; follows a rotation made by another process."""
+        self.refresh()
+        loaded = self._loaded
+        header = f"{FORMAT}:{loaded.newest}"
+        nonce = os.urandom(NONCE_BYTES)
+        sealed = loaded.ciphers[loaded.newest].encrypt(nonce, plain.encode(), header.encode())
+        token = base64.urlsafe_b64encode(nonce + sealed).rstrip(b"=").decode("ascii")
+        return f"{header}:{token}"
+
+    def decrypt(self, stored: str) -> str:
+        """The plaintext of an `encrypt` result; raises `SecretError`, never returns garbage."""
+        match = _STORED.fullmatch(stored)
+        if match is None:
+            raise SecretError("not an encrypted secret")
+        key_id, token = match.groups()
+        cipher = self._loaded.ciphers.get(key_id) or self._reload_for(key_id)
+        try:
+            raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+            plain = cipher.decrypt(raw[:NONCE_BYTES], raw[NONCE_BYTES:], stored[: -len(token) - 1].encode())
+            return plain.decode()
+        except (binascii.Error, InvalidTag, UnicodeDecodeError) as exc:
+            raise SecretError(f"secret under key {key_id} fails authentication") from exc
+
+    def _reload_for(self, key_id: str) -> AESGCM:
+        """One reload, only if the file changed since we read it (another process rotated)."""
+        with self._lock:
+            if key_id not in self._loaded.ciphers:
+                try:
+                    changed = _signature(self._path) != self._loaded.signature
+                except OSError:
+                    changed = False
+                if changed:
+                    self._loaded = self._load()
+            cipher = self._loaded.ciphers.get(key_id)
+        if cipher is None:
+            raise SecretError(f"unknown key id {key_id!r}")
+        return cipher
+
+
+# --- the database side -------------------------------------------------------------------------
+
+
+def secret_columns(base: type[DeclarativeBase] | None = None) -> tuple[InstrumentedAttribute[Any], ...]:
+    """Every mapped column whose ``Column.info`` has ``{"secret": True}`` (default: our models)."""
+    if base is None:
+        from provisiond.storage.models import Base  # noqa: PLC0415 - models import is heavy
+
+        base = Base
+    found = []
+    for mapper in base.registry.mappers:
+        for prop in mapper.column_attrs:
+            if prop.columns[0].info.get("secret"):
+                found.append(getattr(mapper.class_, prop.key))
+    return tuple(sorted(found, key=lambda attr: (attr.class_.__name__, attr.key)))
+
+
+@dataclass(frozen=True, slots=True)
+class Census:
+    """How many stored secrets each key id protects, and how many are still plaintext."""
+
+    by_key: Mapping[str, int]
+    plaintext: int
+
+
+@dataclass(frozen=True, slots=True)
+class _Target:
+    name: str
+    table: Any
+    pk: Any
+    column: Any
+
+
+def _target(attr: InstrumentedAttribute[Any]) -> _Target:
+    mapper = inspect(attr.class_)
+    if len(mapper.primary_key) != 1:
+        raise SecretError(f"{mapper.class_.__name__}: secret columns need a one-column key")
+    column = mapper.columns[attr.key]
+    return _Target(f"{column.table.name}.{column.name}", column.table, mapper.primary_key[0], column)
+
+
+async def _batch(
+    db: Database, target: _Target, after: Any, limit: int, where: ColumnElement[bool] | None = None
+) -> list[tuple[Any, str]]:
+    query = select(target.pk, target.column).where(target.column.is_not(None))
+    if after is not None:
+        query = query.where(target.pk > after)
+    if where is not None:
+        query = query.where(where)
+    async with db.read() as session:
+        rows = await session.execute(query.order_by(target.pk).limit(limit))
+        return [(row[0], row[1]) for row in rows]
+
+
+async def census(
+    db: Database,
+    columns: Sequence[InstrumentedAttribute[Any]] | None = None,
+    *,
+    batch_size: int = BATCH_SIZE,
+) -> Census:
+    """Count stored secrets per key id (and plaintext ones) over the secret columns."""
+    counts: Counter[str] = Counter()
+    plaintext = 0
+    for attr in secret_columns() if columns is None else columns:
+        target, after = _target(attr), None
+        while rows := await _batch(db, target, after, batch_size):
+            for _pk, stored in rows:
+                key_id = key_id_of(stored)
+                if key_id is None:
+                    plaintext += 1
+                else:
+                    counts[key_id] += 1
+            after = rows[-1][0]
+    return Census(dict(counts), plaintext)
