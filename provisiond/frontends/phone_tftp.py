@@ -1,0 +1,440 @@
+"""The phone-facing TFTP server on asyncio.
+
+It translates TFTP into `PhoneRequest`/`PhoneResponse` and nothing more: which files exist
+and who may upload is the `PhoneHandler`'s business. Wire format in `tftp_options`, the
+per-transfer state machines in `tftp_transfer`.
+
+- The listening socket (`_ListenerProtocol`) only parses RRQ/WRQ; every transfer gets its
+  own ephemeral socket on the same local host (`TransferEndpoint`), whose port is the
+  server's transfer ID: a packet from any other (host, port) gets ERROR 5 and never
+  reaches the transfer. A request repeated by a client whose transfer runs is ignored.
+- RRQ: `handler.handle(GET path)`; the body, or the file streamed from disk, is sent.
+- WRQ: `handler.upload_limit(PUT path)` decides before any data is accepted (None: access
+  violation; a tsize above the cap: ERROR 3); the data is then handed to
+  `handler.handle(PUT path, body)` and the last ACK waits for its answer.
+- Limits: at most `max_transfers` at once ("server busy" beyond), an overall deadline per
+  transfer, requests over 1 KiB refused; bad packets get an ERROR reply or are dropped and
+  never raise out of a protocol callback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO, cast
+
+from provisiond.domain.phone import Outcome, PhoneHandler, PhoneRequest, PhoneResponse
+from provisiond.frontends.tftp_options import (
+    MAX_BLKSIZE,
+    ErrorCode,
+    Mode,
+    OptionLimits,
+    TftpError,
+    TftpRequest,
+    TimerPolicy,
+    TransferParams,
+    encode_error,
+    negotiate,
+    parse_request,
+    parse_transfer_packet,
+    to_netascii,
+)
+from provisiond.frontends.tftp_transfer import (
+    BlockSource,
+    ReadTransfer,
+    TftpStats,
+    Transfer,
+    WriteTransfer,
+)
+
+__all__ = ["TftpConfig", "TftpServer", "TftpStats"]
+
+log = logging.getLogger(__name__)
+
+UNKNOWN_TID = encode_error(ErrorCode.UNKNOWN_TID, "Unknown transfer ID")
+
+PeerKey = tuple[str, int]
+
+_OUTCOME_ERRORS: dict[Outcome, tuple[ErrorCode, str]] = {
+    Outcome.NOT_FOUND: (ErrorCode.FILE_NOT_FOUND, "File not found"),
+    Outcome.FORBIDDEN: (ErrorCode.ACCESS_VIOLATION, "Access violation"),
+    Outcome.UNAUTHORIZED: (ErrorCode.ACCESS_VIOLATION, "Access violation"),
+    Outcome.TOO_LARGE: (ErrorCode.DISK_FULL, "Disk full or allocation exceeded"),
+    Outcome.BAD_REQUEST: (ErrorCode.ILLEGAL_OPERATION, "Illegal TFTP operation"),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class TftpConfig:
+    """Settings of the TFTP frontend (the composition root fills them from settings)."""
+
+    host: str = "127.0.0.1"
+    port: int = 6969
+    max_blksize: int = MAX_BLKSIZE  # larger requests are lowered to this
+    max_windowsize: int = 64
+    max_window_bytes: int = 1 << 20  # caps blksize * windowsize per transfer
+    max_transfers: int = 10_000
+    retries: int = 5
+    initial_rto: float = 1.0
+    min_rto: float = 0.05
+    max_rto: float = 5.0
+    rcvbuf: int = 4 << 20  # listener SO_RCVBUF: absorbs a boot storm's burst of RRQs
+    transfer_deadline: float = 900.0  # seconds for a whole transfer, handler included
+    read_chunk: int = 1 << 16  # bytes per file read off the event loop
+    dally: float = 1.0  # seconds an upload keeps re-ACKing a repeated last block
+
+
+class TftpServer:
+    """A TFTP server that answers phones through a `PhoneHandler`."""
+
+    def __init__(self, handler: PhoneHandler, config: TftpConfig) -> None:
+        self._handler = handler
+        self._config = config
+        self.stats = TftpStats()
+        self._policy = TimerPolicy(
+            config.initial_rto, config.min_rto, config.max_rto, config.retries
+        )
+        self._limits = OptionLimits(
+            config.max_blksize, config.max_windowsize, config.max_window_bytes
+        )
+        self._transport: asyncio.DatagramTransport | None = None
+        self._sockname: tuple[Any, ...] | None = None
+        self._family = socket.AF_INET
+        self._active: set[PeerKey] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    @property
+    def sockname(self) -> tuple[str, int]:
+        """The bound (host, port) of the listening socket; the real port when 0 was asked."""
+        if self._sockname is None:
+            raise RuntimeError("TftpServer is not started")
+        return str(self._sockname[0]), int(self._sockname[1])
+
+    async def start(self) -> None:
+        """Bind the listening socket and start serving."""
+        loop = asyncio.get_running_loop()
+        sock = await self._bind()
+        self._family = socket.AddressFamily(sock.family)
+        self._sockname = sock.getsockname()
+        self._limits = self._socket_limits(sock)
+        transport, _ = await loop.create_datagram_endpoint(
+            lambda: _ListenerProtocol(self._on_request), sock=sock
+        )
+        self._transport = transport
+        log.info("TFTP listening on %s port %d", *self.sockname)
+
+    async def _bind(self) -> socket.socket:
+        cfg = self._config
+        infos = await asyncio.get_running_loop().getaddrinfo(
+            cfg.host, cfg.port, type=socket.SOCK_DGRAM, flags=socket.AI_PASSIVE
+        )
+        family, _, _, _, addr = infos[0]
+        sock = socket.socket(family, socket.SOCK_DGRAM)
+        try:
+            # Before bind, so the buffer is in place for the first burst (best effort:
+            # the kernel caps it at net.core.rmem_max).
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, cfg.rcvbuf)
+            sock.bind(addr)
+            sock.setblocking(False)
+        except OSError:
+            sock.close()
+            raise
+        return sock
+
+    def _socket_limits(self, sock: socket.socket) -> OptionLimits:
+        """Never negotiate a block that the socket's send buffer cannot hold."""
+        # Linux reports twice the usable size; keep room for headers and bookkeeping.
+        sndbuf = sock.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF) // 2 - 512
+        cap = max(512, min(self._config.max_blksize, MAX_BLKSIZE, sndbuf))
+        return OptionLimits(cap, self._limits.max_windowsize, self._limits.max_window_bytes)
+
+    async def stop(self) -> None:
+        """Close the listener and end every running transfer."""
+        if self._transport is not None:
+            self._transport.close()
+            self._transport = None
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    # -- the listening socket -------------------------------------------------------------
+
+    def _on_request(self, data: bytes, addr: tuple[Any, ...]) -> None:
+        if addr[1] == 0:
+            return  # no reply can reach port 0, and answering it helps spoofers
+        key: PeerKey = (str(addr[0]), int(addr[1]))
+        if key in self._active:
+            return  # a retransmitted request: the running transfer's timer answers it
+        try:
+            request = parse_request(data)
+            if len(self._active) >= self._config.max_transfers:
+                raise TftpError(ErrorCode.NOT_DEFINED, "server busy")
+            params, limit = self._admit_upload(request, key) if request.is_write else (None, 0)
+        except TftpError as exc:
+            self.stats.requests_rejected += 1
+            if data[:2] != b"\x00\x05":  # never answer an ERROR with an ERROR
+                self._reply(exc.packet(), addr)
+            return
+        self._active.add(key)
+        self.stats.transfers_started += 1
+        task = asyncio.get_running_loop().create_task(self._serve(request, addr, params, limit))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _reply(self, packet: bytes, addr: tuple[Any, ...]) -> None:
+        if self._transport is not None:
+            self._transport.sendto(packet, addr)
+
+    def _phone_request(
+        self, request: TftpRequest, key: PeerKey, body: bytes | None = None
+    ) -> PhoneRequest:
+        if request.is_write:
+            return PhoneRequest("tftp", "PUT", request.path, None, key[0], body=body)
+        return PhoneRequest("tftp", "GET", request.path, None, key[0])
+
+    def _admit_upload(self, request: TftpRequest, key: PeerKey) -> tuple[TransferParams, int]:
+        """Decide a WRQ before accepting any data: the handler's cap, then tsize."""
+        try:
+            limit = self._handler.upload_limit(self._phone_request(request, key))
+        except Exception:  # the handler is not ours to trust with the listener
+            log.exception("TFTP upload_limit failed for %r", request.path)
+            raise TftpError(ErrorCode.NOT_DEFINED, "internal error") from None
+        if limit is None:
+            raise TftpError(ErrorCode.ACCESS_VIOLATION, "Access violation")
+        params = negotiate(request.options, self._limits, is_write=True)
+        if params.tsize is not None and params.tsize > limit:
+            raise TftpError(ErrorCode.DISK_FULL, "upload exceeds the size limit")
+        return params, limit
+
+    # -- one transfer ---------------------------------------------------------------------
+
+    async def _serve(
+        self,
+        request: TftpRequest,
+        addr: tuple[Any, ...],
+        params: TransferParams | None,
+        limit: int,
+    ) -> None:
+        """Run one transfer to its end; count it; always release its socket and slot."""
+        key: PeerKey = (str(addr[0]), int(addr[1]))
+        endpoint = TransferEndpoint(addr, self.stats)
+        transfer: list[Transfer] = []  # filled by _transfer, closed here whatever happens
+        failure: str | None = "not started"
+        try:
+            async with asyncio.timeout(self._config.transfer_deadline):
+                failure = await self._transfer(request, endpoint, key, params, limit, transfer)
+        except TimeoutError:
+            failure = "transfer deadline exceeded"
+            endpoint.send(encode_error(ErrorCode.NOT_DEFINED, failure))
+        except asyncio.CancelledError:
+            endpoint.send(encode_error(ErrorCode.NOT_DEFINED, "server shutting down"))
+            raise
+        except Exception:  # a bug in one transfer must not leak its socket or slot
+            log.exception("TFTP transfer of %r for %s failed", request.path, key)
+            endpoint.send(encode_error(ErrorCode.NOT_DEFINED, "internal error"))
+        finally:
+            if failure is not None:
+                self.stats.transfers_failed += 1
+                log.debug("TFTP %r for %s failed: %s", request.path, key, failure)
+            for started in transfer:
+                started.close()
+            endpoint.close()
+            self._active.discard(key)
+
+    async def _transfer(
+        self,
+        request: TftpRequest,
+        endpoint: TransferEndpoint,
+        key: PeerKey,
+        params: TransferParams | None,
+        limit: int,
+        started: list[Transfer],
+    ) -> str | None:
+        """Open the socket, start the transfer and wait for it; None on success."""
+        if not await self._open_endpoint(endpoint, key):
+            return "no socket"
+        try:
+            transfer = await self._start(request, endpoint, key, params, limit)
+        except TftpError as exc:
+            endpoint.send(exc.packet())
+            return exc.message
+        started.append(transfer)
+        failure = await transfer.done
+        if failure is None:
+            self.stats.transfers_completed += 1
+            if isinstance(transfer, WriteTransfer):
+                await transfer.dally(self._config.dally)
+        return failure
+
+    async def _open_endpoint(self, endpoint: TransferEndpoint, addr: PeerKey) -> bool:
+        """Bind the transfer's ephemeral socket next to the listener."""
+        host = self.sockname[0]
+        try:
+            await asyncio.get_running_loop().create_datagram_endpoint(
+                lambda: endpoint, local_addr=(host, 0), family=self._family
+            )
+        except OSError as exc:  # e.g. out of file descriptors
+            log.warning("TFTP cannot open a transfer socket: %s", exc)
+            self._reply(encode_error(ErrorCode.NOT_DEFINED, "server busy"), addr)
+            return False
+        return True
+
+    async def _start(
+        self,
+        request: TftpRequest,
+        endpoint: TransferEndpoint,
+        key: PeerKey,
+        params: TransferParams | None,
+        limit: int,
+    ) -> Transfer:
+        transfer: ReadTransfer | WriteTransfer
+        if params is None:
+            transfer = await self._start_read(request, endpoint, key)
+        else:
+
+            async def store(body: bytes) -> None:
+                upload = self._phone_request(request, key, body=body)
+                _raise_unless_ok(await self._call_handler(upload))
+
+            netascii = request.mode is Mode.NETASCII
+            transfer = WriteTransfer(
+                endpoint.send, key[0], params, limit, netascii, store, self._policy, self.stats
+            )
+        endpoint.transfer = transfer
+        transfer.start()
+        return transfer
+
+    async def _start_read(
+        self, request: TftpRequest, endpoint: TransferEndpoint, key: PeerKey
+    ) -> ReadTransfer:
+        response = await self._call_handler(self._phone_request(request, key))
+        _raise_unless_ok(response)
+        netascii = request.mode is Mode.NETASCII
+        data, file, size = await _open_content(response, netascii)
+        try:
+            params = negotiate(request.options, self._limits, is_write=False, size=size)
+        except TftpError:
+            if file is not None:
+                file.close()
+            raise
+        source = BlockSource(
+            params.blksize, data=data, file=file, netascii=netascii, chunk=self._config.read_chunk
+        )
+        return ReadTransfer(endpoint.send, key[0], source, params, self._policy, self.stats)
+
+    async def _call_handler(self, request: PhoneRequest) -> PhoneResponse:
+        try:
+            return await self._handler.handle(request)
+        except Exception:  # a handler bug must not take the transfer machinery down
+            log.exception("TFTP handler failed for %s %r", request.method, request.path)
+            raise TftpError(ErrorCode.NOT_DEFINED, "internal error") from None
+
+
+def _raise_unless_ok(response: PhoneResponse) -> None:
+    """Map a refusal to its TFTP error; the handler's detail becomes the message."""
+    if response.ok:
+        return
+    code, message = _OUTCOME_ERRORS.get(response.outcome, (ErrorCode.NOT_DEFINED, "refused"))
+    raise TftpError(code, response.detail or message)
+
+
+async def _open_content(
+    response: PhoneResponse, netascii: bool
+) -> tuple[bytes, BinaryIO | None, int | None]:
+    """The body (converted) or the opened file, and the size to answer to tsize.
+
+    A file's netascii size is unknown without reading it all, so tsize is then declined.
+    """
+    if response.file is None:
+        data = to_netascii(response.body) if netascii else response.body
+        return data, None, len(data)
+    loop = asyncio.get_running_loop()
+    try:
+        file = await loop.run_in_executor(None, _open_binary, response.file)
+    except FileNotFoundError:
+        raise TftpError(ErrorCode.FILE_NOT_FOUND, "File not found") from None
+    except OSError:
+        raise TftpError(ErrorCode.NOT_DEFINED, "cannot read file") from None
+    return b"", file, None if netascii else os.fstat(file.fileno()).st_size
+
+
+def _open_binary(path: Path) -> BinaryIO:
+    # Unbuffered: reads are already large, a second buffer would only copy.
+    return open(path, "rb", buffering=0)  # closed by BlockSource
+
+
+class TransferEndpoint(asyncio.DatagramProtocol):
+    """The ephemeral socket of one transfer; enforces the peer's transfer ID."""
+
+    def __init__(self, peer: tuple[Any, ...], stats: TftpStats) -> None:
+        self.peer = peer
+        self._peer_key = (peer[0], peer[1])
+        self._transport: asyncio.DatagramTransport | None = None
+        self.transfer: Transfer | None = None
+        self.stats = stats
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        """Keep the transport (a datagram transport, though not a subclass in 3.11)."""
+        self._transport = cast(asyncio.DatagramTransport, transport)
+
+    def datagram_received(self, data: bytes, addr: tuple[Any, ...]) -> None:
+        """Route the peer's packets to the transfer; answer strangers with ERROR 5."""
+        if (addr[0], addr[1]) != self._peer_key:
+            self._reject_stranger(data, addr)
+            return
+        transfer = self.transfer
+        if transfer is None:
+            return
+        try:
+            packet = parse_transfer_packet(data)
+            if packet is not None:
+                transfer.on_packet(packet)
+        except Exception:  # a protocol callback must never raise into the loop
+            log.exception("TFTP transfer with %s failed on a packet", self._peer_key)
+            transfer.fail(ErrorCode.NOT_DEFINED, "internal error")
+
+    def _reject_stranger(self, data: bytes, addr: tuple[Any, ...]) -> None:
+        self.stats.unknown_tid += 1
+        # Never answer an ERROR (no error loops) nor a source port 0.
+        if addr[1] != 0 and data[:2] != b"\x00\x05" and self._transport is not None:
+            self._transport.sendto(UNKNOWN_TID, addr)
+
+    def error_received(self, exc: Exception) -> None:
+        """ICMP errors are not fatal: the retransmission timer decides."""
+        log.debug("TFTP transfer socket error from %s: %s", self._peer_key, exc)
+
+    def send(self, data: bytes) -> None:
+        """Send one packet to the peer (dropped once the socket is closed)."""
+        if self._transport is not None and not self._transport.is_closing():
+            self._transport.sendto(data, self.peer)
+
+    def close(self) -> None:
+        """Close the socket."""
+        if self._transport is not None:
+            self._transport.close()
+
+
+class _ListenerProtocol(asyncio.DatagramProtocol):
+    """The well-known port: hands each datagram to the server, never raises."""
+
+    def __init__(self, on_request: Callable[[bytes, tuple[Any, ...]], None]) -> None:
+        self._on_request = on_request
+
+    def datagram_received(self, data: bytes, addr: tuple[Any, ...]) -> None:
+        """Parse and dispatch one request."""
+        try:
+            self._on_request(data, addr)
+        except Exception:  # a protocol callback must never raise into the loop
+            log.exception("TFTP request from %s failed", addr[:2])
+
+    def error_received(self, exc: Exception) -> None:
+        """ICMP errors from earlier replies are of no interest to the listener."""
+        log.debug("TFTP listener socket error: %s", exc)
