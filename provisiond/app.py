@@ -104,7 +104,11 @@ class Server:
     async def start(self) -> None:
         """Start the admin API, the phone HTTP listener and the TFTP server."""
         settings = self.settings
-        admin = create_admin_app(self.services, max_body_bytes=settings.max_body_bytes)
+        admin = create_admin_app(
+            self.services,
+            max_body_bytes=settings.max_body_bytes,
+            cors_origins=settings.cors_origins,
+        )
         await self._serve_http(admin, settings.admin_http)
         self.activity = ActivityRecorder(self.services.ctx.db)
         self.activity.start()

@@ -114,7 +114,15 @@ class Settings(_Strict):
     firmware_dir: Path = REPO_ROOT / "firmware"
     max_body_bytes: Annotated[int, Field(ge=1024)] = 1 << 20
     max_upload_bytes: Annotated[int, Field(ge=1024)] = 256 << 10
+    cors_origins: tuple[str, ...] = ()  # browser origins allowed to call the admin API
     platform: PlatformSettings = PlatformSettings()
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _origins(cls, value: object) -> object:
+        if isinstance(value, str):  # from the environment: comma-separated
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
 
     @field_validator("phone_http", "tftp", "admin_http")
     @classmethod
@@ -153,6 +161,7 @@ ENVIRONMENT: dict[str, tuple[str, ...]] = {
     "PROVISIOND_FIRMWARE_DIR": ("firmware_dir",),
     "PROVISIOND_MAX_BODY_BYTES": ("max_body_bytes",),
     "PROVISIOND_MAX_UPLOAD_BYTES": ("max_upload_bytes",),
+    "PROVISIOND_CORS_ORIGINS": ("cors_origins",),
     "PROVISIOND_MCS_INTERCONNECTED": ("platform", "mcs_interconnected"),
     "PROVISIOND_NTP_SERVER": ("platform", "ntp_server"),
     "PROVISIOND_TIMEZONE": ("platform", "timezone"),

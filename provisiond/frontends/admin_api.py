@@ -1,29 +1,32 @@
 """The admin REST API (JSON under /api/v1, bearer tokens), on its own listener.
 
-This module only translates HTTP to service calls and DomainErrors to JSON errors
-``{"error": code, "detail": text, "field": name}``; every rule lives in the services.
+This module only translates HTTP to service calls; errors, authentication, CORS and security
+headers are the middlewares of provisiond.frontends.admin_http. Every rule lives in the
+services.
 """
 
 from __future__ import annotations
 
 import json
-import logging
 import re
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
 
-from provisiond.domain.errors import (
-    Conflict,
-    DomainError,
-    Forbidden,
-    InvalidInput,
-    LicenceRefused,
-    NotFound,
+from provisiond.domain.errors import InvalidInput
+from provisiond.frontends.admin_http import (
+    CALLER,
+    CORS_ORIGINS,
+    MAX_BODY,
+    SERVICES,
+    auth_middleware,
+    cors_middleware,
+    errors_middleware,
+    headers_middleware,
+    json_response,
 )
 from provisiond.frontends.openapi import openapi_document
-from provisiond.services import Caller, Services
+from provisiond.services import Services
 from provisiond.services.commands import (
     DeviceCreate,
     DevicePatch,
@@ -34,90 +37,7 @@ from provisiond.services.commands import (
 )
 from provisiond.services.sites import SiteCreate, SitePatch
 
-log = logging.getLogger(__name__)
-SERVICES = web.AppKey("services", Services)
-MAX_BODY = web.AppKey("max_body_bytes", int)
-CALLER = web.RequestKey("caller", Caller)
-PUBLIC = frozenset({"/api/v1/openapi.json"})
 _DIGITS = re.compile(r"[0-9]{1,12}")  # not str.isdigit(): that accepts '²', which int() refuses
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-_STATUS: list[tuple[type[DomainError], int]] = [
-    (InvalidInput, 422),
-    (NotFound, 404),
-    (LicenceRefused, 409),
-    (Conflict, 409),
-    (Forbidden, 403),
-]
-
-
-def _dumps(data: Any) -> str:
-    # A trailing newline keeps curl output readable in a terminal.
-    return json.dumps(data, ensure_ascii=False) + "\n"
-
-
-def json_response(data: Any, *, status: int = 200) -> web.Response:
-    """A JSON answer."""
-    return web.json_response(data, status=status, dumps=_dumps)
-
-
-def error_response(status: int, code: str, detail: str, field: str | None = None) -> web.Response:
-    """The one error shape of the API."""
-    body: dict[str, Any] = {"error": code, "detail": detail}
-    if field is not None:
-        body["field"] = field
-    return json_response(body, status=status)
-
-
-def _domain_error(exc: DomainError) -> web.Response:
-    status = next((code for kind, code in _STATUS if isinstance(exc, kind)), 400)
-    response = error_response(status, exc.code, exc.detail, exc.field)
-    if isinstance(exc, LicenceRefused):
-        response.text = json.dumps({**json.loads(response.text or "{}"), "module": exc.module})
-    return response
-
-
-@web.middleware
-async def errors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """DomainError -> 4xx JSON; HTTP errors -> JSON; anything else -> 500 JSON without a trace."""
-    try:
-        return await handler(request)
-    except DomainError as exc:
-        return _domain_error(exc)
-    except web.HTTPRequestEntityTooLarge:
-        limit = request.app[MAX_BODY]
-        return error_response(413, "too_large", f"request body over {limit} bytes", "body")
-    except web.HTTPException as exc:
-        if exc.status < 400:
-            raise
-        return error_response(exc.status, exc.reason.lower().replace(" ", "_"), exc.reason)
-    except Exception:
-        log.exception("admin API error on %s %s", request.method, request.path)
-        return error_response(500, "internal", "internal error; see the server log")
-
-
-@web.middleware
-async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Bearer token required on /api/v1 (except the OpenAPI document); read-only tokens GET only."""
-    if not request.path.startswith("/api/") or request.path in PUBLIC:
-        return await handler(request)
-    header = request.headers.get("Authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        return _unauthorized("missing bearer token")
-    caller = await request.app[SERVICES].tokens.authenticate(token.strip())
-    if caller is None:
-        return _unauthorized("unknown token")
-    if request.method not in ("GET", "HEAD") and not caller.can_write:
-        return error_response(403, "forbidden", "this token is read-only")
-    request[CALLER] = caller
-    return await handler(request)
-
-
-def _unauthorized(detail: str) -> web.Response:
-    response = error_response(401, "unauthorized", detail)
-    response.headers["WWW-Authenticate"] = 'Bearer realm="provisiond"'
-    return response
 
 
 def _services(request: web.Request) -> Services:
@@ -388,12 +308,20 @@ async def audit_log(request: web.Request) -> web.Response:
     return json_response(result)
 
 
-def create_admin_app(services: Services, *, max_body_bytes: int = 1 << 20) -> web.Application:
-    """The admin application: API routes, error and auth middlewares, body size limit."""
+def create_admin_app(
+    services: Services, *, max_body_bytes: int = 1 << 20, cors_origins: tuple[str, ...] = ()
+) -> web.Application:
+    """The admin application: API routes, middlewares, body size limit.
+
+    CORS is closed unless `cors_origins` names the origins allowed to call the API from a
+    browser (the web console is served from the same origin and needs none).
+    """
     app = web.Application(
-        middlewares=[errors_middleware, auth_middleware], client_max_size=max_body_bytes
+        middlewares=[headers_middleware, errors_middleware, cors_middleware, auth_middleware],
+        client_max_size=max_body_bytes,
     )
     app[SERVICES] = services
     app[MAX_BODY] = max_body_bytes
+    app[CORS_ORIGINS] = frozenset(cors_origins)
     app.add_routes(routes)
     return app

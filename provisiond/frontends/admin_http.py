@@ -1,0 +1,150 @@
+"""The admin listener's HTTP plumbing: error mapping, bearer tokens, CORS, security headers.
+
+Errors are always JSON ``{"error": code, "detail": text, "field": name}`` (DESIGN.md section
+4): DomainErrors map to 4xx by kind, and anything unexpected is logged and answered with a
+500 that carries no trace.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+
+from provisiond.domain.errors import (
+    Conflict,
+    DomainError,
+    Forbidden,
+    InvalidInput,
+    LicenceRefused,
+    NotFound,
+)
+from provisiond.services import Caller, Services
+
+log = logging.getLogger(__name__)
+SERVICES = web.AppKey("services", Services)
+MAX_BODY = web.AppKey("max_body_bytes", int)
+CALLER = web.RequestKey("caller", Caller)
+CORS_ORIGINS = web.AppKey("cors_origins", frozenset[str])
+PUBLIC = frozenset({"/api/v1/openapi.json"})
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+_STATUS: list[tuple[type[DomainError], int]] = [
+    (InvalidInput, 422),
+    (NotFound, 404),
+    (LicenceRefused, 409),
+    (Conflict, 409),
+    (Forbidden, 403),
+]
+
+
+def _dumps(data: Any) -> str:
+    # A trailing newline keeps curl output readable in a terminal.
+    return json.dumps(data, ensure_ascii=False) + "\n"
+
+
+def json_response(data: Any, *, status: int = 200) -> web.Response:
+    """A JSON answer."""
+    return web.json_response(data, status=status, dumps=_dumps)
+
+
+def error_response(status: int, code: str, detail: str, field: str | None = None) -> web.Response:
+    """The one error shape of the API."""
+    body: dict[str, Any] = {"error": code, "detail": detail}
+    if field is not None:
+        body["field"] = field
+    return json_response(body, status=status)
+
+
+def _domain_error(exc: DomainError) -> web.Response:
+    status = next((code for kind, code in _STATUS if isinstance(exc, kind)), 400)
+    response = error_response(status, exc.code, exc.detail, exc.field)
+    if isinstance(exc, LicenceRefused):
+        response.text = json.dumps({**json.loads(response.text or "{}"), "module": exc.module})
+    return response
+
+
+@web.middleware
+async def errors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """DomainError -> 4xx JSON; HTTP errors -> JSON; anything else -> 500 JSON without a trace."""
+    try:
+        return await handler(request)
+    except DomainError as exc:
+        return _domain_error(exc)
+    except web.HTTPRequestEntityTooLarge:
+        limit = request.app[MAX_BODY]
+        return error_response(413, "too_large", f"request body over {limit} bytes", "body")
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        return error_response(exc.status, exc.reason.lower().replace(" ", "_"), exc.reason)
+    except Exception:
+        log.exception("admin API error on %s %s", request.method, request.path)
+        return error_response(500, "internal", "internal error; see the server log")
+
+
+@web.middleware
+async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Bearer token required on /api/v1 (except the OpenAPI document); read-only tokens GET only."""
+    if not request.path.startswith("/api/") or request.path in PUBLIC:
+        return await handler(request)
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return _unauthorized("missing bearer token")
+    caller = await request.app[SERVICES].tokens.authenticate(token.strip())
+    if caller is None:
+        return _unauthorized("unknown token")
+    if request.method not in ("GET", "HEAD") and not caller.can_write:
+        return error_response(403, "forbidden", "this token is read-only")
+    request[CALLER] = caller
+    return await handler(request)
+
+
+def _unauthorized(detail: str) -> web.Response:
+    response = error_response(401, "unauthorized", detail)
+    response.headers["WWW-Authenticate"] = 'Bearer realm="provisiond"'
+    return response
+
+
+_SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    "Content-Security-Policy": "default-src 'self'; frame-ancestors 'none'; base-uri 'none'",
+    "Cross-Origin-Opener-Policy": "same-origin",
+}
+
+
+@web.middleware
+async def headers_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Security headers on every admin answer; API answers are never cached."""
+    response = await handler(request)
+    for name, value in _SECURITY_HEADERS.items():
+        response.headers.setdefault(name, value)
+    if request.path.startswith("/api/"):
+        response.headers.setdefault("Cache-Control", "no-store")
+    return response
+
+
+@web.middleware
+async def cors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Closed by default: only configured origins get CORS headers (and preflight answers)."""
+    origin = request.headers.get("Origin")
+    allowed = origin is not None and origin in request.app[CORS_ORIGINS]
+    if request.method == "OPTIONS" and request.headers.get("Access-Control-Request-Method"):
+        if not allowed:
+            return error_response(403, "cors", "cross-origin requests are not allowed")
+        response: web.StreamResponse = web.Response(status=204)
+        response.headers["Access-Control-Allow-Methods"] = "GET, POST, PUT, PATCH, DELETE"
+        response.headers["Access-Control-Allow-Headers"] = "Authorization, Content-Type"
+        response.headers["Access-Control-Max-Age"] = "600"
+    else:
+        response = await handler(request)
+    if allowed and origin is not None:
+        response.headers["Access-Control-Allow-Origin"] = origin
+        response.headers["Vary"] = "Origin"
+    return response
