@@ -13,8 +13,8 @@ version fails authentication. ``token`` is unpadded urlsafe base64 of ``nonce ||
 tag``. Chosen over Fernet/MultiFernet because: (1) we must name the key in the stored value
 anyway (to find rows still under an old key during rotation, and to reload the keyring when an
 id is unknown), which MultiFernet's try-every-key loop does not give; (2) Fernet tokens carry
-their creation time in clear and are ~50 % longer (a 64-character password is 131 characters
-here, 192 with Fernet); (3) one AEAD pass costs a few microseconds, cheaper than CBC + HMAC.
+their creation time in clear and are ~40 % longer (a 64-character password is 131 characters
+here, 184 with Fernet); (3) one AEAD pass costs a few microseconds, cheaper than CBC + HMAC.
 Random 96-bit nonces are safe far beyond our volumes (NIST's 2^32 messages per key).
 
 Rotation while serving: `rotate_keyring` prepends a key (old ones stay, so every stored value
@@ -22,13 +22,13 @@ still decrypts); `SecretBox.encrypt` re-reads the file when it changed (one ``st
 admin-paced), and `SecretBox.decrypt` re-reads it once when it meets an unknown key id, so a
 serving process follows a rotation made by ``provisiond keys rotate`` without restarting.
 `reencrypt` then moves every value to the newest key (compare-and-set per row, so a concurrent
-admin change is never overwritten); `retire_keys` drops keys `census` shows unused.
-
-Errors: everything raises `SecretError`; decrypt never returns garbage.
+admin change is never overwritten); `retire_keys` drops keys `census` shows unused. Every
+failure raises `SecretError`; decrypt never returns garbage.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import contextlib
@@ -48,10 +48,11 @@ from typing import Any, cast
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from sqlalchemy import ColumnElement, CursorResult, inspect, select, update
+from sqlalchemy import CursorResult, Select, func, inspect, select, update
 from sqlalchemy.orm import DeclarativeBase, InstrumentedAttribute
 
 from provisiond.storage.database import Database
+from provisiond.storage.models import Base
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +60,6 @@ FORMAT = "enc1"
 KEYRING_VERSION = 1
 KEY_BYTES = 32
 NONCE_BYTES = 12
-TAG_BYTES = 16
 BATCH_SIZE = 500
 _KEY_ID = re.compile(r"[A-Za-z0-9_-]{1,32}")
 # 38 base64 characters = nonce + tag of an empty plaintext, the shortest valid token.
@@ -89,13 +89,6 @@ class Keyring:
     def newest(self) -> KeyEntry:
         """The key new values are encrypted with."""
         return self.keys[0]
-
-    def ids(self) -> tuple[str, ...]:
-        """Key ids, newest first."""
-        return tuple(entry.id for entry in self.keys)
-
-
-# --- the keyring file ------------------------------------------------------------------------
 
 
 def _parse_entry(raw: Any) -> KeyEntry:
@@ -236,9 +229,6 @@ def retire_keys(path: Path, keep: set[str]) -> tuple[str, ...]:
     return dropped
 
 
-# --- encrypting and decrypting ----------------------------------------------------------------
-
-
 def is_encrypted(stored: str) -> bool:
     """Whether `stored` has the shape of an encrypted value (else it is legacy plaintext)."""
     return _STORED.fullmatch(stored) is not None
@@ -296,16 +286,18 @@ class SecretBox:
         ciphers = {entry.id: AESGCM(entry.key) for entry in ring.keys}
         return _Loaded(ring.newest.id, ciphers, signature)
 
+    def _reload_if_changed(self) -> None:
+        with self._lock:
+            if _signature(self._path) != self._loaded.signature:
+                self._loaded = self._load()
+
     def refresh(self) -> str:
         """Re-read the keyring if the file changed (one stat); returns the newest key id."""
         try:
-            changed = _signature(self._path) != self._loaded.signature
+            self._reload_if_changed()
         except OSError as exc:
             # Never encrypt under a key that is no longer on disk: it would die with this process.
             raise SecretError(f"keyring {self._path} is missing") from exc
-        if changed:
-            with self._lock:
-                self._loaded = self._load()
         return self._loaded.newest
 
     def encrypt(self, plain: str) -> str:
@@ -325,40 +317,29 @@ class SecretBox:
             raise SecretError("not an encrypted secret")
         key_id, token = match.groups()
         cipher = self._loaded.ciphers.get(key_id) or self._reload_for(key_id)
+        header = f"{FORMAT}:{key_id}".encode()
         try:
             raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
-            plain = cipher.decrypt(raw[:NONCE_BYTES], raw[NONCE_BYTES:], stored[: -len(token) - 1].encode())
-            return plain.decode()
+            return cipher.decrypt(raw[:NONCE_BYTES], raw[NONCE_BYTES:], header).decode()
         except (binascii.Error, InvalidTag, UnicodeDecodeError) as exc:
             raise SecretError(f"secret under key {key_id} fails authentication") from exc
 
     def _reload_for(self, key_id: str) -> AESGCM:
         """One reload, only if the file changed since we read it (another process rotated)."""
-        with self._lock:
-            if key_id not in self._loaded.ciphers:
-                try:
-                    changed = _signature(self._path) != self._loaded.signature
-                except OSError:
-                    changed = False
-                if changed:
-                    self._loaded = self._load()
-            cipher = self._loaded.ciphers.get(key_id)
+        with contextlib.suppress(OSError):  # a vanished file leaves the id unknown
+            self._reload_if_changed()
+        cipher = self._loaded.ciphers.get(key_id)
         if cipher is None:
             raise SecretError(f"unknown key id {key_id!r}")
         return cipher
 
 
-# --- the database side -------------------------------------------------------------------------
-
-
-def secret_columns(base: type[DeclarativeBase] | None = None) -> tuple[InstrumentedAttribute[Any], ...]:
+def secret_columns(
+    base: type[DeclarativeBase] | None = None,
+) -> tuple[InstrumentedAttribute[Any], ...]:
     """Every mapped column whose ``Column.info`` has ``{"secret": True}`` (default: our models)."""
-    if base is None:
-        from provisiond.storage.models import Base  # noqa: PLC0415 - models import is heavy
-
-        base = Base
     found = []
-    for mapper in base.registry.mappers:
+    for mapper in (base or Base).registry.mappers:
         for prop in mapper.column_attrs:
             if prop.columns[0].info.get("secret"):
                 found.append(getattr(mapper.class_, prop.key))
@@ -386,20 +367,17 @@ def _target(attr: InstrumentedAttribute[Any]) -> _Target:
     if len(mapper.primary_key) != 1:
         raise SecretError(f"{mapper.class_.__name__}: secret columns need a one-column key")
     column = mapper.columns[attr.key]
-    return _Target(f"{column.table.name}.{column.name}", column.table, mapper.primary_key[0], column)
+    return _Target(
+        f"{column.table.name}.{column.name}", column.table, mapper.primary_key[0], column
+    )
 
 
-async def _batch(
-    db: Database, target: _Target, after: Any, limit: int, where: ColumnElement[bool] | None = None
-) -> list[tuple[Any, str]]:
-    query = select(target.pk, target.column).where(target.column.is_not(None))
+def _page(target: _Target, after: Any, limit: int, *where: Any) -> Select[Any]:
+    """Keyset pagination: the next `limit` non-null values after primary key `after`."""
+    query = select(target.pk, target.column).where(target.column.is_not(None), *where)
     if after is not None:
         query = query.where(target.pk > after)
-    if where is not None:
-        query = query.where(where)
-    async with db.read() as session:
-        rows = await session.execute(query.order_by(target.pk).limit(limit))
-        return [(row[0], row[1]) for row in rows]
+    return query.order_by(target.pk).limit(limit)
 
 
 async def census(
@@ -409,16 +387,118 @@ async def census(
     batch_size: int = BATCH_SIZE,
 ) -> Census:
     """Count stored secrets per key id (and plaintext ones) over the secret columns."""
-    counts: Counter[str] = Counter()
-    plaintext = 0
+    counts: Counter[str | None] = Counter()
     for attr in secret_columns() if columns is None else columns:
-        target, after = _target(attr), None
-        while rows := await _batch(db, target, after, batch_size):
-            for _pk, stored in rows:
-                key_id = key_id_of(stored)
-                if key_id is None:
-                    plaintext += 1
-                else:
-                    counts[key_id] += 1
-            after = rows[-1][0]
-    return Census(dict(counts), plaintext)
+        target, after, read = _target(attr), None, batch_size
+        while read == batch_size:
+            async with db.read() as session:
+                rows = (await session.execute(_page(target, after, batch_size))).all()
+            counts.update(key_id_of(stored) for _pk, stored in rows)
+            read, after = len(rows), rows[-1][0] if rows else after
+    plaintext = counts.pop(None, 0)
+    return Census({key: n for key, n in counts.items() if key is not None}, plaintext)
+
+
+def _reseal(box: SecretBox, target: _Target, pk: Any, stored: str) -> tuple[str, bool]:
+    """The value under the newest key, and whether it was legacy plaintext."""
+    if not is_encrypted(stored):
+        return box.encrypt(stored), True
+    try:
+        return box.encrypt(box.decrypt(stored)), False
+    except SecretError as exc:
+        raise SecretError(f"{target.name} row {pk}: {exc}") from exc
+
+
+async def _reencrypt_batch(
+    db: Database, box: SecretBox, target: _Target, after: Any, limit: int
+) -> tuple[int, Any, int, int]:
+    """One transaction: (rows read, last key, rows rewritten, of which plaintext)."""
+    prefix = f"{FORMAT}:{box.refresh()}:"
+    # substr, not LIKE: SQLite's LIKE ignores case, and this must be an exact prefix test.
+    query = _page(target, after, limit, func.substr(target.column, 1, len(prefix)) != prefix)
+    # Re-encryption is not a change of the row: keep updated_at (it is the files' Last-Modified).
+    unchanged = {c.key: c for c in target.table.columns if c.onupdate is not None}
+    changed = plaintext = 0
+    async with db.background() as session:
+        rows = (await session.execute(query)).all()
+        for pk, stored in rows:
+            sealed, legacy = _reseal(box, target, pk, stored)
+            # Compare-and-set: an admin change committed meanwhile wins over our rewrite.
+            statement = (
+                update(target.table)
+                .where(target.pk == pk, target.column == stored)
+                .values({target.column.key: sealed, **unchanged})
+            )
+            result = cast(CursorResult[Any], await session.execute(statement))
+            changed += result.rowcount
+            plaintext += result.rowcount if legacy else 0
+    return len(rows), rows[-1][0] if rows else after, changed, plaintext
+
+
+async def scrub_sqlite(db: Database) -> None:
+    """Rewrite a SQLite file so overwritten plaintext survives in no free page nor WAL frame."""
+    if not db.is_sqlite:
+        return
+    async with db.engine.connect() as conn:
+        raw = await conn.get_raw_connection()
+        driver: Any = raw.driver_connection  # aiosqlite: VACUUM must run outside a transaction
+        await driver.execute("VACUUM")
+        await driver.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+
+async def reencrypt(
+    db: Database,
+    box: SecretBox,
+    columns: Sequence[InstrumentedAttribute[Any]] | None = None,
+    *,
+    batch_size: int = BATCH_SIZE,
+    scrub: bool = True,
+) -> int:
+    """Move every secret value to the newest key, encrypting legacy plaintext; returns the count.
+
+    Walks `columns` (default: `secret_columns()`) in primary-key order, `batch_size` rows per
+    `db.background()` transaction. Raises `SecretError` naming the row when a value cannot be
+    decrypted (nothing in that batch is written). When plaintext was encrypted on SQLite, the
+    file is vacuumed (`scrub_sqlite`) so the old plaintext does not linger in free pages.
+    """
+    total = plaintext = 0
+    for attr in secret_columns() if columns is None else columns:
+        target, after, read = _target(attr), None, batch_size
+        while read == batch_size:  # keyset pagination: ends after the last primary key
+            read, after, changed, legacy = await _reencrypt_batch(
+                db, box, target, after, batch_size
+            )
+            total, plaintext = total + changed, plaintext + legacy
+    if plaintext and scrub:
+        await scrub_sqlite(db)
+    if total:
+        log.info("re-encrypted %d secrets (%d were plaintext)", total, plaintext)
+    return total
+
+
+async def open_secret_box(
+    db: Database,
+    path: Path,
+    *,
+    create: bool,
+    columns: Sequence[InstrumentedAttribute[Any]] | None = None,
+) -> SecretBox:
+    """The box for a serving process: create the keyring if allowed, check it, encrypt plaintext.
+
+    Refuses (SecretError) to create a keyring when the database already holds encrypted values
+    (the real keyring was lost or not deployed: a new key would strand them), and refuses to
+    start when a stored value names a key the keyring lacks. Then finishes any interrupted
+    rotation and encrypts legacy plaintext with `reencrypt`.
+    """
+    if not await asyncio.to_thread(path.exists):
+        found = await census(db, columns)
+        if not create or found.by_key:
+            used = ", ".join(sorted(found.by_key)) or "none"
+            raise SecretError(f"keyring {path} is missing (keys used in the database: {used})")
+        init_keyring(path)
+    box = SecretBox(path)
+    missing = set((await census(db, columns)).by_key) - set(box.key_ids)
+    if missing:
+        raise SecretError(f"keyring {path} lacks keys {', '.join(sorted(missing))}")
+    await reencrypt(db, box, columns)
+    return box
