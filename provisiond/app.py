@@ -29,6 +29,7 @@ from provisiond.services.commands import TokenCreate
 from provisiond.settings import Settings, parse_listen
 from provisiond.storage import migrate
 from provisiond.storage.database import Database
+from provisiond.storage.secrets import SecretBox, SecretError, open_secret_box
 
 log = logging.getLogger("provisiond")
 
@@ -37,6 +38,12 @@ class NotMigrated(DomainError):
     """The database schema is older than this release."""
 
     code = "not_migrated"
+
+
+class KeyringProblem(DomainError):
+    """The keyring is missing or does not hold the keys the database uses."""
+
+    code = "keyring"
 
 
 async def prepare_database(settings: Settings) -> Database:
@@ -50,9 +57,21 @@ async def prepare_database(settings: Settings) -> Database:
     return Database(url)
 
 
-def build_services(settings: Settings, db: Database) -> Services:
+async def open_secrets(settings: Settings, db: Database) -> SecretBox:
+    """The SIP-secret keyring: created on first start of the embedded default only.
+
+    On PostgreSQL every instance must share one keyring (`provisiond keys init` on one host,
+    then copy the file), so an instance never invents its own key.
+    """
+    try:
+        return await open_secret_box(db, settings.keyring_path, create=settings.is_embedded)
+    except SecretError as exc:
+        raise KeyringProblem(f"{exc}; see `provisiond keys --help`") from exc
+
+
+def build_services(settings: Settings, db: Database, secrets: SecretBox) -> Services:
     """The service layer over `db`."""
-    return Services(ServiceContext(db=db, settings=settings))
+    return Services(ServiceContext(db=db, settings=settings, secrets=secrets))
 
 
 def endpoints(settings: Settings) -> Endpoints:
@@ -71,9 +90,12 @@ def endpoints(settings: Settings) -> Endpoints:
     return Endpoints(f"http://{shown}:{http_port}/{prefix}", tftp_shown, tftp_port)
 
 
-def build_resolver(settings: Settings, db: Database, activity: ActivitySink) -> Resolver:
+def build_resolver(
+    settings: Settings, db: Database, secrets: SecretBox, activity: ActivitySink
+) -> Resolver:
     """The phone pipeline over the database-backed directory."""
     return Resolver(
+        secrets=secrets,
         vendors=load_vendors(settings.templates_dir),
         renderer=Renderer(settings.templates_dir),
         directory=DatabaseDirectory(db, settings.platform),
@@ -112,7 +134,8 @@ class Server:
         await self._serve_http(admin, settings.admin_http)
         self.activity = ActivityRecorder(self.services.ctx.db)
         self.activity.start()
-        resolver = build_resolver(settings, self.services.ctx.db, self.activity)
+        ctx = self.services.ctx
+        resolver = build_resolver(settings, ctx.db, ctx.secrets, self.activity)
         phone = create_phone_app(
             resolver, prefix=settings.phone_http_prefix, max_body=settings.max_upload_bytes
         )
@@ -155,7 +178,7 @@ async def first_start_token(services: Services, settings: Settings) -> None:
 async def run(settings: Settings) -> None:
     """`provisiond serve`: run until SIGINT/SIGTERM."""
     db = await prepare_database(settings)
-    services = build_services(settings, db)
+    services = build_services(settings, db, await open_secrets(settings, db))
     server = Server(settings, services)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from provisiond.app import build_resolver, build_services, prepare_database, run
+from provisiond.app import build_resolver, build_services, open_secrets, prepare_database, run
 from provisiond.domain.errors import DomainError, InvalidInput
 from provisiond.domain.identify import match_path
 from provisiond.domain.mac import mac_compact, parse_mac
@@ -286,7 +286,8 @@ async def _admin_command(settings: Settings, args: argparse.Namespace) -> int:
     key = f"{args.command} {args.sub}" if getattr(args, "sub", None) else args.command
     db = await prepare_database(settings)
     try:
-        result = await ACTIONS[key](build_services(settings, db), args)
+        services = build_services(settings, db, await open_secrets(settings, db))
+        result = await ACTIONS[key](services, args)
     finally:
         await db.dispose()
     if result is not None:
@@ -299,7 +300,7 @@ async def _render(settings: Settings, args: argparse.Namespace) -> int:
     mac = mac_compact(parse_mac(args.mac))
     db = await prepare_database(settings)
     try:
-        resolver = build_resolver(settings, db, DiscardActivity())
+        resolver = build_resolver(settings, db, await open_secrets(settings, db), DiscardActivity())
         named = {m.mac for m in match_path(resolver.vendors, args.path.lstrip("/")) if m.mac}
         if named and mac not in named:
             raise InvalidInput(f"{args.path} names another MAC than {args.mac}", field="path")

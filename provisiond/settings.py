@@ -115,6 +115,7 @@ class Settings(_Strict):
     max_body_bytes: Annotated[int, Field(ge=1024)] = 1 << 20
     max_upload_bytes: Annotated[int, Field(ge=1024)] = 256 << 10
     cors_origins: tuple[str, ...] = ()  # browser origins allowed to call the admin API
+    keyring: Path | None = None  # SIP secrets key file; default <data_dir>/keys/secrets.json
     platform: PlatformSettings = PlatformSettings()
 
     @field_validator("cors_origins", mode="before")
@@ -143,6 +144,11 @@ class Settings(_Strict):
         return f"sqlite+aiosqlite:///{(self.data_dir / 'provisiond.db').resolve()}"
 
     @property
+    def keyring_path(self) -> Path:
+        """Where the key that encrypts SIP secrets lives (never inside the database)."""
+        return self.keyring or self.data_dir / "keys" / "secrets.json"
+
+    @property
     def is_embedded(self) -> bool:
         """True on the embedded default (SQLite)."""
         return self.effective_database_url.startswith("sqlite")
@@ -162,6 +168,7 @@ ENVIRONMENT: dict[str, tuple[str, ...]] = {
     "PROVISIOND_MAX_BODY_BYTES": ("max_body_bytes",),
     "PROVISIOND_MAX_UPLOAD_BYTES": ("max_upload_bytes",),
     "PROVISIOND_CORS_ORIGINS": ("cors_origins",),
+    "PROVISIOND_KEYRING": ("keyring",),
     "PROVISIOND_MCS_INTERCONNECTED": ("platform", "mcs_interconnected"),
     "PROVISIOND_NTP_SERVER": ("platform", "ntp_server"),
     "PROVISIOND_TIMEZONE": ("platform", "timezone"),

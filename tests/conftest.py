@@ -23,6 +23,7 @@ from provisiond.services import ServiceContext, Services
 from provisiond.settings import Settings, load_settings
 from provisiond.storage import migrate
 from provisiond.storage.database import Database
+from provisiond.storage.secrets import SecretBox, init_keyring
 
 PG_URL = os.environ.get("PROVISIOND_TEST_DATABASE_URL", "")
 BACKENDS = ["sqlite", "postgresql"]
@@ -120,6 +121,13 @@ async def db(settings: Settings) -> AsyncIterator[Database]:
 
 
 @pytest.fixture
-def services(db: Database, settings: Settings) -> Services:
+def secrets(settings: Settings) -> SecretBox:
+    """A fresh keyring for the test's SIP secrets (outside the database, as in production)."""
+    init_keyring(settings.keyring_path)
+    return SecretBox(settings.keyring_path)
+
+
+@pytest.fixture
+def services(db: Database, settings: Settings, secrets: SecretBox) -> Services:
     """The service layer over the test database."""
-    return Services(ServiceContext(db=db, settings=settings))
+    return Services(ServiceContext(db=db, settings=settings, secrets=secrets))

@@ -42,6 +42,7 @@ def build_context(
     provisioning: dict[str, Any],
     model: ModelInfo | None,
     device: PhoneDevice | None = None,
+    sip_password: str = "",
     firmware_url: str = "",
     firmware_version: str = "",
 ) -> dict[str, Any]:
@@ -86,7 +87,7 @@ def build_context(
             "enabled": device.active,
             "extension": device.extension,
             "auth_username": device.sip_username,
-            "password": device.sip_password,
+            "password": sip_password,
             "display_name": display,
             "cli": presented_cli(main, device.cli_custom),
             "label": device.label or device.extension,

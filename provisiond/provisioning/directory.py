@@ -41,7 +41,8 @@ class PhoneDevice:
     model: ModelInfo
     active: bool
     sip_username: str
-    sip_password: str
+    sip_password_sealed: str  # encrypted; the resolver opens it only to render
+    provisioning_password_sealed: str | None
     label: str | None
     user_display_name: str | None
     main_extension: str | None
@@ -78,7 +79,8 @@ def phone_device(device: Device, user: User | None) -> PhoneDevice:
         model=_model(device.model),
         active=device.active,
         sip_username=device.sip_username,
-        sip_password=device.sip_password,
+        sip_password_sealed=device.sip_password,
+        provisioning_password_sealed=device.provisioning_password,
         label=device.label,
         user_display_name=user.display_name if user else None,
         main_extension=user.main_extension if user else None,

@@ -34,6 +34,7 @@ from provisiond.provisioning.context import build_context
 from provisiond.provisioning.directory import ModelInfo, PhoneDevice, PhoneDirectory
 from provisiond.provisioning.render import Renderer, RenderError
 from provisiond.provisioning.uploads import UploadStore
+from provisiond.storage.secrets import SecretBox
 
 log = logging.getLogger(__name__)
 MAX_PATH = 255
@@ -75,7 +76,9 @@ class Resolver:
         uploads: UploadStore,
         firmware_dir: Path,
         endpoints: Endpoints,
+        secrets: SecretBox,
     ) -> None:
+        self.secrets = secrets
         self.vendors = vendors
         self.renderer = renderer
         self.directory = directory
@@ -206,12 +209,16 @@ class Resolver:
     async def _render(
         self, match: FileMatch, model: ModelInfo | None, device: PhoneDevice | None
     ) -> PhoneResponse:
+        kind = match.spec.kind
         context = build_context(
-            match.spec.kind,
+            kind,
             platform=await self.directory.platform(),
-            provisioning=self._provisioning(),
+            provisioning=self._provisioning(device if kind is not FileKind.COMMON else None),
             model=model,
             device=device,
+            sip_password=self._open(device.sip_password_sealed)
+            if device is not None and kind is FileKind.DEVICE
+            else "",
         )
         try:
             body = self.renderer.render(match.vendor.id, match.spec, context)
@@ -226,16 +233,22 @@ class Resolver:
             last_modified=device.updated_at if device is not None else None,
         )
 
-    def _provisioning(self) -> dict[str, object]:
+    def _provisioning(self, device: PhoneDevice | None) -> dict[str, object]:
+        """URLs, and the device's own digest credentials for the files that carry them."""
         ends = self.endpoints
+        sealed = device.provisioning_password_sealed if device is not None else None
         return {
             "base_url": ends.http_url,
             "http_url": ends.http_url,
             "tftp_host": ends.tftp_host,
             "tftp_port": ends.tftp_port,
-            "username": "",
-            "password": "",
+            "username": device.mac if sealed and device is not None else "",
+            "password": self._open(sealed) if sealed else "",
         }
+
+    def _open(self, sealed: str) -> str:
+        """Decrypt a stored secret (microseconds; the key never leaves memory)."""
+        return self.secrets.decrypt(sealed)
 
 
 def _prefer(matches: list[FileMatch], agent: UserAgentInfo | None) -> FileMatch:

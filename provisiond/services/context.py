@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from provisiond.settings import Settings
 from provisiond.storage.database import Database
 from provisiond.storage.models import AuditEntry
+from provisiond.storage.secrets import SecretBox
 
 MAX_PAGE = 500
 
@@ -20,6 +21,7 @@ class ServiceContext:
 
     db: Database
     settings: Settings
+    secrets: SecretBox
     listeners: list[Any] = field(default_factory=list)
 
 

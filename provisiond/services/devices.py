@@ -28,6 +28,11 @@ _SIP_USER = re.compile(r"[A-Za-z0-9._+-]{1,64}")
 AUTOCOMPLETE_CAP = 20
 
 
+def provisioning_username(mac: Any) -> str:
+    """The HTTP digest user name a device fetches its files with: its MAC, 12 hex digits."""
+    return f"{int(mac):012x}"
+
+
 def generate_password() -> str:
     """A strong random SIP password: 20 letters and digits (~119 bits)."""
     return "".join(secrets.choice(_PASSWORD_ALPHABET) for _ in range(20))
@@ -119,15 +124,17 @@ class DeviceService:
             await _check_model(session, cmd.model)
             await _check_extension_free(session, extension, None)
             await _check_mac_free(session, mac, None)
+            password = (
+                _check_password(cmd.sip_password) if cmd.sip_password else generate_password()
+            )
             device = Device(
                 extension=extension,
                 model_id=cmd.model,
                 mac=mac,
                 active=cmd.active,
                 sip_username=_check_sip_username(cmd.sip_username or extension),
-                sip_password=_check_password(cmd.sip_password)
-                if cmd.sip_password
-                else generate_password(),
+                sip_password=self.ctx.secrets.encrypt(password),
+                provisioning_password=self.ctx.secrets.encrypt(generate_password()),
                 label=rules.check_text(cmd.label, "label", max_len=64) if cmd.label else None,
             )
             session.add(device)
@@ -162,7 +169,9 @@ class DeviceService:
             if "sip_username" in sent:
                 device.sip_username = _check_sip_username(patch.sip_username or "")
             if "sip_password" in sent:
-                device.sip_password = _check_password(patch.sip_password or "")
+                device.sip_password = self.ctx.secrets.encrypt(
+                    _check_password(patch.sip_password or "")
+                )
             if "label" in sent:
                 device.label = (
                     rules.check_text(patch.label, "label", max_len=64) if patch.label else None
@@ -193,6 +202,22 @@ class DeviceService:
                 # The primary's extension is the main extension (rule 2): they move together.
                 user.main_extension = extension
         device.extension = extension
+
+    async def reveal_password(self, device_id: int, actor: str) -> dict[str, Any]:
+        """The device's SIP and provisioning passwords, in clear; every call is audited."""
+        async with self.ctx.db.write() as session:
+            device = await load_device(session, device_id)
+            sealed = device.provisioning_password
+            answer = {
+                "id": device.id,
+                "sip_username": device.sip_username,
+                "sip_password": self.ctx.secrets.decrypt(device.sip_password),
+                "provisioning_username": provisioning_username(device.mac),
+                "provisioning_password": self.ctx.secrets.decrypt(sealed) if sealed else None,
+            }
+            revealed = {"revealed": ["sip_password", "provisioning_password"]}
+            audit(session, actor, "device.reveal_password", "device", device_id, None, revealed)
+        return answer
 
     async def delete(self, device_id: int, *, new_primary: int | None, actor: str) -> None:
         """Delete a device; deleting a user's primary follows rule 3 (`new_primary`)."""

@@ -38,7 +38,7 @@ async def phone_stack(services: Services) -> AsyncIterator[PhoneStack]:
     """Phone HTTP + TFTP on 127.0.0.1 ephemeral ports over the test database."""
     settings = services.ctx.settings
     activity = ActivityRecorder(services.ctx.db, interval=3600)  # tests flush explicitly
-    resolver = build_resolver(settings, services.ctx.db, activity)
+    resolver = build_resolver(settings, services.ctx.db, services.ctx.secrets, activity)
     app = create_phone_app(resolver, prefix="prov", max_body=settings.max_upload_bytes)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
