@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import ssl
 import sys
 from dataclasses import dataclass, field
 
@@ -18,8 +19,12 @@ from provisiond.domain.errors import DomainError
 from provisiond.frontends.admin_api import create_admin_app
 from provisiond.frontends.phone_http import create_phone_app
 from provisiond.frontends.phone_tftp import TftpConfig, TftpServer
+from provisiond.frontends.tls import TlsConfigError, server_ssl_context
 from provisiond.provisioning.activity import ActivityRecorder, ActivitySink
+from provisiond.provisioning.bans import EnumerationGuard, GuardConfig
+from provisiond.provisioning.digest import DigestAuth
 from provisiond.provisioning.directory import DatabaseDirectory
+from provisiond.provisioning.gate import Gate
 from provisiond.provisioning.render import Renderer
 from provisiond.provisioning.resolver import Endpoints, Resolver
 from provisiond.provisioning.uploads import UploadStore
@@ -38,6 +43,12 @@ class NotMigrated(DomainError):
     """The database schema is older than this release."""
 
     code = "not_migrated"
+
+
+class TlsProblem(DomainError):
+    """The HTTPS listener's certificate, key or CA bundle cannot be used."""
+
+    code = "tls"
 
 
 class KeyringProblem(DomainError):
@@ -90,11 +101,47 @@ def endpoints(settings: Settings) -> Endpoints:
     return Endpoints(f"http://{shown}:{http_port}/{prefix}", tftp_shown, tftp_port)
 
 
+def tls_context(settings: Settings) -> ssl.SSLContext:
+    """The HTTPS phone listener's context (modern unless `tls.legacy`)."""
+    tls = settings.tls
+    if tls.cert is None or tls.key is None:
+        raise TlsProblem("tls.listen is set: tls.cert and tls.key are required")
+    try:
+        return server_ssl_context(tls.cert, tls.key, client_ca=tls.client_ca, legacy=tls.legacy)
+    except TlsConfigError as exc:
+        raise TlsProblem(str(exc)) from exc
+
+
+def build_guard(settings: Settings) -> EnumerationGuard:
+    """The enumeration guard, shared by the phone pipeline and the admin API (/bans)."""
+    sec = settings.security
+    return EnumerationGuard(
+        GuardConfig(
+            window_s=sec.ban_window_s,
+            unknown_per_source=sec.ban_unknown_per_source,
+            unknown_per_prefix=sec.ban_unknown_per_prefix,
+            auth_failures_per_source=sec.ban_auth_failures,
+            ban_s=sec.ban_s,
+        )
+    )
+
+
 def build_resolver(
-    settings: Settings, db: Database, secrets: SecretBox, activity: ActivitySink
+    settings: Settings,
+    db: Database,
+    secrets: SecretBox,
+    activity: ActivitySink,
+    guard: EnumerationGuard | None = None,
 ) -> Resolver:
     """The phone pipeline over the database-backed directory."""
+    digest = DigestAuth(
+        realm=settings.security.digest_realm,
+        secret=secrets.derive(b"digest-nonce"),
+        algorithms=settings.security.digest_algorithms,
+    )
+    gate = Gate(guard or build_guard(settings), digest, secrets, settings.security.model_check)
     return Resolver(
+        gate=gate,
         secrets=secrets,
         vendors=load_vendors(settings.templates_dir),
         renderer=Renderer(settings.templates_dir),
@@ -116,36 +163,45 @@ class Server:
     tftp: TftpServer | None = None
     activity: ActivityRecorder | None = None
 
-    async def _serve_http(self, app: web.Application, listen: str) -> None:
+    async def _serve_http(
+        self, app: web.Application, listen: str, tls: ssl.SSLContext | None = None
+    ) -> None:
         runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await runner.setup()
-        host, port = parse_listen(listen)
-        await web.TCPSite(runner, host, port, reuse_address=True).start()
         self.runners.append(runner)
+        host, port = parse_listen(listen)
+        await web.TCPSite(runner, host, port, ssl_context=tls, reuse_address=True).start()
 
     async def start(self) -> None:
-        """Start the admin API, the phone HTTP listener and the TFTP server."""
-        settings = self.settings
+        """Start the admin API, the phone HTTP(S) listeners and the TFTP server."""
+        settings, ctx = self.settings, self.services.ctx
+        guard = build_guard(settings)
         admin = create_admin_app(
             self.services,
             max_body_bytes=settings.max_body_bytes,
             cors_origins=settings.cors_origins,
+            guard=guard,
         )
         await self._serve_http(admin, settings.admin_http)
-        self.activity = ActivityRecorder(self.services.ctx.db)
+        self.activity = ActivityRecorder(ctx.db)
         self.activity.start()
-        ctx = self.services.ctx
-        resolver = build_resolver(settings, ctx.db, ctx.secrets, self.activity)
+        resolver = build_resolver(settings, ctx.db, ctx.secrets, self.activity, guard)
         phone = create_phone_app(
             resolver, prefix=settings.phone_http_prefix, max_body=settings.max_upload_bytes
         )
         await self._serve_http(phone, settings.phone_http)
+        if settings.tls.listen:
+            phone_tls = create_phone_app(
+                resolver, prefix=settings.phone_http_prefix, max_body=settings.max_upload_bytes
+            )
+            await self._serve_http(phone_tls, settings.tls.listen, tls_context(settings))
         host, port = parse_listen(settings.tftp)
         self.tftp = TftpServer(resolver, TftpConfig(host=host, port=port))
         await self.tftp.start()
         log.info(
-            "phone HTTP on %s, TFTP on %s, admin API on %s",
+            "phone HTTP on %s, HTTPS on %s, TFTP on %s, admin API on %s",
             settings.phone_http,
+            settings.tls.listen or "(off)",
             settings.tftp,
             settings.admin_http,
         )

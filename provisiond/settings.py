@@ -100,6 +100,29 @@ class PlatformSettings(_Strict):
         return value
 
 
+class SecuritySettings(_Strict):
+    """Phone-side defences (docs/security.md explains each)."""
+
+    model_check: Literal["warn", "strict"] = "warn"  # User-Agent model vs the device's model
+    ban_window_s: Annotated[int, Field(ge=1)] = 600
+    ban_unknown_per_source: Annotated[int, Field(ge=1)] = 20
+    ban_unknown_per_prefix: Annotated[int, Field(ge=1)] = 100
+    ban_auth_failures: Annotated[int, Field(ge=1)] = 10
+    ban_s: Annotated[int, Field(ge=1)] = 3600
+    digest_realm: str = "provisiond"
+    digest_algorithms: tuple[Literal["SHA-256", "MD5"], ...] = ("SHA-256", "MD5")
+
+
+class TlsSettings(_Strict):
+    """The HTTPS phone listener (off unless `listen` is set)."""
+
+    listen: str = ""  # e.g. 0.0.0.0:8443 (443 in production)
+    cert: Path | None = None
+    key: Path | None = None
+    client_ca: Path | None = None  # vendor CA bundle: enables the `certificate` policy
+    legacy: bool = False  # TLS 1.0/1.1 and CBC/RSA suites for old phones; see docs/security.md
+
+
 class Settings(_Strict):
     """Everything provisiond reads at start-up."""
 
@@ -117,6 +140,8 @@ class Settings(_Strict):
     cors_origins: tuple[str, ...] = ()  # browser origins allowed to call the admin API
     keyring: Path | None = None  # SIP secrets key file; default <data_dir>/keys/secrets.json
     platform: PlatformSettings = PlatformSettings()
+    security: SecuritySettings = SecuritySettings()
+    tls: TlsSettings = TlsSettings()
 
     @field_validator("cors_origins", mode="before")
     @classmethod
@@ -169,6 +194,17 @@ ENVIRONMENT: dict[str, tuple[str, ...]] = {
     "PROVISIOND_MAX_UPLOAD_BYTES": ("max_upload_bytes",),
     "PROVISIOND_CORS_ORIGINS": ("cors_origins",),
     "PROVISIOND_KEYRING": ("keyring",),
+    "PROVISIOND_MODEL_CHECK": ("security", "model_check"),
+    "PROVISIOND_BAN_WINDOW_S": ("security", "ban_window_s"),
+    "PROVISIOND_BAN_UNKNOWN_PER_SOURCE": ("security", "ban_unknown_per_source"),
+    "PROVISIOND_BAN_UNKNOWN_PER_PREFIX": ("security", "ban_unknown_per_prefix"),
+    "PROVISIOND_BAN_AUTH_FAILURES": ("security", "ban_auth_failures"),
+    "PROVISIOND_BAN_S": ("security", "ban_s"),
+    "PROVISIOND_PHONE_HTTPS": ("tls", "listen"),
+    "PROVISIOND_TLS_CERT": ("tls", "cert"),
+    "PROVISIOND_TLS_KEY": ("tls", "key"),
+    "PROVISIOND_TLS_CLIENT_CA": ("tls", "client_ca"),
+    "PROVISIOND_TLS_LEGACY": ("tls", "legacy"),
     "PROVISIOND_MCS_INTERCONNECTED": ("platform", "mcs_interconnected"),
     "PROVISIOND_NTP_SERVER": ("platform", "ntp_server"),
     "PROVISIOND_TIMEZONE": ("platform", "timezone"),

@@ -35,6 +35,8 @@ class PhoneRequest:
 
     `path` is the decoded path without the configured prefix and without a leading slash
     (e.g. ``"001565aabbcc.cfg"``). `body` is set for uploads (HTTP PUT/POST, TFTP WRQ).
+    `target` is the raw HTTP request target (digest authentication signs it);
+    `client_cert_macs` the MACs named by a verified HTTPS client certificate.
     """
 
     protocol: Protocol_
@@ -44,6 +46,13 @@ class PhoneRequest:
     client_ip: str
     body: bytes | None = None
     headers: tuple[tuple[str, str], ...] = ()
+    target: str = ""
+    client_cert_macs: frozenset[str] = frozenset()
+
+    def header(self, name: str) -> str | None:
+        """The first value of a header (names are matched lower-case)."""
+        wanted = name.lower()
+        return next((value for key, value in self.headers if key == wanted), None)
 
 
 @dataclass(frozen=True, slots=True)

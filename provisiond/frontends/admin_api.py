@@ -13,10 +13,11 @@ from typing import Any
 
 from aiohttp import web
 
-from provisiond.domain.errors import InvalidInput
+from provisiond.domain.errors import InvalidInput, NotFound
 from provisiond.frontends.admin_http import (
     CALLER,
     CORS_ORIGINS,
+    GUARD,
     MAX_BODY,
     SERVICES,
     auth_middleware,
@@ -26,6 +27,7 @@ from provisiond.frontends.admin_http import (
     json_response,
 )
 from provisiond.frontends.openapi import openapi_document
+from provisiond.provisioning.bans import Ban, EnumerationGuard
 from provisiond.services import Services
 from provisiond.services.commands import (
     DeviceCreate,
@@ -299,6 +301,43 @@ async def release_lock(request: web.Request) -> web.Response:
     return json_response(result)
 
 
+@routes.post("/api/v1/devices/{id}/reveal-password")
+async def reveal_password(request: web.Request) -> web.Response:
+    """The device's SIP and provisioning passwords (admin tokens only; audited)."""
+    result = await _services(request).devices.reveal_password(
+        _path_id(request, "id"), _actor(request)
+    )
+    return json_response(result)
+
+
+def _ban_view(ban: Ban) -> dict[str, Any]:
+    return {
+        "target": ban.target,
+        "reason": ban.reason,
+        "since": ban.since.isoformat(),
+        "until": ban.until.isoformat(),
+        "hits": ban.hits,
+    }
+
+
+@routes.get("/api/v1/bans")
+async def list_bans(request: web.Request) -> web.Response:
+    """Sources banned by the enumeration defence (this process)."""
+    return json_response([_ban_view(ban) for ban in request.app[GUARD].bans()])
+
+
+@routes.delete("/api/v1/bans/{target:.+}")
+async def lift_ban(request: web.Request) -> web.Response:
+    """Lift a ban on an address or network (e.g. 192.0.2.7 or 192.0.2.0/24)."""
+    target = request.match_info["target"]
+    guard = request.app[GUARD]
+    before = [_ban_view(b) for b in guard.bans() if b.target == target]
+    if not guard.lift(target):
+        raise NotFound(f"no active ban on {target}", field="target")
+    await _services(request).catalogue.record(_actor(request), "ban.lift", "ban", target, before)
+    return web.Response(status=204)
+
+
 @routes.get("/api/v1/audit")
 async def audit_log(request: web.Request) -> web.Response:
     """The audit log, newest first."""
@@ -309,7 +348,11 @@ async def audit_log(request: web.Request) -> web.Response:
 
 
 def create_admin_app(
-    services: Services, *, max_body_bytes: int = 1 << 20, cors_origins: tuple[str, ...] = ()
+    services: Services,
+    *,
+    max_body_bytes: int = 1 << 20,
+    cors_origins: tuple[str, ...] = (),
+    guard: EnumerationGuard | None = None,
 ) -> web.Application:
     """The admin application: API routes, middlewares, body size limit.
 
@@ -323,5 +366,6 @@ def create_admin_app(
     app[SERVICES] = services
     app[MAX_BODY] = max_body_bytes
     app[CORS_ORIGINS] = frozenset(cors_origins)
+    app[GUARD] = guard or EnumerationGuard()
     app.add_routes(routes)
     return app

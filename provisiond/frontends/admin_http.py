@@ -22,6 +22,7 @@ from provisiond.domain.errors import (
     LicenceRefused,
     NotFound,
 )
+from provisiond.provisioning.bans import EnumerationGuard
 from provisiond.services import Caller, Services
 
 log = logging.getLogger(__name__)
@@ -29,6 +30,7 @@ SERVICES = web.AppKey("services", Services)
 MAX_BODY = web.AppKey("max_body_bytes", int)
 CALLER = web.RequestKey("caller", Caller)
 CORS_ORIGINS = web.AppKey("cors_origins", frozenset[str])
+GUARD = web.AppKey("guard", EnumerationGuard)
 PUBLIC = frozenset({"/api/v1/openapi.json"})
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 

@@ -46,6 +46,8 @@ _NO_CONFLICT = {
     ("delete", "/api/v1/sites/{id}"),
     ("put", "/api/v1/settings"),
     ("post", "/api/v1/devices/{id}/release-lock"),
+    ("post", "/api/v1/devices/{id}/reveal-password"),
+    ("delete", "/api/v1/bans/{target}"),
 }
 # Creates whose body names no other object (so they cannot answer 404).
 _NO_NOT_FOUND = {
@@ -301,6 +303,26 @@ def _paths() -> dict[str, Any]:
                 params=[_ID],
             ),
         },
+        "/api/v1/devices/{id}/reveal-password": {
+            "post": _op(
+                "The device's SIP and provisioning passwords (admin scope; audited)",
+                {"200": _json(_ref("RevealedPassword"))},
+                params=[_ID],
+            ),
+        },
+        "/api/v1/bans": {
+            "get": _op(
+                "Sources banned by the enumeration defence",
+                {"200": _json({"type": "array", "items": _ref("Ban")})},
+            ),
+        },
+        "/api/v1/bans/{target}": {
+            "delete": _op(
+                "Lift a ban on an address or network",
+                {"204": {"description": "lifted"}},
+                params=[_param("target", "path", {"type": "string"}, "IP or CIDR")],
+            ),
+        },
         "/api/v1/audit": {
             "get": _op(
                 "The audit log, newest first", {"200": page_of("AuditEntry")}, params=_PAGING
@@ -402,6 +424,16 @@ def _schemas() -> dict[str, Any]:
                     "lock_on_first_boot": _B,
                 }
             ),
+            "RevealedPassword": _obj(
+                {
+                    "id": _I,
+                    "sip_username": _S,
+                    "sip_password": _S,
+                    "provisioning_username": _S,
+                    "provisioning_password": _NS,
+                }
+            ),
+            "Ban": _obj({"target": _S, "reason": _S, "since": _S, "until": _S, "hits": _I}),
             "Model": _obj({"id": _S, "vendor": _S, "name": _S, "family": _S}),
             "Unprovisioned": _obj(
                 {

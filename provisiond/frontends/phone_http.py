@@ -8,12 +8,15 @@ No per-request access log here: phones are many and their requests are counted i
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from email.utils import format_datetime, parsedate_to_datetime
 
 from aiohttp import web
+from multidict import CIMultiDict
 
 from provisiond.domain.phone import Outcome, PhoneHandler, PhoneRequest, PhoneResponse
+from provisiond.frontends.tls import peer_macs
 
 log = logging.getLogger(__name__)
 HANDLER = web.AppKey("phone_handler", PhoneHandler)
@@ -38,7 +41,10 @@ _TEXT = {
 
 
 def _plain(status: int, headers: tuple[tuple[str, str], ...] = ()) -> web.Response:
-    return web.Response(status=status, text=_TEXT.get(status, "") + "\n", headers=dict(headers))
+    response = web.Response(status=status, text=_TEXT.get(status, "") + "\n")
+    for name, value in headers:  # add, not set: digest sends one challenge per algorithm
+        response.headers.add(name, value)
+    return response
 
 
 def _strip_prefix(path: str, prefix: str) -> str:
@@ -90,6 +96,8 @@ async def handle_phone(request: web.Request) -> web.StreamResponse:
         user_agent=request.headers.get("User-Agent"),
         client_ip=request.remote or "",
         headers=tuple((k.lower(), v) for k, v in request.headers.items()),
+        target=request.raw_path,
+        client_cert_macs=peer_macs(request.transport) if request.secure else frozenset(),
     )
     if method in ("PUT", "POST"):
         limit = handler.upload_limit(phone)
@@ -98,15 +106,7 @@ async def handle_phone(request: web.Request) -> web.StreamResponse:
         body = await _read_upload(request, limit)
         if body is None:
             return _plain(413)
-        phone = PhoneRequest(
-            phone.protocol,
-            phone.method,
-            phone.path,
-            phone.user_agent,
-            phone.client_ip,
-            body,
-            phone.headers,
-        )
+        phone = dataclasses.replace(phone, body=body)
     answer = await handler.handle(phone)
     return _respond(request, answer)
 
@@ -116,7 +116,7 @@ def _respond(request: web.Request, answer: PhoneResponse) -> web.StreamResponse:
         return _plain(_STATUS.get(answer.outcome, 400), answer.headers)
     if answer.file is not None:
         return web.FileResponse(answer.file, headers={"Content-Type": answer.content_type})
-    headers = dict(answer.headers)
+    headers: CIMultiDict[str] = CIMultiDict(answer.headers)
     if answer.etag:
         headers["ETag"] = answer.etag
     if answer.last_modified is not None:
@@ -126,7 +126,8 @@ def _respond(request: web.Request, answer: PhoneResponse) -> web.StreamResponse:
         return web.Response(status=304, headers=headers)
     if request.method in ("PUT", "POST"):
         return web.Response(status=201 if request.method == "PUT" else 200, headers=headers)
-    return web.Response(body=answer.body, headers={**headers, "Content-Type": answer.content_type})
+    headers["Content-Type"] = answer.content_type
+    return web.Response(body=answer.body, headers=headers)
 
 
 def create_phone_app(

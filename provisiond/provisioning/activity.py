@@ -47,6 +47,12 @@ class ActivitySink(Protocol):
     def unknown(self, sighting: Sighting) -> None:
         """An unknown MAC asked for a file."""
 
+    def lock(self, device_id: int, site_id: int) -> None:
+        """Bind a device to the site of its first boot."""
+
+    def pending_lock(self, device_id: int) -> int | None:
+        """A lock recorded but not yet written."""
+
 
 class DiscardActivity:
     """Records nothing: for `provisiond render`, which must not look like a phone."""
@@ -57,6 +63,13 @@ class DiscardActivity:
     def unknown(self, sighting: Sighting) -> None:
         """Ignored."""
 
+    def lock(self, device_id: int, site_id: int) -> None:
+        """Ignored."""
+
+    def pending_lock(self, device_id: int) -> int | None:
+        """Never any."""
+        return None
+
 
 class ActivityRecorder:
     """Collects sightings and flushes them in batches."""
@@ -66,6 +79,7 @@ class ActivityRecorder:
         self._interval = interval
         self._seen: dict[int, Sighting] = {}
         self._unknown: dict[str, tuple[Sighting, int]] = {}
+        self._locks: dict[int, int] = {}
         self._task: asyncio.Task[None] | None = None
 
     def seen(self, device_id: int, sighting: Sighting) -> None:
@@ -78,6 +92,14 @@ class ActivityRecorder:
         if previous is None and len(self._unknown) >= MAX_PENDING:
             return
         self._unknown[sighting.mac] = (sighting, (previous[1] if previous else 0) + 1)
+
+    def lock(self, device_id: int, site_id: int) -> None:
+        """Bind a device to a site (first boot); written with the next batch."""
+        self._locks.setdefault(device_id, site_id)
+
+    def pending_lock(self, device_id: int) -> int | None:
+        """The site a device was bound to since the last flush, if any."""
+        return self._locks.get(device_id)
 
     def start(self) -> None:
         """Start the periodic flush."""
@@ -104,9 +126,19 @@ class ActivityRecorder:
         """Write every pending sighting in one transaction."""
         seen, self._seen = self._seen, {}
         unknown, self._unknown = self._unknown, {}
-        if not seen and not unknown:
+        locks = dict(self._locks)
+        if not seen and not unknown and not locks:
             return
         async with self._db.background() as session:
+            for device_id, site_id in locks.items():
+                # Only the first boot binds: a lock set meanwhile (or released) is not overwritten
+                # by a stale pending one.
+                await session.execute(
+                    update(Device)
+                    .where(Device.id == device_id, Device.locked_site_id.is_(None))
+                    .values(locked_site_id=site_id, updated_at=Device.updated_at)
+                    .execution_options(synchronize_session=False)
+                )
             for device_id, s in seen.items():
                 await session.execute(
                     update(Device)
@@ -133,6 +165,8 @@ class ActivityRecorder:
                 row.vendor = s.vendor or row.vendor
                 row.model_guess = s.model_guess or row.model_guess
                 row.requests += count
+        for device_id in locks:
+            self._locks.pop(device_id, None)
 
 
 def now() -> datetime:

@@ -83,14 +83,17 @@ def build_context(
     if kind is FileKind.DEVICE:
         display = device.user_display_name or device.extension
         main = device.main_extension or device.extension
+        cli = presented_cli(main, device.cli_custom)
         context["line"] = {
             "enabled": device.active,
             "extension": device.extension,
             "auth_username": device.sip_username,
             "password": sip_password,
             "display_name": display,
-            "cli": presented_cli(main, device.cli_custom),
-            "label": device.label or device.extension,
+            "cli": cli,
+            # Without a label of its own, the line key shows the presented number: several
+            # vendors have no caller-id key, and the label is where users see it.
+            "label": device.label or cli,
         }
         context["user"] = {"display_name": display, "main_extension": main}
     return context

@@ -12,13 +12,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
+import netaddr
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
+from provisiond.domain import policy
 from provisiond.services.platform import effective_platform
 from provisiond.settings import PlatformSettings
 from provisiond.storage.database import Database
-from provisiond.storage.models import Device, DeviceModel, User
+from provisiond.storage.models import Device, DeviceModel, Site, User
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +49,7 @@ class PhoneDevice:
     user_display_name: str | None
     main_extension: str | None
     cli_custom: str | None
+    locked_site_id: int | None
     updated_at: datetime
 
 
@@ -63,6 +66,10 @@ class PhoneDirectory(Protocol):
 
     async def platform(self) -> PlatformSettings:
         """The effective platform settings."""
+        ...
+
+    async def sites(self) -> tuple[policy.Site, ...]:
+        """The configured sites (empty: the implicit default site applies)."""
         ...
 
 
@@ -85,6 +92,7 @@ def phone_device(device: Device, user: User | None) -> PhoneDevice:
         user_display_name=user.display_name if user else None,
         main_extension=user.main_extension if user else None,
         cli_custom=user.cli_custom if user else None,
+        locked_site_id=device.locked_site_id,
         updated_at=max(device.updated_at, user.updated_at) if user else device.updated_at,
     )
 
@@ -102,6 +110,7 @@ class DatabaseDirectory:
         self._ttl = platform_ttl
         self._models: tuple[ModelInfo, ...] | None = None
         self._platform: tuple[float, PlatformSettings] | None = None
+        self._sites: tuple[float, tuple[policy.Site, ...]] | None = None
 
     async def device_by_mac(self, mac: str) -> PhoneDevice | None:
         """One query: the device, its model and its user."""
@@ -129,3 +138,20 @@ class DatabaseDirectory:
                 current = await effective_platform(session, self._defaults)
             self._platform = (now, current)
         return self._platform[1]
+
+    async def sites(self) -> tuple[policy.Site, ...]:
+        """The sites, re-read at most every `platform_ttl` seconds."""
+        now = time.monotonic()
+        if self._sites is None or now - self._sites[0] > self._ttl:
+            async with self._db.read() as session:
+                rows = (await session.scalars(select(Site).order_by(Site.id))).all()
+                current = tuple(policy_site(row) for row in rows)
+            self._sites = (now, current)
+        return self._sites[1]
+
+
+def policy_site(row: Site) -> policy.Site:
+    """A stored site as the policy sees it."""
+    return policy.Site(
+        row.id, row.name, netaddr.IPSet(row.networks), row.policy, row.lock_on_first_boot
+    )

@@ -6,10 +6,13 @@ sockets, blocks or headers beyond the transport-neutral request.
 Decisions, in order:
 1. the path must be safe (no traversal, NUL, backslash, overlong) or the answer is 400;
 2. the path is matched against every vendor's file names; no match -> 404;
-3. per-MAC names: a User-Agent MAC that differs from the path's is refused (403); an unknown
+3. a banned source is refused at once (unless it brings digest credentials: a phone behind a
+   banned NAT still provisions);
+4. per-MAC names: a User-Agent MAC that differs from the path's is refused (403); an unknown
    MAC -> 404 and an unprovisioned record; a known device is served from its own vendor's
-   spec (so ``<mac>.cfg`` gives a Yealink file to a Yealink and a Polycom one to a Polycom);
-4. common names are served without secrets; firmware comes from the firmware store.
+   spec (so ``<mac>.cfg`` gives a Yealink file to a Yealink and a Polycom one to a Polycom),
+   after the gate's policy checks (site networks, digest, certificate, first-boot lock, model);
+5. common names are served without secrets; firmware comes from the firmware store.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from provisiond.domain import policy
 from provisiond.domain.identify import (
     FileKind,
     FileMatch,
@@ -30,8 +34,10 @@ from provisiond.domain.identify import (
 )
 from provisiond.domain.phone import Outcome, PhoneRequest, PhoneResponse
 from provisiond.provisioning.activity import ActivitySink, Sighting, now
+from provisiond.provisioning.bans import Ban
 from provisiond.provisioning.context import build_context
 from provisiond.provisioning.directory import ModelInfo, PhoneDevice, PhoneDirectory
+from provisiond.provisioning.gate import Gate
 from provisiond.provisioning.render import Renderer, RenderError
 from provisiond.provisioning.uploads import UploadStore
 from provisiond.storage.secrets import SecretBox
@@ -77,8 +83,10 @@ class Resolver:
         firmware_dir: Path,
         endpoints: Endpoints,
         secrets: SecretBox,
+        gate: Gate,
     ) -> None:
         self.secrets = secrets
+        self.gate = gate
         self.vendors = vendors
         self.renderer = renderer
         self.directory = directory
@@ -102,13 +110,18 @@ class Resolver:
         path = safe_path(request.path)
         if path is None:
             return PhoneResponse(Outcome.BAD_REQUEST, detail="invalid path")
+        ban = self.gate.banned(request)
+        if ban is not None and request.header("authorization") is None:
+            return self.gate.refuse_banned(ban)  # cheap: no lookup for a banned walker
         matches = match_path(self.vendors, path)
         if not matches:
             return _not_found("unknown file")
         agent = parse_user_agent(self.vendors, request.user_agent)
         per_mac = [m for m in matches if m.mac is not None]
         if per_mac:
-            return await self._per_device(request, path, per_mac, agent)
+            return await self._per_device(request, path, per_mac, agent, ban)
+        if ban is not None:
+            return self.gate.refuse_banned(ban)
         if request.method in ("PUT", "POST"):
             return PhoneResponse(Outcome.BAD_REQUEST, detail="uploads only to per-device names")
         return await self._shared(request, path, _prefer(matches, agent))
@@ -119,16 +132,50 @@ class Resolver:
         path: str,
         matches: list[FileMatch],
         agent: UserAgentInfo | None,
+        ban: Ban | None,
     ) -> PhoneResponse:
         mac = matches[0].mac
         assert mac is not None
         if agent is not None and agent.mac is not None and agent.mac != mac:
-            log.warning(
-                "refused %s from %s: User-Agent MAC %s differs", path, request.client_ip, agent.mac
-            )
-            return PhoneResponse(Outcome.FORBIDDEN, detail="User-Agent MAC differs from path")
+            return self.gate.suspicious(request, f"User-Agent MAC {agent.mac} differs from path")
         device = await self.directory.device_by_mac(mac)
-        sighting = Sighting(
+        sites = await self.directory.sites()
+        if device is None:
+            if ban is not None:
+                return self.gate.refuse_banned(ban)
+            self.activity.unknown(self._sighting(request, path, mac, agent, matches))
+            return self.gate.unknown_mac(request, policy.site_for(request.client_ip, sites))
+        match = next((m for m in matches if m.vendor.id == device.model.vendor), None)
+        if match is None:
+            return _not_found(f"not a {device.model.vendor} file")
+        if match.spec.kind is FileKind.OPTIONAL:
+            return _not_found("not served")
+        locked = device.locked_site_id or self.activity.pending_lock(device.id)
+        access = self.gate.check(request, match.spec.kind, device, sites, ban, locked)
+        if access.refusal is not None:
+            return access.refusal
+        refusal = self.gate.model_refusal(request, agent, device)
+        if refusal is not None:
+            return refusal
+        self.activity.seen(device.id, self._sighting(request, path, mac, agent, matches))
+        site = access.site
+        if site is not None and site.lock_on_first_boot and site.id is not None and not locked:
+            self.activity.lock(device.id, site.id)
+        if match.spec.kind is FileKind.UPLOAD:
+            return await self._upload(request, path, match, device)
+        if request.method in ("PUT", "POST"):
+            return PhoneResponse(Outcome.BAD_REQUEST, detail="this file cannot be uploaded")
+        return await self._render(match, device.model, device)
+
+    @staticmethod
+    def _sighting(
+        request: PhoneRequest,
+        path: str,
+        mac: str,
+        agent: UserAgentInfo | None,
+        matches: list[FileMatch],
+    ) -> Sighting:
+        return Sighting(
             mac=mac,
             at=now(),
             ip=request.client_ip,
@@ -138,20 +185,6 @@ class Resolver:
             vendor=(agent.vendor.id if agent else _only_vendor(matches)),
             model_guess=agent.model if agent else None,
         )
-        if device is None:
-            self.activity.unknown(sighting)
-            return _not_found("unknown device")
-        self.activity.seen(device.id, sighting)
-        match = next((m for m in matches if m.vendor.id == device.model.vendor), None)
-        if match is None:
-            return _not_found(f"not a {device.model.vendor} file")
-        if match.spec.kind is FileKind.UPLOAD:
-            return await self._upload(request, path, match, device)
-        if request.method in ("PUT", "POST"):
-            return PhoneResponse(Outcome.BAD_REQUEST, detail="this file cannot be uploaded")
-        if match.spec.kind is FileKind.OPTIONAL:
-            return _not_found("not served")
-        return await self._render(match, device.model, device)
 
     async def _upload(
         self, request: PhoneRequest, path: str, match: FileMatch, device: PhoneDevice

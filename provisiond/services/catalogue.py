@@ -6,7 +6,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from provisiond.services.context import ServiceContext, clamp_page
+from provisiond.services.context import ServiceContext, audit, clamp_page
 from provisiond.services.views import audit_view, model_view, page, unprovisioned_view
 from provisiond.storage.models import AuditEntry, DeviceModel, UnprovisionedDevice
 
@@ -41,6 +41,19 @@ class CatalogueService:
                 )
             ).all()
             return page([unprovisioned_view(r) for r in rows], total, lim, off)
+
+    async def record(
+        self,
+        actor: str,
+        action: str,
+        object_type: str,
+        object_id: object,
+        before: Any = None,
+        after: Any = None,
+    ) -> None:
+        """Audit an admin action on state that lives outside the database (e.g. a lifted ban)."""
+        async with self.ctx.db.write() as session:
+            audit(session, actor, action, object_type, object_id, before, after)
 
     async def audit(self, limit: int | None = None, offset: int | None = None) -> dict[str, Any]:
         """The audit log, newest first."""

@@ -33,6 +33,8 @@ import base64
 import binascii
 import contextlib
 import fcntl
+import hashlib
+import hmac
 import json
 import logging
 import os
@@ -299,6 +301,15 @@ class SecretBox:
             # Never encrypt under a key that is no longer on disk: it would die with this process.
             raise SecretError(f"keyring {self._path} is missing") from exc
         return self._loaded.newest
+
+    def derive(self, purpose: bytes) -> bytes:
+        """A 32-byte secret for another purpose (e.g. signing digest nonces), from the newest key.
+
+        Every process that shares this keyring derives the same value, so workers and instances
+        accept each other's nonces; a rotation changes it (old nonces then come back stale).
+        """
+        ring = load_keyring(self._path)
+        return hmac.new(ring.newest.key, b"provisiond:" + purpose, hashlib.sha256).digest()
 
     def encrypt(self, plain: str) -> str:
         """``enc1:<newest key id>:<token>``; follows a rotation made by another process."""
