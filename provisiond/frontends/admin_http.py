@@ -93,6 +93,9 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
     """Bearer token required on /api/v1 (except the OpenAPI document); read-only tokens GET only."""
     if not request.path.startswith("/api/") or request.path in PUBLIC:
         return await handler(request)
+    for name, value in request.query.items():
+        if "\x00" in value or "\x00" in name:  # no database stores NUL in text
+            return error_response(422, "invalid", f"{name}: NUL characters are not allowed", name)
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():

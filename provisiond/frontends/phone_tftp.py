@@ -339,11 +339,15 @@ class TftpServer:
 
 
 def _raise_unless_ok(response: PhoneResponse) -> None:
-    """Map a refusal to its TFTP error; the handler's detail becomes the message."""
+    """Map a refusal to its TFTP error with the code's standard message.
+
+    The handler's detail ("unknown device", "banned"...) stays in our logs: on the wire it
+    would tell a MAC walker which MACs exist.
+    """
     if response.ok:
         return
     code, message = _OUTCOME_ERRORS.get(response.outcome, (ErrorCode.NOT_DEFINED, "refused"))
-    raise TftpError(code, response.detail or message)
+    raise TftpError(code, message)
 
 
 async def _open_content(

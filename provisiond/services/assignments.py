@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from provisiond.domain import rules
 from provisiond.domain.errors import Conflict, NotFound
-from provisiond.services.context import ServiceContext, audit
+from provisiond.services.context import MAX_ID, ServiceContext, audit
 from provisiond.services.platform import effective_platform
 from provisiond.services.users import check_main_extension, load_user
 from provisiond.services.views import user_view
@@ -18,7 +18,7 @@ from provisiond.storage.models import Device, User
 
 async def load_device(session: AsyncSession, device_id: int, field: str = "device_id") -> Device:
     """A device by id, or NotFound naming `field`."""
-    device = await session.get(Device, device_id)
+    device = await session.get(Device, device_id) if 0 < device_id <= MAX_ID else None
     if device is None:
         raise NotFound(f"device {device_id} does not exist", field=field)
     return device

@@ -13,6 +13,7 @@ from provisiond.storage.models import AuditEntry
 from provisiond.storage.secrets import SecretBox
 
 MAX_PAGE = 500
+MAX_ID = 2**31 - 1  # ids are 32-bit integers in the schema (PostgreSQL refuses larger)
 
 
 @dataclass

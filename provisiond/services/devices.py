@@ -7,7 +7,7 @@ import secrets
 import string
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, false, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from provisiond.domain import rules
@@ -15,7 +15,7 @@ from provisiond.domain.errors import Conflict, InvalidInput
 from provisiond.domain.mac import parse_mac
 from provisiond.services.assignments import attach, detach, load_device
 from provisiond.services.commands import DeviceCreate, DevicePatch
-from provisiond.services.context import ServiceContext, audit, clamp_page
+from provisiond.services.context import MAX_ID, ServiceContext, audit, clamp_page
 from provisiond.services.users import load_user
 from provisiond.services.views import device_view, page
 from provisiond.storage.models import Device, DeviceModel, UnprovisionedDevice, User
@@ -103,7 +103,7 @@ class DeviceService:
         if mac is not None:
             query = query.where(Device.mac == parse_mac(mac))
         if user_id is not None:
-            query = query.where(Device.user_id == user_id)
+            query = query.where(Device.user_id == user_id if user_id <= MAX_ID else false())
         async with self.ctx.db.read() as session:
             total = await session.scalar(select(func.count()).select_from(query.subquery())) or 0
             rows = (

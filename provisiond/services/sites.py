@@ -13,13 +13,14 @@ from typing import Annotated, Any
 import netaddr
 from pydantic import Field, StrictBool, StrictStr
 from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from provisiond.domain import rules
 from provisiond.domain.errors import Conflict, InvalidInput, NotFound
 from provisiond.domain.policy import POLICIES
 from provisiond.services.assignments import load_device
 from provisiond.services.commands import Command
-from provisiond.services.context import ServiceContext, audit
+from provisiond.services.context import MAX_ID, ServiceContext, audit
 from provisiond.services.views import device_view
 from provisiond.storage.models import Device, Site
 
@@ -76,6 +77,13 @@ def site_view(site: Site) -> dict[str, Any]:
     }
 
 
+async def _load_site(session: AsyncSession, site_id: int) -> Site:
+    site = await session.get(Site, site_id) if 0 < site_id <= MAX_ID else None
+    if site is None:
+        raise NotFound(f"site {site_id} does not exist", field="site_id")
+    return site
+
+
 class SiteService:
     """GET/POST /sites, GET/PATCH/DELETE /sites/{id}, POST /devices/{id}/release-lock."""
 
@@ -90,9 +98,7 @@ class SiteService:
     async def get(self, site_id: int) -> dict[str, Any]:
         """One site."""
         async with self.ctx.db.read() as session:
-            site = await session.get(Site, site_id)
-            if site is None:
-                raise NotFound(f"site {site_id} does not exist", field="site_id")
+            site = await _load_site(session, site_id)
             return site_view(site)
 
     async def create(self, cmd: SiteCreate, actor: str) -> dict[str, Any]:
@@ -117,9 +123,7 @@ class SiteService:
         """Change a site."""
         sent = patch.model_fields_set
         async with self.ctx.db.write() as session:
-            site = await session.get(Site, site_id)
-            if site is None:
-                raise NotFound(f"site {site_id} does not exist", field="site_id")
+            site = await _load_site(session, site_id)
             before = site_view(site)
             if "name" in sent:
                 name = rules.check_text(patch.name, "name", max_len=64, allow_empty=False)
@@ -141,9 +145,7 @@ class SiteService:
     async def delete(self, site_id: int, actor: str) -> None:
         """Delete a site; devices locked to it are released."""
         async with self.ctx.db.write() as session:
-            site = await session.get(Site, site_id)
-            if site is None:
-                raise NotFound(f"site {site_id} does not exist", field="site_id")
+            site = await _load_site(session, site_id)
             before = site_view(site)
             await session.execute(
                 update(Device).where(Device.locked_site_id == site_id).values(locked_site_id=None)

@@ -19,7 +19,7 @@ from sqlalchemy.orm import selectinload
 from provisiond.domain import rules
 from provisiond.domain.errors import Conflict, InvalidInput, NotFound
 from provisiond.services.commands import ClientInput, TeamAppInput, UserCreate, UserPatch
-from provisiond.services.context import ServiceContext, audit, clamp_page
+from provisiond.services.context import MAX_ID, ServiceContext, audit, clamp_page
 from provisiond.services.platform import effective_platform, licence_counts, licences_used
 from provisiond.services.views import page, user_view
 from provisiond.settings import PlatformSettings
@@ -30,6 +30,8 @@ _CLI = re.compile(r"\+?[0-9]{1,20}")
 
 async def load_user(session: AsyncSession, user_id: int) -> User:
     """The user with its devices, or NotFound."""
+    if not 0 < user_id <= MAX_ID:
+        raise NotFound(f"user {user_id} does not exist", field="user_id")
     user = await session.scalar(
         select(User).where(User.id == user_id).options(selectinload(User.devices))
     )

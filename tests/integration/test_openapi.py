@@ -1,0 +1,224 @@
+"""The OpenAPI document describes the API that is really served (DESIGN.md section 4).
+
+It is public, valid OpenAPI 3.1, lists exactly the routes aiohttp registered, every protected
+operation answers 401 without a token, the statuses documented for a few operations are each
+reproducible, and real answers validate against the document's schemas.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from openapi_schema_validator import OAS31Validator
+from openapi_spec_validator import validate
+
+from tests.integration.api_fixtures import ADMIN, Api, ApiFactory, mac_for
+
+DOC = "/api/v1/openapi.json"
+METHODS = {"get", "put", "post", "patch", "delete", "head", "options", "trace"}
+SMALL_BODY = 4096
+READ = "read-only"  # sentinel: send the read-only token
+
+
+async def _document(api: Api) -> dict[str, Any]:
+    reply = await api.call("GET", DOC, token=None)
+    assert reply.status == 200, reply.text
+    document: dict[str, Any] = reply.json
+    return document
+
+
+def _operations(document: dict[str, Any]) -> set[tuple[str, str]]:
+    return {
+        (method.upper(), path)
+        for path, item in document["paths"].items()
+        for method in item
+        if method in METHODS
+    }
+
+
+async def test_document_is_public_and_valid(api: Api) -> None:
+    """Served without a token, and a valid OpenAPI 3.1 document."""
+    document = await _document(api)
+    assert document["openapi"].startswith("3.1")
+    validate(document)
+
+
+async def test_document_lists_exactly_the_routes(api: Api) -> None:
+    """(method, path) pairs in the document == the routes registered on the app (minus HEAD)."""
+    document = await _document(api)
+    registered = {
+        (route.method, route.resource.canonical)
+        for route in api.app.router.routes()
+        if route.method != "HEAD" and route.resource is not None
+    }
+    assert _operations(document) == registered
+
+
+def _concrete(path: str) -> str:
+    return path.replace("{number}", "200").replace("{id}", "1").replace("{device_id}", "1")
+
+
+async def test_every_protected_operation_needs_a_token(api: Api) -> None:
+    """Every operation except the document itself documents 401 and answers 401 without a token."""
+    document = await _document(api)
+    protected = 0
+    for method, path in sorted(_operations(document)):
+        operation = document["paths"][path][method.lower()]
+        if operation.get("security") == []:
+            assert path == DOC
+            continue
+        protected += 1
+        assert "401" in operation["responses"], (method, path)
+        body: dict[str, Any] | None = {} if method in ("POST", "PUT", "PATCH") else None
+        reply = await api.call(method, _concrete(path), body, token=None)
+        assert reply.status == 401, (method, path, reply.status, reply.text)
+        assert reply.headers["WWW-Authenticate"].startswith("Bearer")
+        assert reply.json["error"] == "unauthorized"
+    assert protected >= 20
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One request meant to produce one status. Paths may name {user}, {device}, {other}."""
+
+    path: str
+    body: Any = None
+    raw: str | None = None
+    token: str | None = ADMIN
+
+
+BIG = {"label": "x" * SMALL_BODY}
+
+# For each operation: a request that really produces each status the operation can answer.
+REPRODUCERS: dict[tuple[str, str], dict[int, Attempt]] = {
+    ("PUT", "/api/v1/users/{id}/primary-device"): {
+        200: Attempt("/api/v1/users/{user}/primary-device", {"device_id": "{device}"}),
+        401: Attempt("/api/v1/users/{user}/primary-device", {"device_id": 1}, token=None),
+        403: Attempt("/api/v1/users/{user}/primary-device", {"device_id": 1}, token=READ),
+        404: Attempt("/api/v1/users/9999/primary-device", {"device_id": "{device}"}),
+        409: Attempt("/api/v1/users/{user}/primary-device", {"device_id": "{other}"}),
+        413: Attempt("/api/v1/users/{user}/primary-device", BIG),
+        422: Attempt("/api/v1/users/{user}/primary-device", raw="[]"),
+    },
+    ("PATCH", "/api/v1/devices/{id}"): {
+        200: Attempt("/api/v1/devices/{device}", {"label": "desk"}),
+        401: Attempt("/api/v1/devices/{device}", {"label": "desk"}, token=None),
+        403: Attempt("/api/v1/devices/{device}", {"label": "desk"}, token=READ),
+        404: Attempt("/api/v1/devices/9999", {"label": "desk"}),
+        409: Attempt("/api/v1/devices/{device}", {"extension": "300"}),
+        413: Attempt("/api/v1/devices/{device}", BIG),
+        422: Attempt("/api/v1/devices/{device}", {"active": "yes"}),
+    },
+    ("GET", "/api/v1/users/{id}"): {
+        200: Attempt("/api/v1/users/{user}"),
+        401: Attempt("/api/v1/users/{user}", token=None),
+        404: Attempt("/api/v1/users/9999"),
+        422: Attempt("/api/v1/users/abc"),
+    },
+    ("GET", "/api/v1/devices"): {
+        200: Attempt("/api/v1/devices"),
+        401: Attempt("/api/v1/devices", token=None),
+        422: Attempt("/api/v1/devices?limit=ten"),
+    },
+    ("POST", "/api/v1/users"): {
+        201: Attempt(
+            "/api/v1/users", {"username": "new", "display_name": "New", "main_extension": "500"}
+        ),
+        401: Attempt("/api/v1/users", {}, token=None),
+        403: Attempt("/api/v1/users", {}, token=READ),
+        409: Attempt(
+            "/api/v1/users", {"username": "mrossi", "display_name": "M", "main_extension": "501"}
+        ),
+        413: Attempt("/api/v1/users", BIG),
+        422: Attempt("/api/v1/users", {"username": 5}),
+    },
+}
+
+
+def _fill(value: Any, ids: dict[str, int]) -> Any:
+    """Put the world's ids into a path or body ("{device}" alone becomes an integer)."""
+    if isinstance(value, str):
+        whole = value.strip("{}")
+        return ids[whole] if value == f"{{{whole}}}" and whole in ids else value.format(**ids)
+    if isinstance(value, dict):
+        return {key: _fill(item, ids) for key, item in value.items()}
+    return value
+
+
+@pytest.fixture
+async def small(api_factory: ApiFactory) -> tuple[Api, dict[str, int]]:
+    """An API with a 4 KiB body limit over two users with one device each."""
+    api = await api_factory(max_body_bytes=SMALL_BODY)
+    user = await api.user("mrossi", "200")
+    other_user = await api.user("bob", "300")
+    device = await api.device("200", mac_for(1), user_id=user["id"])
+    other = await api.device("300", mac_for(2), user_id=other_user["id"])
+    return api, {"user": user["id"], "device": device["id"], "other": other["id"]}
+
+
+@pytest.mark.parametrize(
+    "operation",
+    list(REPRODUCERS),
+    ids=[f"{method} {path}" for method, path in REPRODUCERS],
+)
+async def test_documented_statuses_are_real(
+    small: tuple[Api, dict[str, int]], operation: tuple[str, str]
+) -> None:
+    """Each status documented for the operation is produced by a real request, and vice versa."""
+    api, ids = small
+    method, path = operation
+    attempts = REPRODUCERS[operation]
+    for status, attempt in sorted(attempts.items(), reverse=True):  # the 2xx change state: last
+        token = api.read_token if attempt.token == READ else attempt.token
+        reply = await api.call(
+            method,
+            _fill(attempt.path, ids),
+            _fill(attempt.body, ids),
+            raw=attempt.raw,
+            token=token,
+        )
+        assert reply.status == status, (status, reply.text)
+    document = await _document(api)
+    documented = {int(code) for code in document["paths"][path][method.lower()]["responses"]}
+    assert documented == set(attempts)
+
+
+async def test_answers_match_the_schemas(api: Api) -> None:
+    """Real answers validate against the schemas the document gives for them."""
+    document = await _document(api)
+    await api.ok("PUT", "/api/v1/licences", {"APP_USERS": 1, "USER_CLIENT": 1})
+    user = await api.user(
+        "mrossi",
+        "200",
+        team_app={"enabled": True, "gsm_mode": True, "gsm_number": "+393331234567"},
+        client={"enabled": True, "web_phone": True},
+    )
+    device = await api.device("202", mac_for(1), user_id=user["id"])
+    changed = await api.ok(
+        "PUT", f"/api/v1/users/{user['id']}/primary-device", {"device_id": device["id"]}
+    )
+    error = await api.call("GET", "/api/v1/users/9999")
+    samples = [
+        ("get", "/api/v1/users/{id}", "200", await api.ok("GET", f"/api/v1/users/{user['id']}")),
+        ("put", "/api/v1/users/{id}/primary-device", "200", changed),
+        ("get", "/api/v1/users", "200", await api.ok("GET", "/api/v1/users")),
+        ("get", "/api/v1/devices/{id}", "200", device),
+        ("get", "/api/v1/devices", "200", await api.ok("GET", "/api/v1/devices")),
+        ("get", "/api/v1/models", "200", await api.ok("GET", "/api/v1/models")),
+        ("get", "/api/v1/licences", "200", await api.ok("GET", "/api/v1/licences")),
+        ("get", "/api/v1/settings", "200", await api.ok("GET", "/api/v1/settings")),
+        ("get", "/api/v1/directory/{number}", "200", await api.ok("GET", "/api/v1/directory/202")),
+        ("get", "/api/v1/audit", "200", await api.ok("GET", "/api/v1/audit")),
+        ("get", "/api/v1/unprovisioned", "200", await api.ok("GET", "/api/v1/unprovisioned")),
+        ("get", "/api/v1/users/{id}", "404", error.json),
+    ]
+    resolved = {"paths": document["paths"], "components": document["components"]}
+    for method, path, status, body in samples:
+        response = document["paths"][path][method]["responses"][status]
+        if "$ref" in response:
+            name = response["$ref"].rsplit("/", 1)[1]
+            response = document["components"]["responses"][name]
+        schema = response["content"]["application/json"]["schema"]
+        OAS31Validator({**resolved, **schema}).validate(body)
