@@ -20,6 +20,8 @@ from provisiond.frontends.admin_http import (
     GUARD,
     MAX_BODY,
     SERVICES,
+    THROTTLE,
+    TOKEN_THROTTLE,
     auth_middleware,
     cors_middleware,
     errors_middleware,
@@ -367,5 +369,6 @@ def create_admin_app(
     app[MAX_BODY] = max_body_bytes
     app[CORS_ORIGINS] = frozenset(cors_origins)
     app[GUARD] = guard or EnumerationGuard()
+    app[THROTTLE] = EnumerationGuard(TOKEN_THROTTLE)
     app.add_routes(routes)
     return app

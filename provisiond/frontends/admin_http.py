@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
@@ -22,7 +23,7 @@ from provisiond.domain.errors import (
     LicenceRefused,
     NotFound,
 )
-from provisiond.provisioning.bans import EnumerationGuard
+from provisiond.provisioning.bans import EnumerationGuard, GuardConfig
 from provisiond.services import Caller, Services
 
 log = logging.getLogger(__name__)
@@ -31,6 +32,9 @@ MAX_BODY = web.AppKey("max_body_bytes", int)
 CALLER = web.RequestKey("caller", Caller)
 CORS_ORIGINS = web.AppKey("cors_origins", frozenset[str])
 GUARD = web.AppKey("guard", EnumerationGuard)
+# Failed token attempts per client address: 10 a minute, then 5 minutes of 429.
+THROTTLE = web.AppKey("token_throttle", EnumerationGuard)
+TOKEN_THROTTLE = GuardConfig(window_s=60, auth_failures_per_source=10, ban_s=300)
 PUBLIC = frozenset({"/api/v1/openapi.json"})
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -96,12 +100,22 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
     for name, value in request.query.items():
         if "\x00" in value or "\x00" in name:  # no database stores NUL in text
             return error_response(422, "invalid", f"{name}: NUL characters are not allowed", name)
+    throttle = request.app[THROTTLE]
+    client = request.remote or ""
+    blocked = throttle.banned(client)
+    if blocked is not None:
+        throttle.note_refused(blocked)
+        retry = max(1, int((blocked.until - datetime.now(UTC)).total_seconds()))
+        response = error_response(429, "throttled", "too many failed token attempts; wait")
+        response.headers["Retry-After"] = str(retry)
+        return response
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         return _unauthorized("missing bearer token")
     caller = await request.app[SERVICES].tokens.authenticate(token.strip())
     if caller is None:
+        throttle.record(client, "auth_failure")
         return _unauthorized("unknown token")
     if request.method not in ("GET", "HEAD") and not caller.can_write:
         return error_response(403, "forbidden", "this token is read-only")

@@ -38,6 +38,7 @@ _ERROR_RESPONSES = {
     "404": "NotFound",
     "409": "Conflict",
     "413": "TooLarge",
+    "429": "Throttled",
     "422": "Invalid",
 }
 # Operations that never clash with current state (everything else that writes may answer 409).
@@ -60,7 +61,7 @@ _NO_NOT_FOUND = {
 
 def _error_codes(method: str, path: str, op: dict[str, Any]) -> list[str]:
     """The error statuses an operation can really answer, from its shape."""
-    codes = ["401"]
+    codes = ["401", "429"]
     params = op.get("parameters", [])
     if method != "get":
         codes.append("403")  # read-only token
@@ -521,6 +522,7 @@ def openapi_document() -> dict[str, Any]:
                 "Conflict": _response("clashes with current state, or licence refused"),
                 "TooLarge": _response("body over the size limit"),
                 "Invalid": _response("malformed input; `field` names it"),
+                "Throttled": _response("too many failed token attempts from this address"),
             },
         },
     }

@@ -55,3 +55,19 @@ async def test_security_headers_everywhere(aiohttp_client, services: Services) -
         assert "frame-ancestors 'none'" in answer.headers["Content-Security-Policy"], path
         assert answer.headers["Referrer-Policy"] == "no-referrer", path
     assert (await client.get("/api/v1/users")).headers["Cache-Control"] == "no-store"
+
+
+async def test_failed_token_attempts_are_throttled(aiohttp_client, services: Services) -> None:
+    client = await _client(aiohttp_client, services)
+    token = await services.tokens.create(TokenCreate(name="good"), "test")
+    for attempt in range(10):
+        wrong = await client.get(
+            "/api/v1/users", headers={"Authorization": f"Bearer pvd_x{attempt}"}
+        )
+        assert wrong.status == 401
+    blocked = await client.get("/api/v1/users", headers={"Authorization": f"Bearer {token}"})
+    assert blocked.status == 429  # even the right token waits: the address is guessing
+    assert int(blocked.headers["Retry-After"]) > 0
+    assert (await blocked.json())["error"] == "throttled"
+    # The OpenAPI document stays public.
+    assert (await client.get("/api/v1/openapi.json")).status == 200
