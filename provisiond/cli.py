@@ -21,6 +21,7 @@ from provisiond.domain.errors import DomainError, InvalidInput
 from provisiond.domain.identify import match_path
 from provisiond.domain.mac import mac_compact, parse_mac
 from provisiond.domain.phone import PhoneRequest
+from provisiond.domain.policy import POLICIES
 from provisiond.provisioning.activity import DiscardActivity
 from provisiond.services import Services
 from provisiond.services.commands import (
@@ -31,8 +32,18 @@ from provisiond.services.commands import (
     UserPatch,
     parse,
 )
+from provisiond.services.sites import SiteCreate, SitePatch
 from provisiond.settings import Settings, SettingsError, load_settings
 from provisiond.storage import migrate
+from provisiond.storage.secrets import (
+    SecretBox,
+    SecretError,
+    census,
+    init_keyring,
+    reencrypt,
+    retire_keys,
+    rotate_keyring,
+)
 
 Action = Callable[[Services, argparse.Namespace], Awaitable[Any]]
 
@@ -125,6 +136,25 @@ async def token_revoke(s: Services, a: argparse.Namespace) -> Any:
     return {"revoked": a.name}
 
 
+async def site_create(s: Services, a: argparse.Namespace) -> Any:
+    body: dict[str, Any] = {"name": a.name, "networks": a.networks, "policy": a.policy}
+    if a.lock_on_first_boot:
+        body["lock_on_first_boot"] = True
+    return await s.sites.create(parse(SiteCreate, body), _actor())
+
+
+async def site_update(s: Services, a: argparse.Namespace) -> Any:
+    body = _fields(a, ["name", "networks", "policy"])
+    if a.lock_on_first_boot is not None:
+        body["lock_on_first_boot"] = a.lock_on_first_boot == "true"
+    return await s.sites.update(a.id, parse(SitePatch, body), _actor())
+
+
+async def site_delete(s: Services, a: argparse.Namespace) -> Any:
+    await s.sites.delete(a.id, _actor())
+    return {"deleted": {"site": a.id}}
+
+
 async def licence_set(s: Services, a: argparse.Namespace) -> Any:
     return await s.platform.put_licences(_assignments(a.counts), _actor())
 
@@ -142,6 +172,13 @@ ACTIONS: dict[str, Action] = {
     "device create": device_create,
     "device update": device_update,
     "device delete": device_delete,
+    "device release-lock": lambda s, a: s.sites.release_lock(a.id, _actor()),
+    "device reveal-password": lambda s, a: s.devices.reveal_password(a.id, _actor()),
+    "site list": lambda s, a: s.sites.list(),
+    "site show": lambda s, a: s.sites.get(a.id),
+    "site create": site_create,
+    "site update": site_update,
+    "site delete": site_delete,
     "assign": lambda s, a: s.assignments.assign(a.user, a.device, move=a.move, actor=_actor()),
     "unassign": lambda s, a: s.assignments.unassign(
         a.user, a.device, new_primary=a.new_primary, actor=_actor()
@@ -227,6 +264,43 @@ def build_parser() -> argparse.ArgumentParser:
     p = device.add_parser("delete")
     p.add_argument("id", type=int)
     p.add_argument("--new-primary", dest="new_primary", type=int)
+    device.add_parser("release-lock", help="undo the first-boot lock").add_argument("id", type=int)
+    device.add_parser("reveal-password", help="print the SIP password (audited)").add_argument(
+        "id", type=int
+    )
+
+    site = sub.add_parser("site", help="sites and their access policy").add_subparsers(
+        dest="sub", required=True
+    )
+    site.add_parser("list")
+    site.add_parser("show").add_argument("id", type=int)
+    for name in ("create", "update"):
+        p = site.add_parser(name)
+        if name == "update":
+            p.add_argument("id", type=int)
+        p.add_argument("--name", required=name == "create")
+        p.add_argument(
+            "--network",
+            dest="networks",
+            action="append",
+            required=name == "create",
+            help="CIDR, IPv4 or IPv6; repeat for several",
+        )
+        p.add_argument("--policy", choices=POLICIES, default="open" if name == "create" else None)
+        if name == "create":
+            p.add_argument("--lock-on-first-boot", dest="lock_on_first_boot", action="store_true")
+        else:
+            p.add_argument(
+                "--lock-on-first-boot", dest="lock_on_first_boot", choices=["true", "false"]
+            )
+    site.add_parser("delete").add_argument("id", type=int)
+
+    keys = sub.add_parser("keys", help="the key that encrypts SIP secrets").add_subparsers(
+        dest="sub", required=True
+    )
+    keys.add_parser("init", help="create the keyring (once per installation)")
+    keys.add_parser("rotate", help="new key, re-encrypt every secret, retire unused keys")
+    keys.add_parser("status", help="which keys the stored secrets use")
 
     for name, text in (
         ("assign", "assign a device to a user"),
@@ -282,6 +356,42 @@ async def _db_command(settings: Settings, sub: str) -> int:
     return 0
 
 
+async def _keys_command(settings: Settings, sub: str) -> int:
+    """keys init | rotate | status: rotate is safe while serving (old keys still decrypt)."""
+    path = settings.keyring_path
+    if sub == "init":
+        try:
+            print(
+                f"created key {init_keyring(path)} in {path}; back this file up, apart "
+                "from the database"
+            )
+        except SecretError as exc:
+            raise InvalidInput(str(exc), field="keyring") from exc
+        return 0
+    db = await prepare_database(settings)
+    try:
+        if sub == "rotate":
+            new = rotate_keyring(path)
+            count = await reencrypt(db, SecretBox(path))
+            # Retire only keys no stored value uses any more (census after re-encryption).
+            retired = retire_keys(path, keep=set((await census(db)).by_key) | {new})
+            print(json.dumps({"new_key": new, "re_encrypted": count, "retired": list(retired)}))
+        else:
+            found = await census(db)
+            print(
+                json.dumps(
+                    {
+                        "keyring": str(path),
+                        "by_key": dict(found.by_key),
+                        "plaintext": found.plaintext,
+                    }
+                )
+            )
+    finally:
+        await db.dispose()
+    return 0
+
+
 async def _admin_command(settings: Settings, args: argparse.Namespace) -> int:
     key = f"{args.command} {args.sub}" if getattr(args, "sub", None) else args.command
     db = await prepare_database(settings)
@@ -334,6 +444,8 @@ def main(argv: list[str] | None = None) -> int:
             return asyncio.run(_render(settings, args))
         if args.command == "db":
             return asyncio.run(_db_command(settings, args.sub))
+        if args.command == "keys":
+            return asyncio.run(_keys_command(settings, args.sub))
         return asyncio.run(_admin_command(settings, args))
     except DomainError as exc:
         where = f" (field: {exc.field})" if exc.field else ""
