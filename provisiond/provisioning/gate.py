@@ -10,6 +10,9 @@ against the source by the enumeration guard, so a MAC walk is banned within the 
 from __future__ import annotations
 
 import logging
+import time
+from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from provisiond.domain import policy
@@ -37,16 +40,55 @@ class Access:
     site: policy.Site | None = None
 
 
+class WalkMemory:
+    """Which MACs each source asked for in vain, recently: a phone only ever asks for its own.
+
+    A source that missed on another MAC within the window is walking: it gets no file with a
+    secret (boot or device) unless it proves itself (digest or certificate), even before the
+    ban. So a walker's first lucky hit on a known MAC yields nothing. Bounded (LRU).
+    """
+
+    def __init__(self, window_s: float, max_sources: int = 100_000) -> None:
+        self._window = window_s
+        self._max = max_sources
+        self._missed: OrderedDict[str, tuple[float, str, str | None]] = OrderedDict()
+
+    def missed(self, ip: str, mac: str, now: float) -> None:
+        """`ip` asked for the unknown `mac`."""
+        entry = self._missed.pop(ip, None)
+        if entry is None or now - entry[0] > self._window:
+            self._missed[ip] = (now, mac, None)
+        else:
+            first, second = entry[1], entry[2]
+            self._missed[ip] = (now, first, second or (mac if mac != first else None))
+        while len(self._missed) > self._max:
+            self._missed.popitem(last=False)
+
+    def walked(self, ip: str, mac: str, now: float) -> bool:
+        """Did `ip` recently ask for a MAC other than `mac`?"""
+        entry = self._missed.get(ip)
+        if entry is None or now - entry[0] > self._window:
+            return False
+        return entry[1] != mac or entry[2] is not None
+
+
 class Gate:
     """Bans, digest, certificates, networks, first-boot locks and consistency checks."""
 
     def __init__(
-        self, guard: EnumerationGuard, digest: DigestAuth, secrets: SecretBox, model_check: str
+        self,
+        guard: EnumerationGuard,
+        digest: DigestAuth,
+        secrets: SecretBox,
+        model_check: str,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.guard = guard
         self.digest = digest
         self.secrets = secrets
         self.strict_model = model_check == "strict"
+        self.walks = WalkMemory(guard.config.window_s)
+        self._clock = clock
 
     def banned(self, request: PhoneRequest) -> Ban | None:
         """The ban covering the source, if any (a dictionary lookup)."""
@@ -63,13 +105,16 @@ class Gate:
         self.guard.record(request.client_ip, "auth_failure")
         return PhoneResponse(Outcome.FORBIDDEN, detail=why)
 
-    def unknown_mac(self, request: PhoneRequest, site: policy.Site | None) -> PhoneResponse:
+    def unknown_mac(
+        self, request: PhoneRequest, mac: str, site: policy.Site | None
+    ) -> PhoneResponse:
         """An unknown MAC: counted towards a ban; answered like a known one would be under digest.
 
         Under a digest site the answer is the same 401 challenge a known device gets, so a walk
         cannot tell which MACs exist.
         """
         self.guard.record(request.client_ip, "unknown_mac")
+        self.walks.missed(request.client_ip, mac, self._clock())
         if site is not None and site.policy == "digest" and request.protocol != "tftp":
             return self.challenge(stale=False)
         return PhoneResponse(Outcome.NOT_FOUND, detail="unknown device")
@@ -96,6 +141,13 @@ class Gate:
             digest_ok, stale = self._digest(request, device)
         if ban is not None and not digest_ok:
             return Access(self.refuse_banned(ban))
+        proven = digest_ok or device.mac in request.client_cert_macs
+        if (
+            file_class is not policy.FileClass.SHARED
+            and not proven
+            and self.walks.walked(request.client_ip, device.mac, self._clock())
+        ):
+            return Access(self.suspicious(request, "source asked for other phones' MACs"))
         proof = policy.Proof(request.protocol, digest_ok, request.client_cert_macs)
         verdict = policy.decide(
             file_class, site=site, mac=device.mac, proof=proof, locked_site_id=locked_site_id

@@ -144,7 +144,8 @@ class Resolver:
             if ban is not None:
                 return self.gate.refuse_banned(ban)
             self.activity.unknown(self._sighting(request, path, mac, agent, matches))
-            return self.gate.unknown_mac(request, policy.site_for(request.client_ip, sites))
+            site = policy.site_for(request.client_ip, sites)
+            return self.gate.unknown_mac(request, mac, site)
         match = next((m for m in matches if m.vendor.id == device.model.vendor), None)
         if match is None:
             return _not_found(f"not a {device.model.vendor} file")
