@@ -122,6 +122,13 @@ class TlsSettings(_Strict):
     client_ca: Path | None = None  # vendor CA bundle: enables the `certificate` policy
     legacy: bool = False  # TLS 1.0/1.1 and CBC/RSA suites for old phones; see docs/security.md
 
+    @field_validator("listen")
+    @classmethod
+    def _listen(cls, value: str) -> str:
+        if value:
+            parse_listen(value)
+        return value
+
 
 class Settings(_Strict):
     """Everything provisiond reads at start-up."""

@@ -51,6 +51,8 @@ class PhoneDevice:
     cli_custom: str | None
     locked_site_id: int | None
     updated_at: datetime
+    user_id: int | None = None
+    revision: int = 0  # bumped by the in-memory directory at each reload: the render-cache key
 
 
 class PhoneDirectory(Protocol):
@@ -70,6 +72,11 @@ class PhoneDirectory(Protocol):
 
     async def sites(self) -> tuple[policy.Site, ...]:
         """The configured sites (empty: the implicit default site applies)."""
+        ...
+
+    def revision(self) -> int | None:
+        """A number that changes whenever the platform settings or sites change, or None when
+        this directory cannot tell (then rendered files are not cached)."""
         ...
 
 
@@ -93,6 +100,7 @@ def phone_device(device: Device, user: User | None) -> PhoneDevice:
         main_extension=user.main_extension if user else None,
         cli_custom=user.cli_custom if user else None,
         locked_site_id=device.locked_site_id,
+        user_id=device.user_id,
         updated_at=max(device.updated_at, user.updated_at) if user else device.updated_at,
     )
 
@@ -138,6 +146,10 @@ class DatabaseDirectory:
                 current = await effective_platform(session, self._defaults)
             self._platform = (now, current)
         return self._platform[1]
+
+    def revision(self) -> int | None:
+        """Unknown: this directory re-reads the database, so nothing may be cached."""
+        return None
 
     async def sites(self) -> tuple[policy.Site, ...]:
         """The sites, re-read at most every `platform_ttl` seconds."""

@@ -157,14 +157,16 @@ class DeviceService:
                 await self._change_extension(
                     session, device, rules.check_extension(patch.extension, "extension")
                 )
-            if "model" in sent and patch.model is not None:
-                await _check_model(session, patch.model)
-                device.model_id = patch.model
+            if "model" in sent:
+                await _check_model(session, patch.model or "")
+                device.model_id = patch.model or ""
             if "mac" in sent:
                 mac = parse_mac(patch.mac or "")
                 await _check_mac_free(session, mac, device.id)
                 device.mac = mac
-            if "active" in sent and patch.active is not None:
+            if "active" in sent:
+                if patch.active is None:
+                    raise InvalidInput("active must be true or false", field="active")
                 device.active = patch.active
             if "sip_username" in sent:
                 device.sip_username = _check_sip_username(patch.sip_username or "")

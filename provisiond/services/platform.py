@@ -10,7 +10,7 @@ from sqlalchemy import case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from provisiond.domain import rules
-from provisiond.domain.errors import InvalidInput
+from provisiond.domain.errors import Conflict, InvalidInput
 from provisiond.services.context import ServiceContext, audit
 from provisiond.settings import PlatformSettings
 from provisiond.storage.models import Licence, Setting, User
@@ -88,13 +88,15 @@ class PlatformService:
             if not after.mcs_interconnected and before.mcs_interconnected:
                 await self._refuse_mcs_off(session)
             old, new = before.model_dump(), after.model_dump()
-            for key in patch:
-                if old[key] != new[key]:
-                    existing = await session.get(Setting, key)
-                    if existing is None:
-                        session.add(Setting(key=key, value=new[key]))
-                    else:
-                        existing.value = new[key]
+            for key, value in patch.items():
+                # Store only what was set (a section keeps its other values from the file).
+                existing = await session.get(Setting, key)
+                if existing is None:
+                    session.add(Setting(key=key, value=value))
+                elif isinstance(value, dict) and isinstance(existing.value, dict):
+                    existing.value = _merge(existing.value, value)
+                else:
+                    existing.value = value
             audit(session, actor, "settings.update", "settings", None, old, new)
         return new
 
@@ -102,7 +104,7 @@ class PlatformService:
     async def _refuse_mcs_off(session: AsyncSession) -> None:
         used = await licences_used(session)
         if used[rules.MCS_APP_WEBRTC] or used[rules.MCS_USERS]:
-            raise InvalidInput(
+            raise Conflict(
                 "users still have smart working enabled; disable it before turning off the MCS "
                 "interconnection",
                 field="mcs_interconnected",

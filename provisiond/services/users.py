@@ -25,7 +25,7 @@ from provisiond.services.views import page, user_view
 from provisiond.settings import PlatformSettings
 from provisiond.storage.models import Device, User
 
-_CLI = re.compile(r"\+?[0-9]{1,20}")
+_CLI = re.compile(r"\+?[0-9]{1,15}")  # E.164: at most 15 digits (the column holds 16)
 
 
 async def load_user(session: AsyncSession, user_id: int) -> User:
@@ -56,7 +56,7 @@ def _check_cli(value: str | None) -> str | None:
         return None
     if not _CLI.fullmatch(value):
         raise InvalidInput(
-            "cli_custom must be 1-20 digits with an optional leading +", field="cli_custom"
+            "cli_custom must be 1-15 digits with an optional leading +", field="cli_custom"
         )
     return value
 
@@ -82,7 +82,10 @@ def _client(user: User) -> rules.Client:
 
 
 def _patched(
-    current: Any, patch: TeamAppInput | ClientInput | None, cascade: Mapping[str, tuple[str, ...]]
+    current: Any,
+    patch: TeamAppInput | ClientInput | None,
+    cascade: Mapping[str, tuple[str, ...]],
+    panel: str,
 ) -> Any:
     """Apply the fields present in `patch`; turning a switch off also turns off what needs it
     (unless the same request sets those explicitly, which the rules then judge)."""
@@ -96,7 +99,7 @@ def _patched(
                 changes.setdefault(name, False)
     for name in ("enabled", "smart_working", "gsm_mode", "web_phone", "video_calls"):
         if name in changes and changes[name] is None:
-            raise InvalidInput(f"{name} must be true or false", field=name)
+            raise InvalidInput(f"{panel}.{name} must be true or false", field=f"{panel}.{name}")
     return replace(current, **changes)
 
 
@@ -116,11 +119,11 @@ async def _apply_features(
 ) -> None:
     before_app, before_client = _team_app(user), _client(user)
     app = rules.check_team_app(
-        _patched(before_app, app_patch, _APP_CASCADE),
+        _patched(before_app, app_patch, _APP_CASCADE, "team_app"),
         mcs_interconnected=platform.mcs_interconnected,
     )
     client = rules.check_client(
-        _patched(before_client, client_patch, _CLIENT_CASCADE),
+        _patched(before_client, client_patch, _CLIENT_CASCADE, "client"),
         mcs_interconnected=platform.mcs_interconnected,
     )
     rules.check_licences(

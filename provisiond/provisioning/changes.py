@@ -1,0 +1,110 @@
+"""The change feed: how every process learns of admin changes, from the audit log.
+
+Every admin mutation writes an audit row in its own transaction (provisiond.services.context
+.audit), so the audit log is a transactional outbox: a row exists exactly when the change
+committed. Each serving process follows it (`SELECT ... WHERE id > last`, an index range scan on
+the primary key, every `interval` seconds) and hands the new rows to its in-memory directory.
+This one mechanism serves a single process, `serve --workers N` and several instances on one
+PostgreSQL alike; PostgreSQL LISTEN/NOTIFY can later wake the follower early instead of
+waiting for the next poll, without changing what it reads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from sqlalchemy import func, select
+
+from provisiond.storage.database import Database
+from provisiond.storage.models import AuditEntry
+
+log = logging.getLogger(__name__)
+BATCH = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One committed admin change."""
+
+    id: int
+    action: str
+    object_type: str
+    object_id: str | None
+
+
+class ChangeFeed:
+    """Follows the audit log and calls `apply` with each batch of new changes, in order."""
+
+    def __init__(
+        self,
+        db: Database,
+        apply: Callable[[list[Change]], Awaitable[None]],
+        interval: float = 0.5,
+    ) -> None:
+        self._db = db
+        self._apply = apply
+        self._interval = interval
+        self.last_id = 0
+        self._task: asyncio.Task[None] | None = None
+        self._wake = asyncio.Event()
+
+    async def mark(self) -> int:
+        """Start after the newest change (call before loading the state the changes patch)."""
+        async with self._db.read() as session:
+            self.last_id = await session.scalar(select(func.max(AuditEntry.id))) or 0
+        return self.last_id
+
+    def start(self) -> None:
+        """Follow in the background."""
+        self._task = asyncio.create_task(self._run(), name="change-feed")
+
+    def wake(self) -> None:
+        """Poll now (e.g. on a NOTIFY, or right after this process made a change)."""
+        self._wake.set()
+
+    async def stop(self) -> None:
+        """Stop following."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _run(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self._interval)
+            self._wake.clear()
+            try:
+                await self.poll()
+            except Exception:  # the database may be briefly away: keep following
+                log.exception("could not follow the change feed")
+
+    async def poll(self) -> int:
+        """Apply every change committed since the last poll; returns how many."""
+        total = 0
+        while True:
+            async with self._db.read() as session:
+                rows = (
+                    await session.execute(
+                        select(
+                            AuditEntry.id,
+                            AuditEntry.action,
+                            AuditEntry.object_type,
+                            AuditEntry.object_id,
+                        )
+                        .where(AuditEntry.id > self.last_id)
+                        .order_by(AuditEntry.id)
+                        .limit(BATCH)
+                    )
+                ).all()
+            if not rows:
+                return total
+            changes = [Change(r.id, r.action, r.object_type, r.object_id) for r in rows]
+            await self._apply(changes)
+            self.last_id = changes[-1].id
+            total += len(changes)

@@ -1,0 +1,272 @@
+"""Settings: built-in defaults < TOML file < PROVISIOND_* environment (DESIGN.md section 7)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from provisiond.settings import ENVIRONMENT, Settings, SettingsError, load_settings, parse_listen
+
+TOML = """
+database_url = "postgresql+asyncpg://provisiond@db/provisiond"
+data_dir = "/srv/provisiond"
+phone_http = "0.0.0.0:80"
+tftp = "0.0.0.0:69"
+admin_http = "127.0.0.1:9000"
+
+[platform]
+ntp_server = "ntp.file.test"
+timezone = "Europe/Rome"
+mcs_interconnected = true
+
+[platform.sip]
+registrar = "pbx.file.test"
+port = 5080
+transport = "tcp"
+
+[platform.team_app]
+fallback_timeout_s = 20
+callback_enabled = false
+"""
+
+
+def _write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "provisiond.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def _get(settings: Settings, path: tuple[str, ...]) -> Any:
+    value: Any = settings
+    for key in path:
+        value = getattr(value, key)
+    return value
+
+
+def test_defaults_without_file_or_environment() -> None:
+    settings = load_settings(environ={})
+    assert settings.data_dir == Path("var")
+    assert settings.database_url is None
+    assert settings.phone_http == "0.0.0.0:8080"
+    assert settings.tftp == "0.0.0.0:6969"
+    assert settings.admin_http == "127.0.0.1:8081"
+    assert settings.platform.team_app.fallback_timeout_s == 10
+    assert settings.platform.mcs_interconnected is False
+
+
+def test_default_database_is_a_sqlite_file_in_the_data_dir(tmp_path: Path) -> None:
+    settings = load_settings(environ={"PROVISIOND_DATA_DIR": str(tmp_path / "data")})
+    expected = (tmp_path / "data" / "provisiond.db").resolve()
+    assert settings.effective_database_url == f"sqlite+aiosqlite:///{expected}"
+    assert settings.is_embedded
+
+
+def test_configured_database_url_wins_over_the_default() -> None:
+    url = "postgresql+asyncpg://p@db/p"
+    settings = load_settings(environ={"PROVISIOND_DATABASE_URL": url})
+    assert settings.effective_database_url == url
+    assert not settings.is_embedded
+
+
+def test_file_values_are_read(tmp_path: Path) -> None:
+    settings = load_settings(_write(tmp_path, TOML), environ={})
+    assert settings.database_url == "postgresql+asyncpg://provisiond@db/provisiond"
+    assert settings.data_dir == Path("/srv/provisiond")
+    assert settings.phone_http == "0.0.0.0:80"
+    assert settings.admin_http == "127.0.0.1:9000"
+    assert settings.platform.mcs_interconnected is True
+    assert settings.platform.sip.registrar == "pbx.file.test"
+    assert settings.platform.sip.port == 5080
+    assert settings.platform.sip.transport == "tcp"
+    assert settings.platform.team_app.fallback_timeout_s == 20
+    assert settings.platform.team_app.callback_enabled is False
+
+
+def test_environment_wins_over_the_file_and_leaves_the_rest(tmp_path: Path) -> None:
+    settings = load_settings(
+        _write(tmp_path, TOML),
+        environ={
+            "PROVISIOND_SIP_REGISTRAR": "pbx.env.test",
+            "PROVISIOND_TEAM_APP_FALLBACK_TIMEOUT_S": "30",
+            "PROVISIOND_ADMIN_HTTP": "127.0.0.1:9100",
+        },
+    )
+    assert settings.platform.sip.registrar == "pbx.env.test"
+    assert settings.platform.team_app.fallback_timeout_s == 30
+    assert settings.admin_http == "127.0.0.1:9100"
+    # Siblings of overridden keys keep the file's values.
+    assert settings.platform.sip.port == 5080
+    assert settings.platform.team_app.callback_enabled is False
+    assert settings.phone_http == "0.0.0.0:80"
+
+
+def test_config_file_named_by_the_environment(tmp_path: Path) -> None:
+    path = _write(tmp_path, TOML)
+    settings = load_settings(environ={"PROVISIOND_CONFIG": str(path)})
+    assert settings.platform.sip.registrar == "pbx.file.test"
+
+
+# Every variable of settings.ENVIRONMENT: (value in the environment, path, expected value).
+ENV_TABLE: list[tuple[str, str, tuple[str, ...], Any]] = [
+    ("PROVISIOND_DATA_DIR", "/data", ("data_dir",), Path("/data")),
+    ("PROVISIOND_DATABASE_URL", "postgresql+asyncpg://x@h/d", ("database_url",), None),
+    ("PROVISIOND_PHONE_HTTP", "10.0.0.1:80", ("phone_http",), None),
+    ("PROVISIOND_PHONE_HTTP_PREFIX", "/prov/", ("phone_http_prefix",), "prov"),
+    ("PROVISIOND_TFTP", "[::]:69", ("tftp",), None),
+    ("PROVISIOND_ADMIN_HTTP", "127.0.0.1:9999", ("admin_http",), None),
+    ("PROVISIOND_PUBLIC_URL", "http://prov.test:8080/", ("public_url",), None),
+    ("PROVISIOND_TEMPLATES_DIR", "/t", ("templates_dir",), Path("/t")),
+    ("PROVISIOND_FIRMWARE_DIR", "/f", ("firmware_dir",), Path("/f")),
+    ("PROVISIOND_MAX_BODY_BYTES", "4096", ("max_body_bytes",), 4096),
+    ("PROVISIOND_MAX_UPLOAD_BYTES", "2048", ("max_upload_bytes",), 2048),
+    (
+        "PROVISIOND_CORS_ORIGINS",
+        "https://a.test, https://b.test",
+        ("cors_origins",),
+        ("https://a.test", "https://b.test"),
+    ),
+    ("PROVISIOND_KEYRING", "/k/secrets.json", ("keyring",), Path("/k/secrets.json")),
+    ("PROVISIOND_MODEL_CHECK", "strict", ("security", "model_check"), None),
+    ("PROVISIOND_BAN_WINDOW_S", "60", ("security", "ban_window_s"), 60),
+    ("PROVISIOND_BAN_UNKNOWN_PER_SOURCE", "5", ("security", "ban_unknown_per_source"), 5),
+    ("PROVISIOND_BAN_UNKNOWN_PER_PREFIX", "50", ("security", "ban_unknown_per_prefix"), 50),
+    ("PROVISIOND_BAN_AUTH_FAILURES", "3", ("security", "ban_auth_failures"), 3),
+    ("PROVISIOND_BAN_S", "120", ("security", "ban_s"), 120),
+    ("PROVISIOND_PHONE_HTTPS", "0.0.0.0:8443", ("tls", "listen"), None),
+    ("PROVISIOND_TLS_CERT", "/tls/cert.pem", ("tls", "cert"), Path("/tls/cert.pem")),
+    ("PROVISIOND_TLS_KEY", "/tls/key.pem", ("tls", "key"), Path("/tls/key.pem")),
+    ("PROVISIOND_TLS_CLIENT_CA", "/tls/ca.pem", ("tls", "client_ca"), Path("/tls/ca.pem")),
+    ("PROVISIOND_TLS_LEGACY", "true", ("tls", "legacy"), True),
+    ("PROVISIOND_MCS_INTERCONNECTED", "true", ("platform", "mcs_interconnected"), True),
+    ("PROVISIOND_NTP_SERVER", "ntp.env.test", ("platform", "ntp_server"), None),
+    ("PROVISIOND_TIMEZONE", "America/New_York", ("platform", "timezone"), None),
+    ("PROVISIOND_LANGUAGE", "it", ("platform", "language"), None),
+    ("PROVISIOND_SIP_REGISTRAR", "pbx.env.test", ("platform", "sip", "registrar"), None),
+    ("PROVISIOND_SIP_PORT", "5070", ("platform", "sip", "port"), 5070),
+    ("PROVISIOND_SIP_TRANSPORT", "tls", ("platform", "sip", "transport"), None),
+    ("PROVISIOND_SIP_OUTBOUND_PROXY", "sbc.test", ("platform", "sip", "outbound_proxy"), None),
+    (
+        "PROVISIOND_TEAM_APP_FALLBACK_TIMEOUT_S",
+        "45",
+        ("platform", "team_app", "fallback_timeout_s"),
+        45,
+    ),
+    (
+        "PROVISIOND_TEAM_APP_CALLBACK_ENABLED",
+        "false",
+        ("platform", "team_app", "callback_enabled"),
+        False,
+    ),
+]
+
+
+def test_the_table_covers_every_environment_variable() -> None:
+    assert {name for name, *_ in ENV_TABLE} == set(ENVIRONMENT)
+
+
+@pytest.mark.parametrize(("name", "value", "path", "expected"), ENV_TABLE)
+def test_each_environment_variable_maps_to_its_setting(
+    name: str, value: str, path: tuple[str, ...], expected: Any
+) -> None:
+    default = _get(load_settings(environ={}), path)
+    settings = load_settings(environ={name: value})
+    wanted = value if expected is None else expected
+    assert wanted != default  # otherwise the row could not tell a dropped mapping
+    assert _get(settings, path) == wanted
+    assert ENVIRONMENT[name] == path
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "key"),
+    [
+        ("PROVISIOND_SIP_PORT", "0", "platform.sip.port"),
+        ("PROVISIOND_SIP_PORT", "sixty", "platform.sip.port"),
+        ("PROVISIOND_SIP_TRANSPORT", "sctp", "platform.sip.transport"),
+        ("PROVISIOND_TIMEZONE", "Mars/Olympus", "platform.timezone"),
+        ("PROVISIOND_MCS_INTERCONNECTED", "perhaps", "platform.mcs_interconnected"),
+        ("PROVISIOND_TEAM_APP_FALLBACK_TIMEOUT_S", "121", "platform.team_app.fallback_timeout_s"),
+        ("PROVISIOND_TEAM_APP_FALLBACK_TIMEOUT_S", "0", "platform.team_app.fallback_timeout_s"),
+        ("PROVISIOND_TEAM_APP_CALLBACK_ENABLED", "sometimes", "platform.team_app.callback_enabled"),
+        ("PROVISIOND_PHONE_HTTP", "no-port", "phone_http"),
+        ("PROVISIOND_TFTP", "0.0.0.0:70000", "tftp"),
+        ("PROVISIOND_ADMIN_HTTP", ":8081", "admin_http"),
+        ("PROVISIOND_MAX_BODY_BYTES", "100", "max_body_bytes"),
+        ("PROVISIOND_MAX_UPLOAD_BYTES", "-1", "max_upload_bytes"),
+        ("PROVISIOND_MODEL_CHECK", "lax", "security.model_check"),
+        ("PROVISIOND_BAN_S", "0", "security.ban_s"),
+        ("PROVISIOND_BAN_WINDOW_S", "ten", "security.ban_window_s"),
+        ("PROVISIOND_TLS_LEGACY", "maybe", "tls.legacy"),
+        ("PROVISIOND_PHONE_HTTPS", "no-port", "tls.listen"),
+    ],
+)
+def test_invalid_environment_values_name_the_key(name: str, value: str, key: str) -> None:
+    with pytest.raises(SettingsError) as info:
+        load_settings(environ={name: value})
+    assert key in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("text", "key"),
+    [
+        ("tftp = 69\n", "tftp"),
+        ("unknown_key = 1\n", "unknown_key"),
+        ("[platform]\nvoicemail = true\n", "platform.voicemail"),
+        ("[platform.sip]\nport = 99999\n", "platform.sip.port"),
+        ("[platform.team_app]\nfallback_timeout_s = 500\n", "platform.team_app.fallback_timeout_s"),
+    ],
+)
+def test_invalid_file_values_name_the_key(tmp_path: Path, text: str, key: str) -> None:
+    with pytest.raises(SettingsError) as info:
+        load_settings(_write(tmp_path, text), environ={})
+    assert key in str(info.value)
+
+
+def test_malformed_toml_names_the_file(tmp_path: Path) -> None:
+    path = _write(tmp_path, "phone_http = \n")
+    with pytest.raises(SettingsError) as info:
+        load_settings(path, environ={})
+    assert str(path) in str(info.value)
+
+
+def test_missing_file_names_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "absent.toml"
+    with pytest.raises(SettingsError) as info:
+        load_settings(path, environ={})
+    assert str(path) in str(info.value)
+
+
+def test_environment_wins_even_when_invalid(tmp_path: Path) -> None:
+    # The environment wins even when it is wrong: the file's valid value does not mask it.
+    with pytest.raises(SettingsError, match=r"platform\.sip\.port"):
+        load_settings(_write(tmp_path, TOML), environ={"PROVISIOND_SIP_PORT": "0"})
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("0.0.0.0:8080", ("0.0.0.0", 8080)),
+        ("127.0.0.1:0", ("127.0.0.1", 0)),
+        ("[::1]:69", ("::1", 69)),
+        ("prov.example.com:65535", ("prov.example.com", 65535)),
+    ],
+)
+def test_parse_listen(text: str, expected: tuple[str, int]) -> None:
+    assert parse_listen(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        ("8080", "host:port"),
+        ("host:", "host:port"),
+        ("host:http", "host:port"),
+        ("host:65536", "out of range"),
+        (":8080", "no host"),
+        ("[]:80", "no host"),
+    ],
+)
+def test_parse_listen_refuses(text: str, words: str) -> None:
+    with pytest.raises(ValueError, match=words):
+        parse_listen(text)
