@@ -1,36 +1,26 @@
-"""The composition root: builds every component from the settings and runs the listeners.
+"""The composition root: builds every component from the settings.
 
-Nothing else in the package constructs services, engines or servers; the CLI calls `run()`.
+Nothing else in the package constructs services, engines or the phone pipeline;
+provisiond.server runs the listeners with what these functions build.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
-import signal
 import ssl
-import sys
-from dataclasses import dataclass, field
-
-from aiohttp import web
 
 from provisiond.domain.errors import DomainError
-from provisiond.frontends.admin_api import create_admin_app
-from provisiond.frontends.phone_http import create_phone_app
-from provisiond.frontends.phone_tftp import TftpConfig, TftpServer
 from provisiond.frontends.tls import TlsConfigError, server_ssl_context
-from provisiond.provisioning.activity import ActivityRecorder, ActivitySink
+from provisiond.provisioning.activity import ActivitySink
 from provisiond.provisioning.bans import EnumerationGuard, GuardConfig
 from provisiond.provisioning.digest import DigestAuth
-from provisiond.provisioning.directory import DatabaseDirectory
+from provisiond.provisioning.directory import DatabaseDirectory, PhoneDirectory
 from provisiond.provisioning.gate import Gate
 from provisiond.provisioning.render import Renderer
 from provisiond.provisioning.resolver import Endpoints, Resolver
 from provisiond.provisioning.uploads import UploadStore
 from provisiond.provisioning.vendors import load_vendors
 from provisiond.services import ServiceContext, Services
-from provisiond.services.commands import TokenCreate
 from provisiond.settings import Settings, parse_listen
 from provisiond.storage import migrate
 from provisiond.storage.database import Database
@@ -132,8 +122,9 @@ def build_resolver(
     secrets: SecretBox,
     activity: ActivitySink,
     guard: EnumerationGuard | None = None,
+    directory: PhoneDirectory | None = None,
 ) -> Resolver:
-    """The phone pipeline over the database-backed directory."""
+    """The phone pipeline; over the database unless a (memory) directory is given."""
     digest = DigestAuth(
         realm=settings.security.digest_realm,
         secret=secrets.derive(b"digest-nonce"),
@@ -145,112 +136,9 @@ def build_resolver(
         secrets=secrets,
         vendors=load_vendors(settings.templates_dir),
         renderer=Renderer(settings.templates_dir),
-        directory=DatabaseDirectory(db, settings.platform),
+        directory=directory or DatabaseDirectory(db, settings.platform),
         activity=activity,
         uploads=UploadStore(settings.data_dir / "uploads"),
         firmware_dir=settings.firmware_dir,
         endpoints=endpoints(settings),
     )
-
-
-@dataclass
-class Server:
-    """Every listener of one provisiond process."""
-
-    settings: Settings
-    services: Services
-    runners: list[web.AppRunner] = field(default_factory=list)
-    tftp: TftpServer | None = None
-    activity: ActivityRecorder | None = None
-
-    async def _serve_http(
-        self, app: web.Application, listen: str, tls: ssl.SSLContext | None = None
-    ) -> None:
-        runner = web.AppRunner(app, access_log=None, handle_signals=False)
-        await runner.setup()
-        self.runners.append(runner)
-        host, port = parse_listen(listen)
-        await web.TCPSite(runner, host, port, ssl_context=tls, reuse_address=True).start()
-
-    async def start(self) -> None:
-        """Start the admin API, the phone HTTP(S) listeners and the TFTP server."""
-        settings, ctx = self.settings, self.services.ctx
-        guard = build_guard(settings)
-        admin = create_admin_app(
-            self.services,
-            max_body_bytes=settings.max_body_bytes,
-            cors_origins=settings.cors_origins,
-            guard=guard,
-        )
-        await self._serve_http(admin, settings.admin_http)
-        self.activity = ActivityRecorder(ctx.db)
-        self.activity.start()
-        resolver = build_resolver(settings, ctx.db, ctx.secrets, self.activity, guard)
-        phone = create_phone_app(
-            resolver, prefix=settings.phone_http_prefix, max_body=settings.max_upload_bytes
-        )
-        await self._serve_http(phone, settings.phone_http)
-        if settings.tls.listen:
-            phone_tls = create_phone_app(
-                resolver, prefix=settings.phone_http_prefix, max_body=settings.max_upload_bytes
-            )
-            await self._serve_http(phone_tls, settings.tls.listen, tls_context(settings))
-        host, port = parse_listen(settings.tftp)
-        self.tftp = TftpServer(resolver, TftpConfig(host=host, port=port))
-        await self.tftp.start()
-        log.info(
-            "phone HTTP on %s, HTTPS on %s, TFTP on %s, admin API on %s",
-            settings.phone_http,
-            settings.tls.listen or "(off)",
-            settings.tftp,
-            settings.admin_http,
-        )
-
-    async def stop(self) -> None:
-        """Stop every listener, then write pending phone activity."""
-        if self.tftp is not None:
-            await self.tftp.stop()
-        for runner in reversed(self.runners):
-            await runner.cleanup()
-        self.runners.clear()
-        if self.activity is not None:
-            await self.activity.stop()
-
-
-async def first_start_token(services: Services, settings: Settings) -> None:
-    """On an empty database, create an admin token and print it once with a curl example."""
-    if await services.tokens.count():
-        return
-    token = await services.tokens.create(TokenCreate(name="initial-admin"), "provisiond serve")
-    host, port = parse_listen(settings.admin_http)
-    host = "127.0.0.1" if host in ("0.0.0.0", "::") else host  # noqa: S104 (a wildcard, not a bind)
-    print(f"provisiond: created the first admin API token (shown once): {token}", flush=True)
-    print(
-        f'  try: curl -H "Authorization: Bearer {token}" http://{host}:{port}/api/v1/users',
-        flush=True,
-    )
-
-
-async def run(settings: Settings) -> None:
-    """`provisiond serve`: run until SIGINT/SIGTERM."""
-    db = await prepare_database(settings)
-    services = build_services(settings, db, await open_secrets(settings, db))
-    server = Server(settings, services)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError):
-            loop.add_signal_handler(sig, stop.set)
-    try:
-        await server.start()
-        await first_start_token(services, settings)
-        print(
-            f"provisiond: serving phones on http://{settings.phone_http}/ and "
-            f"tftp://{settings.tftp}/, admin API on http://{settings.admin_http}/api/v1/",
-            file=sys.stderr,
-            flush=True,
-        )
-        await stop.wait()
-    finally:
-        await server.stop()
-        await db.dispose()

@@ -16,13 +16,14 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from provisiond.app import build_resolver, build_services, open_secrets, prepare_database, run
+from provisiond.app import build_resolver, build_services, open_secrets, prepare_database
 from provisiond.domain.errors import DomainError, InvalidInput
 from provisiond.domain.identify import match_path
 from provisiond.domain.mac import mac_compact, parse_mac
 from provisiond.domain.phone import PhoneRequest
 from provisiond.domain.policy import POLICIES
 from provisiond.provisioning.activity import DiscardActivity
+from provisiond.server import serve
 from provisiond.services import Services
 from provisiond.services.commands import (
     DeviceCreate,
@@ -32,6 +33,7 @@ from provisiond.services.commands import (
     UserPatch,
     parse,
 )
+from provisiond.services.context import audit
 from provisiond.services.sites import SiteCreate, SitePatch
 from provisiond.settings import Settings, SettingsError, load_settings
 from provisiond.storage import migrate
@@ -46,6 +48,7 @@ from provisiond.storage.secrets import (
 )
 
 Action = Callable[[Services, argparse.Namespace], Awaitable[Any]]
+KEYS_SETTLE_S = 2.0  # > the change feed's poll interval, so servers reload before a key retires
 
 
 def _actor() -> str:
@@ -230,7 +233,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="provisiond", description=__doc__.split("\n")[0])
     parser.add_argument("--config", type=Path, help="TOML settings file")
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("serve", help="run the phone-facing listeners and the admin API")
+    p = sub.add_parser("serve", help="run the phone-facing listeners and the admin API")
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        metavar="N",
+        help="processes sharing the phone HTTP port (SO_REUSEPORT); default 1",
+    )
     db = sub.add_parser("db", help="database schema").add_subparsers(dest="sub", required=True)
     for name in ("upgrade", "check", "current"):
         db.add_parser(name)
@@ -373,6 +383,9 @@ async def _keys_command(settings: Settings, sub: str) -> int:
         if sub == "rotate":
             new = rotate_keyring(path)
             count = await reencrypt(db, SecretBox(path))
+            async with db.write() as session:  # serving processes reload every device on this
+                audit(session, _actor(), "keys.rotate", "keys", new, None, {"re_encrypted": count})
+            await asyncio.sleep(KEYS_SETTLE_S)  # ... before the old key disappears
             # Retire only keys no stored value uses any more (census after re-encryption).
             retired = retire_keys(path, keep=set((await census(db)).by_key) | {new})
             print(json.dumps({"new_key": new, "re_encrypted": count, "retired": list(retired)}))
@@ -438,7 +451,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = load_settings(args.config)
         if args.command == "serve":
-            asyncio.run(run(settings))
+            serve(settings, args.workers)
             return 0
         if args.command == "render":
             return asyncio.run(_render(settings, args))

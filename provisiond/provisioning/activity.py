@@ -18,7 +18,7 @@ import netaddr
 from sqlalchemy import select, update
 
 from provisiond.storage.database import Database
-from provisiond.storage.models import Device, UnprovisionedDevice, utcnow
+from provisiond.storage.models import AuditEntry, Device, UnprovisionedDevice, utcnow
 
 log = logging.getLogger(__name__)
 MAX_PENDING = 100_000  # beyond this, new unknown MACs are dropped until the next flush
@@ -131,14 +131,24 @@ class ActivityRecorder:
             return
         async with self._db.background() as session:
             for device_id, site_id in locks.items():
-                # Only the first boot binds: a lock set meanwhile (or released) is not overwritten
-                # by a stale pending one.
-                await session.execute(
+                # Only the first boot binds: a lock set meanwhile is not overwritten.
+                result = await session.execute(
                     update(Device)
                     .where(Device.id == device_id, Device.locked_site_id.is_(None))
                     .values(locked_site_id=site_id, updated_at=Device.updated_at)
                     .execution_options(synchronize_session=False)
                 )
+                if getattr(result, "rowcount", 0):
+                    # Audited like an admin change: other processes learn it from the feed.
+                    session.add(
+                        AuditEntry(
+                            actor="phone",
+                            action="device.lock",
+                            object_type="device",
+                            object_id=str(device_id),
+                            after={"locked_site_id": site_id},
+                        )
+                    )
             for device_id, s in seen.items():
                 await session.execute(
                     update(Device)

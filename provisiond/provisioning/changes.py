@@ -6,7 +6,8 @@ committed. Each serving process follows it (`SELECT ... WHERE id > last`, an ind
 the primary key, every `interval` seconds) and hands the new rows to its in-memory directory.
 This one mechanism serves a single process, `serve --workers N` and several instances on one
 PostgreSQL alike; PostgreSQL LISTEN/NOTIFY can later wake the follower early instead of
-waiting for the next poll, without changing what it reads.
+waiting for the next poll, without changing what it reads. A process that makes an admin
+change polls right after its commit (provisiond.server), so its own phone side never lags.
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ class ChangeFeed:
         self._interval = interval
         self.last_id = 0
         self._task: asyncio.Task[None] | None = None
-        self._wake = asyncio.Event()
+        self._polling = asyncio.Lock()  # the background loop and a caller never interleave
 
     async def mark(self) -> int:
         """Start after the newest change (call before loading the state the changes patch)."""
@@ -62,10 +63,6 @@ class ChangeFeed:
         """Follow in the background."""
         self._task = asyncio.create_task(self._run(), name="change-feed")
 
-    def wake(self) -> None:
-        """Poll now (e.g. on a NOTIFY, or right after this process made a change)."""
-        self._wake.set()
-
     async def stop(self) -> None:
         """Stop following."""
         if self._task is not None:
@@ -76,9 +73,7 @@ class ChangeFeed:
 
     async def _run(self) -> None:
         while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self._interval)
-            self._wake.clear()
+            await asyncio.sleep(self._interval)
             try:
                 await self.poll()
             except Exception:  # the database may be briefly away: keep following
@@ -86,6 +81,10 @@ class ChangeFeed:
 
     async def poll(self) -> int:
         """Apply every change committed since the last poll; returns how many."""
+        async with self._polling:
+            return await self._poll()
+
+    async def _poll(self) -> int:
         total = 0
         while True:
             async with self._db.read() as session:

@@ -79,6 +79,10 @@ class PhoneDirectory(Protocol):
         this directory cannot tell (then rendered files are not cached)."""
         ...
 
+    def note_lock(self, device_id: int, site_id: int) -> None:
+        """A device was just bound to a site (first boot): effective at once, in this process."""
+        ...
+
 
 def _model(row: DeviceModel) -> ModelInfo:
     return ModelInfo(row.id, row.vendor, row.name, row.family)
@@ -150,6 +154,9 @@ class DatabaseDirectory:
     def revision(self) -> int | None:
         """Unknown: this directory re-reads the database, so nothing may be cached."""
         return None
+
+    def note_lock(self, device_id: int, site_id: int) -> None:
+        """Nothing to do: the next lookup reads the database (the recorder writes the lock)."""
 
     async def sites(self) -> tuple[policy.Site, ...]:
         """The sites, re-read at most every `platform_ttl` seconds."""

@@ -8,6 +8,7 @@ database; a lookup is a dictionary access.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import logging
 from collections.abc import Iterable
@@ -165,6 +166,14 @@ class MemoryDirectory:
         if globals_changed:
             await self._load_globals()
         await self._reload_devices(devices, users)
+
+    def note_lock(self, device_id: int, site_id: int) -> None:
+        """Bind in memory now; the activity recorder writes it (and audits it for the others)."""
+        device = self._by_id.get(device_id)
+        if device is not None and device.locked_site_id is None:
+            locked = dataclasses.replace(device, locked_site_id=site_id, revision=next(_revisions))
+            self._by_id[device_id] = locked
+            self._by_mac[locked.mac] = locked
 
     async def device_by_mac(self, mac: str) -> PhoneDevice | None:
         """A dictionary lookup."""

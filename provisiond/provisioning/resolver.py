@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -84,9 +85,17 @@ class Resolver:
         endpoints: Endpoints,
         secrets: SecretBox,
         gate: Gate,
+        cache_size: int = 20_000,
     ) -> None:
         self.secrets = secrets
         self.gate = gate
+        # Rendered files keyed by (directory revision, device revision, model, vendor,
+        # template): a change anywhere gives new keys, so entries never need invalidating;
+        # old ones simply fall out of the LRU.
+        self.cache_size = cache_size
+        self._cache: OrderedDict[tuple[int, int, str, str, str | None], PhoneResponse] = (
+            OrderedDict()
+        )
         self.vendors = vendors
         self.renderer = renderer
         self.directory = directory
@@ -162,6 +171,7 @@ class Resolver:
         site = access.site
         if site is not None and site.lock_on_first_boot and site.id is not None and not locked:
             self.activity.lock(device.id, site.id)
+            self.directory.note_lock(device.id, site.id)
         if match.spec.kind is FileKind.UPLOAD:
             return await self._upload(request, path, match, device)
         if request.method in ("PUT", "POST"):
@@ -241,6 +251,30 @@ class Resolver:
         return PhoneResponse(Outcome.OK, file=resolved, content_type="application/octet-stream")
 
     async def _render(
+        self, match: FileMatch, model: ModelInfo | None, device: PhoneDevice | None
+    ) -> PhoneResponse:
+        """A rendered file, from the render cache when the directory can vouch it is current."""
+        revision = self.directory.revision()
+        if revision is None:
+            return await self._render_now(match, model, device)
+        key = (
+            revision,
+            device.revision if device is not None else 0,
+            model.id if model is not None else "",
+            match.vendor.id,
+            match.spec.template,
+        )
+        cached = self._cache.get(key)
+        if cached is not None:
+            self._cache.move_to_end(key)
+            return cached
+        answer = await self._render_now(match, model, device)
+        self._cache[key] = answer
+        if len(self._cache) > self.cache_size:
+            self._cache.popitem(last=False)
+        return answer
+
+    async def _render_now(
         self, match: FileMatch, model: ModelInfo | None, device: PhoneDevice | None
     ) -> PhoneResponse:
         kind = match.spec.kind

@@ -11,7 +11,7 @@ never takes that lock.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -79,6 +79,8 @@ class Database:
         self._write_engine = create_engine(url, immediate=True) if self.is_sqlite else self.engine
         self._reads = async_sessionmaker(self.engine, expire_on_commit=False)
         self._writes = async_sessionmaker(self._write_engine, expire_on_commit=False)
+        # Awaited after every committed admin write (e.g. to wake the change feed at once).
+        self.after_write: list[Callable[[], Awaitable[None]]] = []
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncSession]:
@@ -89,6 +91,8 @@ class Database:
                     text("SELECT pg_advisory_xact_lock(:key)"), {"key": ADMIN_WRITE_LOCK}
                 )
             yield session
+        for hook in self.after_write:
+            await hook()
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:

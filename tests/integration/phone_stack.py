@@ -2,7 +2,9 @@
 
 Tests import the `phone_stack` fixture (re-exported by tests/integration/conftest.py): it
 starts the phone HTTP app on an ephemeral port and the TFTP server on another, both calling the
-same `Resolver` as `provisiond serve` does (built by provisiond.app.build_resolver).
+same `Resolver` as `provisiond serve` does, over the same in-memory directory and change feed.
+Every admin write made through `services` is followed by a feed poll (as the server wakes its
+feed), so a test sees its change on the phone side at once, deterministically.
 """
 
 from __future__ import annotations
@@ -13,10 +15,12 @@ from dataclasses import dataclass
 import pytest
 from aiohttp import web
 
-from provisiond.app import build_resolver
+from provisiond.app import build_guard, build_resolver
 from provisiond.frontends.phone_http import create_phone_app
 from provisiond.frontends.phone_tftp import TftpConfig, TftpServer
 from provisiond.provisioning.activity import ActivityRecorder
+from provisiond.provisioning.changes import ChangeFeed
+from provisiond.provisioning.memory import MemoryDirectory
 from provisiond.provisioning.resolver import Resolver
 from provisiond.services import Services
 
@@ -31,14 +35,27 @@ class PhoneStack:
     resolver: Resolver
     activity: ActivityRecorder
     services: Services
+    feed: ChangeFeed
 
 
 @pytest.fixture
 async def phone_stack(services: Services) -> AsyncIterator[PhoneStack]:
     """Phone HTTP + TFTP on 127.0.0.1 ephemeral ports over the test database."""
     settings = services.ctx.settings
-    activity = ActivityRecorder(services.ctx.db, interval=3600)  # tests flush explicitly
-    resolver = build_resolver(settings, services.ctx.db, services.ctx.secrets, activity)
+    db = services.ctx.db
+    activity = ActivityRecorder(db, interval=3600)  # tests flush explicitly
+    directory = MemoryDirectory(db, settings.platform)
+    feed = ChangeFeed(db, directory.apply)
+    await feed.mark()
+    await directory.load()
+
+    async def follow() -> None:
+        await feed.poll()
+
+    db.after_write.append(follow)
+    resolver = build_resolver(
+        settings, db, services.ctx.secrets, activity, build_guard(settings), directory
+    )
     app = create_phone_app(resolver, prefix="prov", max_body=settings.max_upload_bytes)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
@@ -49,6 +66,7 @@ async def phone_stack(services: Services) -> AsyncIterator[PhoneStack]:
     await tftp.start()
     try:
         yield PhoneStack(
+            feed=feed,
             http_url=f"http://127.0.0.1:{port}/",
             tftp_host="127.0.0.1",
             tftp_port=tftp.sockname[1],

@@ -1,0 +1,90 @@
+"""The in-memory directory and the change feed: admin changes reach the phone side, no query
+per request, and another process (a second directory over the same database) follows too."""
+
+from __future__ import annotations
+
+import aiohttp
+from sqlalchemy import event
+
+from provisiond.provisioning.changes import ChangeFeed
+from provisiond.provisioning.memory import MemoryDirectory
+from provisiond.services.commands import DeviceCreate, DevicePatch, UserCreate, UserPatch
+from provisiond.services.sites import SiteCreate
+from tests.integration.phone_stack import PhoneStack
+
+UA = "Yealink SIP-T46S 66.86.0.15 00:15:65:aa:bb:cc"
+
+
+async def _get(stack: PhoneStack, path: str = "001565aabbcc.cfg") -> tuple[int, str]:
+    async with aiohttp.ClientSession(headers={"User-Agent": UA}) as http:
+        async with http.get(stack.http_url + path) as response:
+            return response.status, await response.text()
+
+
+async def test_changes_reach_the_phone_side(phone_stack: PhoneStack) -> None:
+    services = phone_stack.services
+    assert (await _get(phone_stack))[0] == 404
+    user = await services.users.create(
+        UserCreate(username="m", display_name="Mario", main_extension="200"), "t"
+    )
+    device = await services.devices.create(
+        DeviceCreate(extension="200", model="yealink-t46s", mac="001565aabbcc", user_id=user["id"]),
+        "t",
+    )
+    status, body = await _get(phone_stack)
+    assert status == 200
+    assert "account.1.display_name = Mario" in body
+    await services.users.update(user["id"], UserPatch(display_name="Maria"), "t")
+    assert "account.1.display_name = Maria" in (await _get(phone_stack))[1]
+    await services.devices.update(device["id"], DevicePatch(sip_password="Changed-Pass-1"), "t")
+    assert "account.1.password = Changed-Pass-1" in (await _get(phone_stack))[1]
+    await services.platform.put_settings({"sip": {"registrar": "new.pbx.test"}}, "t")
+    assert "new.pbx.test" in (await _get(phone_stack))[1]
+    await services.devices.delete(device["id"], new_primary=None, actor="t")
+    assert (await _get(phone_stack))[0] == 404
+
+
+async def test_no_database_query_per_phone_request(phone_stack: PhoneStack) -> None:
+    services = phone_stack.services
+    await services.devices.create(
+        DeviceCreate(extension="200", model="yealink-t46s", mac="001565aabbcc"), "t"
+    )
+    assert (await _get(phone_stack))[0] == 200  # warm
+    statements: list[str] = []
+
+    def count(*args: object) -> None:
+        statements.append(str(args[2]))
+
+    engine = services.ctx.db.engine.sync_engine
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        for _ in range(20):
+            status, _ = await _get(phone_stack)
+            assert status == 200
+            assert (await _get(phone_stack, "y000000000066.cfg"))[0] == 200
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+    assert statements == []
+
+
+async def test_a_second_process_follows_the_feed(phone_stack: PhoneStack) -> None:
+    """Another directory over the same database (as a --workers process) sees the change."""
+    services = phone_stack.services
+    db, settings = services.ctx.db, services.ctx.settings
+    other = MemoryDirectory(db, settings.platform)
+    feed = ChangeFeed(db, other.apply)
+    await feed.mark()
+    await other.load()
+    assert await other.device_by_mac("001565aabbcc") is None
+    await services.devices.create(
+        DeviceCreate(extension="200", model="yealink-t46s", mac="001565aabbcc"), "t"
+    )
+    site = await services.sites.create(SiteCreate(name="hq", networks=["10.0.0.0/8"]), "t")
+    assert await feed.poll() >= 2
+    found = await other.device_by_mac("001565aabbcc")
+    assert found is not None
+    assert found.extension == "200"
+    assert [s.name for s in await other.sites()] == ["hq"]
+    await services.sites.delete(site["id"], "t")
+    await feed.poll()
+    assert await other.sites() == ()
