@@ -28,6 +28,7 @@ from provisiond.frontends.admin_http import (
     headers_middleware,
     json_response,
 )
+from provisiond.frontends.console_routes import add_console_routes
 from provisiond.frontends.openapi import openapi_document
 from provisiond.provisioning.bans import Ban, EnumerationGuard
 from provisiond.services import Services
@@ -371,4 +372,5 @@ def create_admin_app(
     app[GUARD] = guard or EnumerationGuard()
     app[THROTTLE] = EnumerationGuard(TOKEN_THROTTLE)
     app.add_routes(routes)
+    add_console_routes(app)
     return app

@@ -1,7 +1,8 @@
 """Batched phone-side bookkeeping: last-seen data of known devices and unprovisioned MACs.
 
 A phone request only puts a small record in a dict (latest wins per MAC); a background task
-writes the batch every `interval` seconds in one transaction. So the request path never waits
+writes the batch every `interval` seconds in one transaction. (First-boot locks, once per
+device, are written at once by their own task.) So the request path never waits
 on the database, and a boot storm of 10,000 phones costs a handful of writes, not 10,000.
 """
 
@@ -80,6 +81,7 @@ class ActivityRecorder:
         self._seen: dict[int, Sighting] = {}
         self._unknown: dict[str, tuple[Sighting, int]] = {}
         self._locks: dict[int, int] = {}
+        self._lock_tasks: set[asyncio.Task[None]] = set()
         self._task: asyncio.Task[None] | None = None
 
     def seen(self, device_id: int, sighting: Sighting) -> None:
@@ -94,8 +96,16 @@ class ActivityRecorder:
         self._unknown[sighting.mac] = (sighting, (previous[1] if previous else 0) + 1)
 
     def lock(self, device_id: int, site_id: int) -> None:
-        """Bind a device to a site (first boot); written with the next batch."""
-        self._locks.setdefault(device_id, site_id)
+        """Bind a device to a site (first boot); written at once, off the request path.
+
+        Not batched like last-seen: a lock happens once per device, and an admin who releases
+        it right after must not see a stale pending lock written later.
+        """
+        if device_id not in self._locks:
+            self._locks[device_id] = site_id
+            task = asyncio.create_task(self._write_locks(), name="first-boot-lock")
+            self._lock_tasks.add(task)
+            task.add_done_callback(self._lock_tasks.discard)
 
     def pending_lock(self, device_id: int) -> int | None:
         """The site a device was bound to since the last flush, if any."""
@@ -112,6 +122,8 @@ class ActivityRecorder:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+        if self._lock_tasks:
+            await asyncio.gather(*self._lock_tasks, return_exceptions=True)
         await self.flush()
 
     async def _run(self) -> None:
@@ -122,12 +134,10 @@ class ActivityRecorder:
             except Exception:  # a failed batch must not stop later ones
                 log.exception("could not record phone activity")
 
-    async def flush(self) -> None:
-        """Write every pending sighting in one transaction."""
-        seen, self._seen = self._seen, {}
-        unknown, self._unknown = self._unknown, {}
+    async def _write_locks(self) -> None:
+        """Write pending first-boot locks, each audited so other processes follow."""
         locks = dict(self._locks)
-        if not seen and not unknown and not locks:
+        if not locks:
             return
         async with self._db.background() as session:
             for device_id, site_id in locks.items():
@@ -139,7 +149,6 @@ class ActivityRecorder:
                     .execution_options(synchronize_session=False)
                 )
                 if getattr(result, "rowcount", 0):
-                    # Audited like an admin change: other processes learn it from the feed.
                     session.add(
                         AuditEntry(
                             actor="phone",
@@ -149,6 +158,17 @@ class ActivityRecorder:
                             after={"locked_site_id": site_id},
                         )
                     )
+        for device_id in locks:
+            self._locks.pop(device_id, None)
+
+    async def flush(self) -> None:
+        """Write every pending sighting in one transaction."""
+        await self._write_locks()
+        seen, self._seen = self._seen, {}
+        unknown, self._unknown = self._unknown, {}
+        if not seen and not unknown:
+            return
+        async with self._db.background() as session:
             for device_id, s in seen.items():
                 await session.execute(
                     update(Device)
@@ -175,8 +195,6 @@ class ActivityRecorder:
                 row.vendor = s.vendor or row.vendor
                 row.model_guess = s.model_guess or row.model_guess
                 row.requests += count
-        for device_id in locks:
-            self._locks.pop(device_id, None)
 
 
 def now() -> datetime:

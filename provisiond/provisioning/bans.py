@@ -159,6 +159,8 @@ class EnumerationGuard:
         self, config: GuardConfig | None = None, clock: Callable[[], float] = time.monotonic
     ) -> None:
         self.config = config or GuardConfig()
+        # Called with the lifted target (IP or CIDR): other per-source memories forget it too.
+        self.lift_hooks: list[Callable[[str], None]] = []
         self._clock = clock
         # Wall-clock times for the API are derived from the guard's clock, so an injected
         # clock gives consistent `since`/`until` and a wall-clock jump cannot shorten a ban.
@@ -235,6 +237,8 @@ class EnumerationGuard:
                 self._windows.pop((kind, key), None)
         if lifted:
             log.warning("lifted ban on %s (%s)", target, ", ".join(lifted))
+            for hook in self.lift_hooks:
+                hook(target)
         return bool(lifted)
 
     def tracked(self) -> int:

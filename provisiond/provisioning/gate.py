@@ -15,6 +15,8 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import netaddr
+
 from provisiond.domain import policy
 from provisiond.domain.identify import FileKind, UserAgentInfo
 from provisiond.domain.phone import Outcome, PhoneRequest, PhoneResponse
@@ -38,6 +40,13 @@ class Access:
 
     refusal: PhoneResponse | None
     site: policy.Site | None = None
+
+
+def _inside(ip: str, network: netaddr.IPNetwork) -> bool:
+    try:
+        return netaddr.IPAddress(ip) in network
+    except (netaddr.AddrFormatError, ValueError, TypeError):
+        return False
 
 
 class WalkMemory:
@@ -64,6 +73,16 @@ class WalkMemory:
         while len(self._missed) > self._max:
             self._missed.popitem(last=False)
 
+    def forget(self, target: str) -> None:
+        """Forget an address or every address of a network (when an admin lifts its ban)."""
+        try:
+            network = netaddr.IPNetwork(target)
+        except (netaddr.AddrFormatError, ValueError, TypeError):
+            self._missed.pop(target, None)
+            return
+        for ip in [ip for ip in self._missed if _inside(ip, network)]:
+            del self._missed[ip]
+
     def walked(self, ip: str, mac: str, now: float) -> bool:
         """Did `ip` recently ask for a MAC other than `mac`?"""
         entry = self._missed.get(ip)
@@ -88,6 +107,7 @@ class Gate:
         self.secrets = secrets
         self.strict_model = model_check == "strict"
         self.walks = WalkMemory(guard.config.window_s)
+        guard.lift_hooks.append(self.walks.forget)
         self._clock = clock
 
     def banned(self, request: PhoneRequest) -> Ban | None:
@@ -108,16 +128,36 @@ class Gate:
     def unknown_mac(
         self, request: PhoneRequest, mac: str, site: policy.Site | None
     ) -> PhoneResponse:
-        """An unknown MAC: counted towards a ban; answered like a known one would be under digest.
-
-        Under a digest site the answer is the same 401 challenge a known device gets, so a walk
-        cannot tell which MACs exist.
+        """An unknown MAC: counted towards a ban, and answered exactly as a known device would
+        be answered without proof, so a walk cannot tell which MACs exist: 403 outside every
+        site, a 401 challenge under `digest` (403 over TFTP, which cannot authenticate), 403
+        under `certificate`; only an `open` site, which serves known devices, answers 404.
         """
         self.guard.record(request.client_ip, "unknown_mac")
         self.walks.missed(request.client_ip, mac, self._clock())
+        if site is None:
+            return PhoneResponse(Outcome.FORBIDDEN, detail="outside every site")
+        if site.policy == "open":
+            return PhoneResponse(Outcome.NOT_FOUND, detail="unknown device")
+        return self._refusal(request, site, "unknown device")
+
+    def _refusal(self, request: PhoneRequest, site: policy.Site | None, why: str) -> PhoneResponse:
+        """The answer to a request without valid proof: a challenge where digest applies."""
         if site is not None and site.policy == "digest" and request.protocol != "tftp":
             return self.challenge(stale=False)
-        return PhoneResponse(Outcome.NOT_FOUND, detail="unknown device")
+        return PhoneResponse(Outcome.FORBIDDEN, detail=why)
+
+    def banned_answer(
+        self, request: PhoneRequest, ban: Ban, sites: tuple[policy.Site, ...]
+    ) -> PhoneResponse:
+        """A banned source asking for a per-device file without credentials.
+
+        Inside a digest site it gets a challenge (and nothing else), so a phone behind a banned
+        NAT can authenticate from scratch; everywhere else a bare 403.
+        """
+        self.guard.note_refused(ban)
+        site = policy.site_for(request.client_ip, sites)
+        return self._refusal(request, site, "banned")
 
     def challenge(self, *, stale: bool) -> PhoneResponse:
         """401 with one WWW-Authenticate challenge per algorithm."""
@@ -147,7 +187,8 @@ class Gate:
             and not proven
             and self.walks.walked(request.client_ip, device.mac, self._clock())
         ):
-            return Access(self.suspicious(request, "source asked for other phones' MACs"))
+            self.suspicious(request, "source asked for other phones' MACs")
+            return Access(self._refusal(request, site, "walking"))
         proof = policy.Proof(request.protocol, digest_ok, request.client_cert_macs)
         verdict = policy.decide(
             file_class, site=site, mac=device.mac, proof=proof, locked_site_id=locked_site_id
@@ -156,7 +197,8 @@ class Gate:
             return Access(None, site)
         if verdict is policy.Verdict.NEED_DIGEST:
             return Access(self.challenge(stale=stale))
-        return Access(self.suspicious(request, f"policy: {verdict.value}"))
+        self.suspicious(request, f"policy: {verdict.value}")
+        return Access(self._refusal(request, site, verdict.value))
 
     def _digest(self, request: PhoneRequest, device: PhoneDevice) -> tuple[bool, bool]:
         sealed = device.provisioning_password_sealed

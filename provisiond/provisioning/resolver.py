@@ -120,9 +120,13 @@ class Resolver:
         if path is None:
             return PhoneResponse(Outcome.BAD_REQUEST, detail="invalid path")
         ban = self.gate.banned(request)
-        if ban is not None and request.header("authorization") is None:
-            return self.gate.refuse_banned(ban)  # cheap: no lookup for a banned walker
         matches = match_path(self.vendors, path)
+        if ban is not None and request.header("authorization") is None:
+            # Cheap: no device lookup for a banned walker. A per-device path inside a digest
+            # site is answered with a challenge, so a phone behind a banned NAT can log in.
+            if any(m.mac is not None for m in matches):
+                return self.gate.banned_answer(request, ban, await self.directory.sites())
+            return self.gate.refuse_banned(ban)
         if not matches:
             return _not_found("unknown file")
         agent = parse_user_agent(self.vendors, request.user_agent)
@@ -281,7 +285,9 @@ class Resolver:
         context = build_context(
             kind,
             platform=await self.directory.platform(),
-            provisioning=self._provisioning(device if kind is not FileKind.COMMON else None),
+            # Digest credentials only in the protected per-device file (a boot file is served
+            # inside the site without credentials, so it must not carry them).
+            provisioning=self._provisioning(device if kind is FileKind.DEVICE else None),
             model=model,
             device=device,
             sip_password=self._open(device.sip_password_sealed)

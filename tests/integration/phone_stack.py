@@ -38,13 +38,10 @@ class PhoneStack:
     feed: ChangeFeed
 
 
-@pytest.fixture
-async def phone_stack(services: Services) -> AsyncIterator[PhoneStack]:
-    """Phone HTTP + TFTP on 127.0.0.1 ephemeral ports over the test database."""
-    settings = services.ctx.settings
+async def followed_directory(services: Services) -> tuple[MemoryDirectory, ChangeFeed]:
+    """The in-memory directory as the server runs it, polled after every admin write."""
     db = services.ctx.db
-    activity = ActivityRecorder(db, interval=3600)  # tests flush explicitly
-    directory = MemoryDirectory(db, settings.platform)
+    directory = MemoryDirectory(db, services.ctx.settings.platform)
     feed = ChangeFeed(db, directory.apply)
     await feed.mark()
     await directory.load()
@@ -53,6 +50,16 @@ async def phone_stack(services: Services) -> AsyncIterator[PhoneStack]:
         await feed.poll()
 
     db.after_write.append(follow)
+    return directory, feed
+
+
+@pytest.fixture
+async def phone_stack(services: Services) -> AsyncIterator[PhoneStack]:
+    """Phone HTTP + TFTP on 127.0.0.1 ephemeral ports over the test database."""
+    settings = services.ctx.settings
+    db = services.ctx.db
+    activity = ActivityRecorder(db, interval=3600)  # tests flush explicitly
+    directory, feed = await followed_directory(services)
     resolver = build_resolver(
         settings, db, services.ctx.secrets, activity, build_guard(settings), directory
     )
