@@ -71,6 +71,7 @@ class PhoneResponse:
     last_modified: datetime | None = None
     detail: str = ""
     headers: tuple[tuple[str, str], ...] = field(default_factory=tuple)
+    vendor: str | None = None  # whose file it is, when known (for counters)
 
     @property
     def ok(self) -> bool:

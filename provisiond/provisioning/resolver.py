@@ -40,6 +40,7 @@ from provisiond.provisioning.context import build_context
 from provisiond.provisioning.directory import ModelInfo, PhoneDevice, PhoneDirectory
 from provisiond.provisioning.gate import Gate
 from provisiond.provisioning.render import Renderer, RenderError
+from provisiond.provisioning.stats import PhoneStats
 from provisiond.provisioning.uploads import UploadStore
 from provisiond.storage.secrets import SecretBox
 
@@ -89,6 +90,7 @@ class Resolver:
     ) -> None:
         self.secrets = secrets
         self.gate = gate
+        self.stats = PhoneStats()
         # Rendered files keyed by (directory revision, device revision, model, vendor,
         # template): a change anywhere gives new keys, so entries never need invalidating;
         # old ones simply fall out of the LRU.
@@ -115,7 +117,12 @@ class Resolver:
         return None
 
     async def handle(self, request: PhoneRequest) -> PhoneResponse:
-        """Answer one phone request."""
+        """Answer one phone request (and count it)."""
+        answer = await self._handle(request)
+        self.stats.record(request, answer, answer.vendor)
+        return answer
+
+    async def _handle(self, request: PhoneRequest) -> PhoneResponse:
         path = safe_path(request.path)
         if path is None:
             return PhoneResponse(Outcome.BAD_REQUEST, detail="invalid path")
@@ -271,7 +278,9 @@ class Resolver:
         cached = self._cache.get(key)
         if cached is not None:
             self._cache.move_to_end(key)
+            self.stats.cache_hits += 1
             return cached
+        self.stats.cache_misses += 1
         answer = await self._render_now(match, model, device)
         self._cache[key] = answer
         if len(self._cache) > self.cache_size:
@@ -305,6 +314,7 @@ class Resolver:
             content_type=match.spec.content_type,
             etag=_etag(body),
             last_modified=device.updated_at if device is not None else None,
+            vendor=match.vendor.id,
         )
 
     def _provisioning(self, device: PhoneDevice | None) -> dict[str, object]:

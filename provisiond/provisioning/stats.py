@@ -1,0 +1,53 @@
+"""Phone-side counters and sampled structured logs, instead of a per-request access log.
+
+A boot storm is tens of thousands of requests a minute: logging each would cost more than
+serving it. So every request only bumps a counter (by protocol and outcome; files served by
+vendor; render-cache hits and misses), and one request in `sample_every` is logged as one JSON
+line with its details. The metrics endpoint exports the counters.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import Counter
+from dataclasses import dataclass, field
+
+from provisiond.domain.phone import PhoneRequest, PhoneResponse
+
+log = logging.getLogger("provisiond.phone")
+
+
+@dataclass
+class PhoneStats:
+    """Counters of one process's phone side."""
+
+    sample_every: int = 1000
+    requests: Counter[tuple[str, str]] = field(default_factory=Counter)  # (protocol, outcome)
+    served: Counter[tuple[str, str]] = field(default_factory=Counter)  # (protocol, vendor)
+    cache_hits: int = 0
+    cache_misses: int = 0
+    _seen: int = 0
+
+    def record(self, request: PhoneRequest, answer: PhoneResponse, vendor: str | None) -> None:
+        """Count one answered request; log it when it is the sampled one."""
+        self.requests[request.protocol, answer.outcome.value] += 1
+        if answer.ok and vendor is not None:
+            self.served[request.protocol, vendor] += 1
+        self._seen += 1
+        if self.sample_every and self._seen % self.sample_every == 0:
+            log.info(
+                json.dumps(
+                    {
+                        "event": "phone_request_sample",
+                        "protocol": request.protocol,
+                        "method": request.method,
+                        "path": request.path[:128],
+                        "client": request.client_ip,
+                        "user_agent": (request.user_agent or "")[:128],
+                        "outcome": answer.outcome.value,
+                        "vendor": vendor,
+                        "seen": self._seen,
+                    }
+                )
+            )
