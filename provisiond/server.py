@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import multiprocessing
 import signal
@@ -31,6 +32,7 @@ from provisiond.app import (
     tls_context,
 )
 from provisiond.frontends.admin_api import create_admin_app
+from provisiond.frontends.metrics import Sources, add_metrics_routes
 from provisiond.frontends.phone_http import create_phone_app
 from provisiond.frontends.phone_tftp import TftpConfig, TftpServer
 from provisiond.provisioning.activity import ActivityRecorder
@@ -89,6 +91,7 @@ class Server:
     runners: list[web.AppRunner] = field(default_factory=list)
     tftp: TftpServer | None = None
     phone: PhoneSide | None = None
+    metrics: Sources | None = None
 
     async def _serve_http(
         self, app: web.Application, listen: str, tls: ssl.SSLContext | None = None
@@ -106,6 +109,7 @@ class Server:
         """Start this process's listeners."""
         settings = self.settings
         guard = build_guard(settings)
+        self.metrics = Sources(self.db, guard=guard)
         if self.services is not None:
             admin = create_admin_app(
                 self.services,
@@ -113,8 +117,11 @@ class Server:
                 cors_origins=settings.cors_origins,
                 guard=guard,
             )
+            add_metrics_routes(admin, self.metrics)
             await self._serve_http(admin, settings.admin_http)
         self.phone = await PhoneSide.start(settings, self.db, self.secrets, guard)
+        self.metrics.phone = self.phone.resolver.stats
+        self.metrics.directory = self.phone.directory
         # An admin change made here reaches this process's phone side before the API answers;
         # other processes follow within one poll interval.
         self.db.after_write.append(self._follow)
@@ -129,6 +136,7 @@ class Server:
             host, port = parse_listen(settings.tftp)
             self.tftp = TftpServer(self.phone.resolver, TftpConfig(host=host, port=port))
             await self.tftp.start()
+            self.metrics.tftp = self.tftp
 
     async def _follow(self) -> None:
         if self.phone is not None:
@@ -230,11 +238,41 @@ def run_loop(main: Coroutine[Any, Any, None]) -> None:
     uvloop.run(main)
 
 
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: for log shippers."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S%z"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry, ensure_ascii=False)
+
+
+def configure_logging(settings: Settings) -> None:
+    """INFO to stderr, as text or JSON lines (`log_format`)."""
+    handler = logging.StreamHandler()
+    if settings.log_format == "json":
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.INFO)
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)  # no per-request log
+
+
 def worker_main(settings: Settings) -> None:
     """Entry point of a `--workers` child process."""
+    configure_logging(settings)
     run_loop(_worker(settings))
 
 
 def serve(settings: Settings, workers: int = 1) -> None:
     """`provisiond serve [--workers N]`: run until SIGINT/SIGTERM."""
+    configure_logging(settings)
     run_loop(_primary(settings, max(1, workers)))

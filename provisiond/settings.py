@@ -146,6 +146,7 @@ class Settings(_Strict):
     max_upload_bytes: Annotated[int, Field(ge=1024)] = 256 << 10
     cors_origins: tuple[str, ...] = ()  # browser origins allowed to call the admin API
     keyring: Path | None = None  # SIP secrets key file; default <data_dir>/keys/secrets.json
+    log_format: Literal["text", "json"] = "text"
     platform: PlatformSettings = PlatformSettings()
     security: SecuritySettings = SecuritySettings()
     tls: TlsSettings = TlsSettings()
@@ -201,6 +202,7 @@ ENVIRONMENT: dict[str, tuple[str, ...]] = {
     "PROVISIOND_MAX_UPLOAD_BYTES": ("max_upload_bytes",),
     "PROVISIOND_CORS_ORIGINS": ("cors_origins",),
     "PROVISIOND_KEYRING": ("keyring",),
+    "PROVISIOND_LOG_FORMAT": ("log_format",),
     "PROVISIOND_MODEL_CHECK": ("security", "model_check"),
     "PROVISIOND_BAN_WINDOW_S": ("security", "ban_window_s"),
     "PROVISIOND_BAN_UNKNOWN_PER_SOURCE": ("security", "ban_unknown_per_source"),

@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
+import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
@@ -303,8 +304,10 @@ class Resolver:
             if device is not None and kind is FileKind.DEVICE
             else "",
         )
+        started = time.perf_counter()
         try:
             body = self.renderer.render(match.vendor.id, match.spec, context)
+            self.stats.rendered(time.perf_counter() - started)
         except RenderError:
             log.exception("rendering %s for %s failed", match.spec.template, match.vendor.id)
             raise

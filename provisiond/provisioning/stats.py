@@ -27,7 +27,20 @@ class PhoneStats:
     served: Counter[tuple[str, str]] = field(default_factory=Counter)  # (protocol, vendor)
     cache_hits: int = 0
     cache_misses: int = 0
+    # Render latency histogram (seconds): cumulative counts per upper bound, Prometheus-style.
+    render_buckets: tuple[float, ...] = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1, 1.0)
+    render_counts: list[int] = field(default_factory=lambda: [0] * 9)  # + the +Inf bucket
+    render_sum: float = 0.0
     _seen: int = 0
+
+    def rendered(self, seconds: float) -> None:
+        """Count one template rendering that took `seconds`."""
+        self.render_sum += seconds
+        for index, bound in enumerate(self.render_buckets):
+            if seconds <= bound:
+                self.render_counts[index] += 1
+                return
+        self.render_counts[-1] += 1
 
     def record(self, request: PhoneRequest, answer: PhoneResponse, vendor: str | None) -> None:
         """Count one answered request; log it when it is the sampled one."""

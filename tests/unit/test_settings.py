@@ -128,6 +128,7 @@ ENV_TABLE: list[tuple[str, str, tuple[str, ...], Any]] = [
         ("https://a.test", "https://b.test"),
     ),
     ("PROVISIOND_KEYRING", "/k/secrets.json", ("keyring",), Path("/k/secrets.json")),
+    ("PROVISIOND_LOG_FORMAT", "json", ("log_format",), "json"),
     ("PROVISIOND_MODEL_CHECK", "strict", ("security", "model_check"), None),
     ("PROVISIOND_BAN_WINDOW_S", "60", ("security", "ban_window_s"), 60),
     ("PROVISIOND_BAN_UNKNOWN_PER_SOURCE", "5", ("security", "ban_unknown_per_source"), 5),
