@@ -51,9 +51,6 @@ class ActivitySink(Protocol):
     def lock(self, device_id: int, site_id: int) -> None:
         """Bind a device to the site of its first boot."""
 
-    def pending_lock(self, device_id: int) -> int | None:
-        """A lock recorded but not yet written."""
-
 
 class DiscardActivity:
     """Records nothing: for `provisiond render`, which must not look like a phone."""
@@ -66,10 +63,6 @@ class DiscardActivity:
 
     def lock(self, device_id: int, site_id: int) -> None:
         """Ignored."""
-
-    def pending_lock(self, device_id: int) -> int | None:
-        """Never any."""
-        return None
 
 
 class ActivityRecorder:
@@ -106,10 +99,6 @@ class ActivityRecorder:
             task = asyncio.create_task(self._write_locks(), name="first-boot-lock")
             self._lock_tasks.add(task)
             task.add_done_callback(self._lock_tasks.discard)
-
-    def pending_lock(self, device_id: int) -> int | None:
-        """The site a device was bound to since the last flush, if any."""
-        return self._locks.get(device_id)
 
     def start(self) -> None:
         """Start the periodic flush."""

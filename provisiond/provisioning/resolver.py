@@ -172,7 +172,7 @@ class Resolver:
             return _not_found(f"not a {device.model.vendor} file")
         if match.spec.kind is FileKind.OPTIONAL:
             return _not_found("not served")
-        locked = device.locked_site_id or self.activity.pending_lock(device.id)
+        locked = device.locked_site_id  # the directory applies a new lock at once
         access = self.gate.check(request, match.spec.kind, device, sites, ban, locked)
         if access.refusal is not None:
             return access.refusal
