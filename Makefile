@@ -19,13 +19,20 @@ $(STAMP): pyproject.toml | $(BIN)/python
 run: $(STAMP)
 	$(BIN)/provisiond serve
 
-# Real TFTP clients for the tests (Debian packages); installed when missing, as root.
+# Real peers and tools the tests use (Debian packages): a test fails, never skips, without them.
+# command:package pairs; missing ones are installed in one apt-get, as root.
+TEST_TOOLS := tftp:tftp-hpa atftp:atftp curl:curl sipp:sip-tester
+
 debian-test-deps:
-	@if ! command -v tftp >/dev/null || ! command -v atftp >/dev/null; then \
+	@missing=""; for pair in $(TEST_TOOLS); do \
+		command -v $${pair%%:*} >/dev/null || missing="$$missing $${pair#*:}"; \
+	done; \
+	if [ -n "$$missing" ]; then \
 		if [ "$$(id -u)" = 0 ]; then \
-			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq tftp-hpa atftp; \
+			echo "installing:$$missing"; \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
 		else \
-			echo "install the Debian packages tftp-hpa and atftp (sudo apt-get install tftp-hpa atftp)"; exit 1; \
+			echo "install the Debian packages:$$missing"; exit 1; \
 		fi; \
 	fi
 
