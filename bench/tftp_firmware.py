@@ -1,11 +1,11 @@
 """Firmware over TFTP: lockstep versus windowsize 16, on provisiond's TftpServer.
 
-    .venv/bin/python bench/tftp_firmware.py [--size-mb 50] [--no-netns] [--delay-ms 1]
+    .venv/bin/python bench/tftp_firmware.py [--quick] [--size-mb 50] [--no-netns] [--delay-ms 1]
 
 Serves one random image with provisiond's TftpServer (in a child process) and downloads it
 with atftp, first lockstep (blksize 1468, windowsize 1), then windowed (blksize 1468,
-windowsize 16), checking sha256 each time; prints MB/s and the windowed/lockstep ratio.
-When tftpd-hpa (in.tftpd) is installed, its lockstep rate on the same file is printed too.
+windowsize 16), checking sha256 each time; then tftpd-hpa (in.tftpd, bash bench/setup.sh)
+lockstep on the same file; prints MB/s of each and the ratios.
 
 On loopback the round trip is ~0 and lockstep is CPU-bound, which says little about a LAN,
 so the client's packets are delayed by `--delay-ms` (default 1 ms, 0 for none):
@@ -16,8 +16,10 @@ so the client's packets are delayed by `--delay-ms` (default 1 ms, 0 for none):
 - where that is not possible (`--no-netns`, not root, or a kernel without sch_netem) the
   client talks to the server on 127.0.0.1 through a small userspace relay (a child
   process) that holds each client->server packet for the delay, in order.
-The output says which path was used. The issue's target: windowsize 16 at least 3x faster
-than lockstep in the same run.
+The output says which path was used. Targets: windowsize 16 at least 4x tftpd-hpa's
+lockstep rate (the boot-storm issue), and at least 3x provisiond's own lockstep (the TFTP
+issue), in the same run. Results also go to bench/out/tftp_firmware.json; exit 1 when a
+download fails or its sha256 differs. `--quick`: a 5 MB image.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import argparse
 import asyncio
 import functools
 import hashlib
+import json
 import os
 import shutil
 import signal
@@ -293,8 +296,8 @@ def measure(place: Place, port: int, options: list[str], image: Path, label: str
     return rate
 
 
-def compare(place: Place, image: Path) -> None:
-    """Lockstep and windowed on provisiond, then the tftpd-hpa reference."""
+def compare(place: Place, image: Path) -> dict[str, float | None]:
+    """Lockstep and windowed on provisiond, then the tftpd-hpa reference; MB/s of each."""
     serve_args = ["--serve", str(image), "--host", place.server_host]
     with child(serve_args, place.server_prefix) as port:
         lock = measure(
@@ -311,19 +314,68 @@ def compare(place: Place, image: Path) -> None:
             image,
             "provisiond windowed  blksize 1468 window 16",
         )
-    print(f"windowsize 16 / lockstep = {window / lock:.1f}x (target >= 3x)")
+    rates: dict[str, float | None] = {"provisiond_lockstep": lock, "provisiond_window16": window}
+    rates["tftpd_hpa_lockstep"] = None
     if shutil.which("in.tftpd") is None:
-        print("tftpd-hpa reference: not installed (apt-get install tftpd-hpa)")
-        return
+        print("tftpd-hpa reference: not installed (bash bench/setup.sh)")
+        return rates
     with tftpd_hpa(place, image) as port:
-        hpa = measure(place, port, ["blksize 1468"], image, "tftpd-hpa lockstep   blksize 1468")
-    print(f"provisiond lockstep / tftpd-hpa lockstep = {lock / hpa:.2f}")
+        rates["tftpd_hpa_lockstep"] = measure(
+            place, port, ["blksize 1468"], image, "tftpd-hpa lockstep   blksize 1468"
+        )
+    return rates
+
+
+RATIOS = (  # (name, numerator, denominator, target or None)
+    ("provisiond window 16 / tftpd-hpa lockstep", "provisiond_window16", "tftpd_hpa_lockstep", 4.0),
+    (
+        "provisiond window 16 / provisiond lockstep",
+        "provisiond_window16",
+        "provisiond_lockstep",
+        3.0,
+    ),
+    ("provisiond lockstep / tftpd-hpa lockstep", "provisiond_lockstep", "tftpd_hpa_lockstep", None),
+)
+
+
+def report(rates: dict[str, float | None]) -> dict[str, dict[str, float | None]]:
+    """Print the ratios with their targets; return them for the JSON."""
+    out: dict[str, dict[str, float | None]] = {}
+    print()
+    for name, top, bottom, target in RATIOS:
+        a, b = rates[top], rates[bottom]
+        if a is None or b is None:
+            continue
+        ratio = a / b
+        out[name] = {"ratio": ratio, "target": target}
+        goal = "" if target is None else f"  (target >= {target:.0f}x: "
+        goal += "" if target is None else ("met)" if ratio >= target else "NOT met)")
+        print(f"{name:<44} {ratio:6.2f}x{goal}")
+    return out
+
+
+def write_json(args: argparse.Namespace, path_label: str, rates: dict[str, float | None]) -> None:
+    """bench/out/tftp_firmware.json (git-ignored)."""
+    out = Path(__file__).resolve().parent / "out"
+    out.mkdir(exist_ok=True)
+    data = {
+        "benchmark": "tftp_firmware",
+        "size_mb": args.size_mb,
+        "delay_ms": args.delay_ms,
+        "path": path_label,
+        "mb_per_s": rates,
+        "ratios": report(rates),
+        "correct": True,  # any sha256 mismatch or atftp failure exits 1 before this
+    }
+    target = out / "tftp_firmware.json"
+    target.write_text(json.dumps(data, indent=2) + "\n")
+    print(f"results: {target}")
 
 
 def run(args: argparse.Namespace) -> None:
-    """The whole bench: make the image, pick the path, compare."""
+    """The whole bench: make the image, pick the path, compare, report."""
     if shutil.which("atftp") is None:
-        sys.exit("atftp is missing: apt-get install atftp")
+        sys.exit("atftp is missing: bash bench/setup.sh")
     with tempfile.TemporaryDirectory(prefix="tftp-bench-") as tmp:
         os.chmod(tmp, 0o755)  # tftpd-hpa drops to its own user
         image = Path(tmp) / IMAGE_NAME
@@ -336,13 +388,13 @@ def run(args: argparse.Namespace) -> None:
             try:
                 with namespaces(args.delay_ms) as place:
                     print(f"path: {place.label}")
-                    compare(place, image)
+                    write_json(args, place.label, compare(place, image))
                 return
             except NetemUnavailable as exc:
                 print(f"netem unavailable ({exc}); falling back to loopback")
         place = loopback(args.delay_ms)
         print(f"path: {place.label}")
-        compare(place, image)
+        write_json(args, place.label, compare(place, image))
 
 
 def want_netns(args: argparse.Namespace) -> bool:
@@ -359,12 +411,15 @@ def main() -> None:
     """Parse arguments; `--serve` and `--relay` are the child processes' entry points."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--size-mb", type=int, default=50)
+    parser.add_argument("--quick", action="store_true", help="a 5 MB image")
     parser.add_argument("--no-netns", action="store_true", help="loopback (+ delay relay)")
     parser.add_argument("--delay-ms", type=float, default=1.0, help="0: no added delay")
     parser.add_argument("--serve", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--relay", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--host", default="127.0.0.1", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.quick:
+        args.size_mb = min(args.size_mb, 5)
     if args.serve is not None:
         asyncio.run(serve(args.serve, args.host))
     elif args.relay is not None:
