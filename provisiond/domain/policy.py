@@ -16,6 +16,7 @@ with a secret is ever served to the internet.
 from __future__ import annotations
 
 import enum
+import functools
 from dataclasses import dataclass
 
 import netaddr
@@ -53,8 +54,10 @@ class Site:
     lock_on_first_boot: bool = False
 
 
+@functools.cache
 def default_site() -> Site:
-    """The implicit site of an install with no site configured."""
+    """The implicit site of an install with no site configured (built once: an IPSet is
+    costly to build, and this is asked on every per-device request)."""
     return Site(None, "default", netaddr.IPSet(DEFAULT_NETWORKS), "open")
 
 

@@ -13,16 +13,31 @@ import contextlib
 import logging
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import Protocol, cast
 
 import netaddr
-from sqlalchemy import select, update
+from sqlalchemy import Table, bindparam, select, update
 
 from provisiond.storage.database import Database
 from provisiond.storage.models import AuditEntry, Device, UnprovisionedDevice, utcnow
 
 log = logging.getLogger(__name__)
 MAX_PENDING = 100_000  # beyond this, new unknown MACs are dropped until the next flush
+
+
+_DEVICES = cast(Table, Device.__table__)
+REWRITE_AFTER_S = 60.0  # an unchanged sighting is written again only after this long
+_LAST_SEEN = (
+    update(_DEVICES)
+    .where(_DEVICES.c.id == bindparam("device_id"))
+    .values(
+        last_seen_at=bindparam("at"),
+        last_seen_ip=bindparam("ip"),
+        last_seen_user_agent=bindparam("ua"),
+        last_seen_firmware=bindparam("firmware"),
+        updated_at=_DEVICES.c.updated_at,  # last seen is not a configuration change
+    )
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,11 +89,25 @@ class ActivityRecorder:
         self._seen: dict[int, Sighting] = {}
         self._unknown: dict[str, tuple[Sighting, int]] = {}
         self._locks: dict[int, int] = {}
+        # device id -> (at, ip, user agent, firmware) of the last sighting written
+        self._written: dict[int, tuple[datetime, str, str | None, str | None]] = {}
         self._lock_tasks: set[asyncio.Task[None]] = set()
         self._task: asyncio.Task[None] | None = None
 
     def seen(self, device_id: int, sighting: Sighting) -> None:
-        """A known device asked for a file."""
+        """A known device asked for a file.
+
+        Skipped when the last written sighting of the device says the same (address,
+        User-Agent, firmware) and is under a minute old: a phone fetches several files per
+        boot, and last-seen to the minute is all an administrator needs.
+        """
+        written = self._written.get(device_id)
+        if (
+            written is not None
+            and written[1:] == (sighting.ip, sighting.user_agent, sighting.firmware)
+            and (sighting.at - written[0]).total_seconds() < REWRITE_AFTER_S
+        ):
+            return
         self._seen[device_id] = sighting
 
     def unknown(self, sighting: Sighting) -> None:
@@ -158,19 +187,23 @@ class ActivityRecorder:
         if not seen and not unknown:
             return
         async with self._db.background() as session:
-            for device_id, s in seen.items():
-                await session.execute(
-                    update(Device)
-                    .where(Device.id == device_id)
-                    .values(
-                        last_seen_at=s.at,
-                        last_seen_ip=s.ip,
-                        updated_at=Device.updated_at,  # last seen is not a config change
-                        last_seen_user_agent=(s.user_agent or "")[:256] or None,
-                        last_seen_firmware=s.firmware,
-                    )
-                    .execution_options(synchronize_session=False)
+            if seen:
+                # One executemany for the whole batch (a storm sees thousands of devices).
+                await (await session.connection()).execute(
+                    _LAST_SEEN,
+                    [
+                        {
+                            "device_id": device_id,
+                            "at": s.at,
+                            "ip": s.ip,
+                            "ua": (s.user_agent or "")[:256] or None,
+                            "firmware": s.firmware,
+                        }
+                        for device_id, s in seen.items()
+                    ],
                 )
+                for device_id, s in seen.items():
+                    self._written[device_id] = (s.at, s.ip, s.user_agent, s.firmware)
             for mac, (s, count) in unknown.items():
                 eui = netaddr.EUI(int(mac, 16), version=48)
                 if await session.scalar(select(Device.id).where(Device.mac == eui)) is not None:

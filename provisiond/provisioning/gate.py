@@ -27,6 +27,8 @@ from provisiond.storage.secrets import SecretBox
 
 log = logging.getLogger(__name__)
 
+SITE_MEMO = 100_000  # source addresses whose site is remembered
+
 FILE_CLASS = {
     FileKind.DEVICE: policy.FileClass.DEVICE,
     FileKind.UPLOAD: policy.FileClass.DEVICE,
@@ -109,6 +111,24 @@ class Gate:
         self.walks = WalkMemory(guard.config.window_s)
         guard.lift_hooks.append(self.walks.forget)
         self._clock = clock
+        self._sites_seen: tuple[policy.Site, ...] | None = None
+        self._site_of: dict[str, policy.Site | None] = {}
+
+    def site_for(self, ip: str, sites: tuple[policy.Site, ...]) -> policy.Site | None:
+        """`policy.site_for`, memoised per address for the current set of sites (an IPSet
+        membership test costs microseconds; a boot storm asks it for every request)."""
+        if sites is not self._sites_seen:
+            self._sites_seen = sites
+            self._site_of.clear()
+        try:
+            return self._site_of[ip]
+        except KeyError:
+            pass
+        site = policy.site_for(ip, sites)
+        if len(self._site_of) >= SITE_MEMO:
+            self._site_of.clear()
+        self._site_of[ip] = site
+        return site
 
     def banned(self, request: PhoneRequest) -> Ban | None:
         """The ban covering the source, if any (a dictionary lookup)."""
@@ -156,8 +176,7 @@ class Gate:
         NAT can authenticate from scratch; everywhere else a bare 403.
         """
         self.guard.note_refused(ban)
-        site = policy.site_for(request.client_ip, sites)
-        return self._refusal(request, site, "banned")
+        return self._refusal(request, self.site_for(request.client_ip, sites), "banned")
 
     def challenge(self, *, stale: bool) -> PhoneResponse:
         """401 with one WWW-Authenticate challenge per algorithm."""
@@ -174,7 +193,7 @@ class Gate:
         locked_site_id: int | None,
     ) -> Access:
         """May this request have this per-device file of a known device?"""
-        site = policy.site_for(request.client_ip, sites)
+        site = self.site_for(request.client_ip, sites)
         file_class = FILE_CLASS.get(kind, policy.FileClass.SHARED)
         digest_ok, stale = False, False
         if site is not None and site.policy == "digest" and file_class is policy.FileClass.DEVICE:

@@ -12,7 +12,10 @@ Decisions, in order:
    MAC -> 404 and an unprovisioned record; a known device is served from its own vendor's
    spec (so ``<mac>.cfg`` gives a Yealink file to a Yealink and a Polycom one to a Polycom),
    after the gate's policy checks (site networks, digest, certificate, first-boot lock, model);
-5. common names are served without secrets; firmware comes from the firmware store.
+5. common names are served without secrets; firmware comes from the firmware store, which
+   refuses images that failed verification. Rendered files name the model's target firmware
+   (`firmware.url`/`.version`) only when the phone reports another version (from this
+   request's User-Agent, else the last one recorded) or none at all.
 """
 
 from __future__ import annotations
@@ -25,7 +28,6 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
-from provisiond.domain import policy
 from provisiond.domain.identify import (
     FileKind,
     FileMatch,
@@ -39,6 +41,7 @@ from provisiond.provisioning.activity import ActivitySink, Sighting, now
 from provisiond.provisioning.bans import Ban
 from provisiond.provisioning.context import build_context
 from provisiond.provisioning.directory import ModelInfo, PhoneDevice, PhoneDirectory
+from provisiond.provisioning.firmware import FirmwareStore
 from provisiond.provisioning.gate import Gate
 from provisiond.provisioning.render import Renderer, RenderError
 from provisiond.provisioning.stats import PhoneStats
@@ -47,6 +50,7 @@ from provisiond.storage.secrets import SecretBox
 
 log = logging.getLogger(__name__)
 MAX_PATH = 255
+PATH_MEMO = 200_000  # distinct paths remembered (about two files per device for 100k devices)
 _SAFE_PATH = re.compile(r"[A-Za-z0-9._\-+~$@=,][A-Za-z0-9._\-+~$@=,/]*")
 
 
@@ -88,31 +92,46 @@ class Resolver:
         secrets: SecretBox,
         gate: Gate,
         cache_size: int = 20_000,
+        firmware: FirmwareStore | None = None,
     ) -> None:
         self.secrets = secrets
         self.gate = gate
         self.stats = PhoneStats()
+        self._path_matches: dict[str, list[FileMatch]] = {}
         # Rendered files keyed by (directory revision, device revision, model, vendor,
-        # template): a change anywhere gives new keys, so entries never need invalidating;
-        # old ones simply fall out of the LRU.
+        # template, firmware offered): a change anywhere gives new keys, so entries never need
+        # invalidating; old ones simply fall out of the LRU.
         self.cache_size = cache_size
-        self._cache: OrderedDict[tuple[int, int, str, str, str | None], PhoneResponse] = (
-            OrderedDict()
-        )
+        self._cache: OrderedDict[
+            tuple[int, int, str, str, str | None, tuple[str, str]], PhoneResponse
+        ] = OrderedDict()
         self.vendors = vendors
         self.renderer = renderer
         self.directory = directory
         self.activity = activity
         self.uploads = uploads
         self.firmware_dir = firmware_dir
+        # Verified at start-up when not given (hashes every listed image once).
+        self.firmware = firmware or FirmwareStore.open(firmware_dir)
         self.endpoints = endpoints
+
+    def _matches(self, path: str) -> list[FileMatch]:
+        """`match_path`, memoised: a boot storm asks for the same names again and again, and
+        trying every vendor's patterns is a fifth of a request's cost otherwise."""
+        found = self._path_matches.get(path)
+        if found is None:
+            found = match_path(self.vendors, path)
+            if len(self._path_matches) >= PATH_MEMO:
+                self._path_matches.clear()  # crude but bounded; refills with the hot names
+            self._path_matches[path] = found
+        return found
 
     def upload_limit(self, request: PhoneRequest) -> int | None:
         """The byte cap for an upload to this path, or None when nothing may be uploaded there."""
         path = safe_path(request.path)
         if path is None:
             return None
-        for match in match_path(self.vendors, path):
+        for match in self._matches(path):
             if match.spec.kind is FileKind.UPLOAD:
                 return match.spec.max_upload
         return None
@@ -128,7 +147,7 @@ class Resolver:
         if path is None:
             return PhoneResponse(Outcome.BAD_REQUEST, detail="invalid path")
         ban = self.gate.banned(request)
-        matches = match_path(self.vendors, path)
+        matches = self._matches(path)
         if ban is not None and request.header("authorization") is None:
             # Cheap: no device lookup for a banned walker. A per-device path inside a digest
             # site is answered with a challenge, so a phone behind a banned NAT can log in.
@@ -145,7 +164,7 @@ class Resolver:
             return self.gate.refuse_banned(ban)
         if request.method in ("PUT", "POST"):
             return PhoneResponse(Outcome.BAD_REQUEST, detail="uploads only to per-device names")
-        return await self._shared(request, path, _prefer(matches, agent))
+        return await self._shared(request, path, _prefer(matches, agent), agent)
 
     async def _per_device(
         self,
@@ -165,7 +184,7 @@ class Resolver:
             if ban is not None:
                 return self.gate.refuse_banned(ban)
             self.activity.unknown(self._sighting(request, path, mac, agent, matches))
-            site = policy.site_for(request.client_ip, sites)
+            site = self.gate.site_for(request.client_ip, sites)
             return self.gate.unknown_mac(request, mac, site)
         match = next((m for m in matches if m.vendor.id == device.model.vendor), None)
         if match is None:
@@ -188,7 +207,8 @@ class Resolver:
             return await self._upload(request, path, match, device)
         if request.method in ("PUT", "POST"):
             return PhoneResponse(Outcome.BAD_REQUEST, detail="this file cannot be uploaded")
-        return await self._render(match, device.model, device)
+        reported = agent.firmware if agent is not None and agent.firmware else device.firmware
+        return await self._render(match, device.model, device, reported)
 
     @staticmethod
     def _sighting(
@@ -227,7 +247,9 @@ class Resolver:
             Outcome.OK, body=stored, content_type=match.spec.content_type, etag=_etag(stored)
         )
 
-    async def _shared(self, request: PhoneRequest, path: str, match: FileMatch) -> PhoneResponse:
+    async def _shared(
+        self, request: PhoneRequest, path: str, match: FileMatch, agent: UserAgentInfo | None
+    ) -> PhoneResponse:
         kind = match.spec.kind
         if kind is FileKind.OPTIONAL:
             return _not_found("not served")
@@ -238,7 +260,7 @@ class Resolver:
             model = await self._model(match.vendor.id, match.family)
             if model is None:
                 return _not_found(f"unknown {match.vendor.id} model {match.family}")
-        return await self._render(match, model, None)
+        return await self._render(match, model, None, agent.firmware if agent else None)
 
     async def _model(self, vendor: str, family: str) -> ModelInfo | None:
         wanted = family.lower()
@@ -252,6 +274,9 @@ class Resolver:
         )
 
     def _firmware(self, path: str) -> PhoneResponse:
+        self.firmware.poll()
+        if not self.firmware.is_servable(path):
+            return _not_found("no such firmware")  # flagged by verification: never served
         candidate = self.firmware_dir / path
         try:
             resolved = candidate.resolve(strict=True)
@@ -262,19 +287,35 @@ class Resolver:
             return _not_found("no such firmware")
         return PhoneResponse(Outcome.OK, file=resolved, content_type="application/octet-stream")
 
+    def _firmware_offer(self, model: ModelInfo | None, reported: str | None) -> tuple[str, str]:
+        """(url, version) of the model's target image when the phone runs something else."""
+        if model is None:
+            return "", ""
+        self.firmware.poll()
+        image = self.firmware.target_for(model.id)
+        if image is None or image.version == reported:
+            return "", ""
+        return self.endpoints.http_url + image.file, image.version
+
     async def _render(
-        self, match: FileMatch, model: ModelInfo | None, device: PhoneDevice | None
+        self,
+        match: FileMatch,
+        model: ModelInfo | None,
+        device: PhoneDevice | None,
+        reported: str | None = None,
     ) -> PhoneResponse:
         """A rendered file, from the render cache when the directory can vouch it is current."""
+        offer = self._firmware_offer(model, reported)
         revision = self.directory.revision()
         if revision is None:
-            return await self._render_now(match, model, device)
+            return await self._render_now(match, model, device, offer)
         key = (
             revision,
             device.revision if device is not None else 0,
             model.id if model is not None else "",
             match.vendor.id,
             match.spec.template,
+            offer,
         )
         cached = self._cache.get(key)
         if cached is not None:
@@ -282,14 +323,18 @@ class Resolver:
             self.stats.cache_hits += 1
             return cached
         self.stats.cache_misses += 1
-        answer = await self._render_now(match, model, device)
+        answer = await self._render_now(match, model, device, offer)
         self._cache[key] = answer
         if len(self._cache) > self.cache_size:
             self._cache.popitem(last=False)
         return answer
 
     async def _render_now(
-        self, match: FileMatch, model: ModelInfo | None, device: PhoneDevice | None
+        self,
+        match: FileMatch,
+        model: ModelInfo | None,
+        device: PhoneDevice | None,
+        offer: tuple[str, str] = ("", ""),
     ) -> PhoneResponse:
         kind = match.spec.kind
         context = build_context(
@@ -303,6 +348,8 @@ class Resolver:
             sip_password=self._open(device.sip_password_sealed)
             if device is not None and kind is FileKind.DEVICE
             else "",
+            firmware_url=offer[0],
+            firmware_version=offer[1],
         )
         started = time.perf_counter()
         try:
