@@ -16,13 +16,22 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from provisiond.app import build_resolver, build_services, open_secrets, prepare_database
-from provisiond.domain.errors import DomainError, InvalidInput
+from provisiond import cli_fleet
+from provisiond.app import (
+    build_resolver,
+    build_services,
+    endpoints,
+    open_secrets,
+    prepare_database,
+)
+from provisiond.dhcp import SERVERS, render_dhcp
+from provisiond.domain.errors import DomainError, InvalidInput, NotFound
 from provisiond.domain.identify import match_path
 from provisiond.domain.mac import mac_compact, parse_mac
 from provisiond.domain.phone import PhoneRequest
 from provisiond.domain.policy import POLICIES
 from provisiond.provisioning.activity import DiscardActivity
+from provisiond.provisioning.vendors import load_vendors
 from provisiond.server import serve
 from provisiond.services import Services
 from provisiond.services.commands import (
@@ -36,7 +45,7 @@ from provisiond.services.commands import (
 from provisiond.services.context import audit
 from provisiond.services.sites import SiteCreate, SitePatch
 from provisiond.settings import Settings, SettingsError, load_settings
-from provisiond.storage import migrate
+from provisiond.storage import backup, migrate
 from provisiond.storage.secrets import (
     SecretBox,
     SecretError,
@@ -197,6 +206,12 @@ ACTIONS: dict[str, Action] = {
     "models": lambda s, a: s.catalogue.models(a.vendor),
     "unprovisioned": lambda s, a: s.catalogue.unprovisioned(a.limit, a.offset),
     "directory": lambda s, a: s.directory.lookup(a.number),
+    "import": lambda s, a: cli_fleet.run_import(s, a, _actor()),
+    "export": lambda s, a: cli_fleet.run_export(s, a, _actor()),
+    "firmware add": cli_fleet.firmware_add,
+    "firmware list": cli_fleet.firmware_list,
+    "firmware target": cli_fleet.firmware_target,
+    "firmware verify": cli_fleet.firmware_verify,
 }
 
 
@@ -343,6 +358,17 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("unprovisioned", help="MACs that asked for a config")
     _paging(p)
     sub.add_parser("directory", help="who answers a number").add_argument("number")
+    cli_fleet.add_parsers(sub)
+    p = sub.add_parser(
+        "backup", help="every table to FILE, consistent while serving (the keyring is NOT in it)"
+    )
+    p.add_argument("file", type=Path)
+    p = sub.add_parser("restore", help="load a backup FILE into an empty database")
+    p.add_argument("file", type=Path)
+    p.add_argument("--force", action="store_true", help="replace everything the database holds")
+    p = sub.add_parser("dhcp", help="print the DHCP options a site's phones need")
+    p.add_argument("--server", required=True, choices=SERVERS)
+    p.add_argument("--site", required=True, help="site name (see `provisiond site list`)")
     p = sub.add_parser("render", help="print the file a phone would get")
     p.add_argument("--mac", required=True)
     p.add_argument("--path", required=True, help="as the phone asks, e.g. 001565aabbcc.cfg")
@@ -405,6 +431,47 @@ async def _keys_command(settings: Settings, sub: str) -> int:
     return 0
 
 
+async def _backup_command(settings: Settings, args: argparse.Namespace) -> int:
+    """backup FILE | restore FILE [--force]: secrets travel encrypted, the keyring never does."""
+    db = await prepare_database(settings)
+    try:
+        if args.command == "backup":
+            result = await backup.backup_report(db, args.file, settings.keyring_path)
+        else:
+            result = await backup.restore_report(
+                db, args.file, settings.keyring_path, force=args.force
+            )
+    finally:
+        await db.dispose()
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+async def _dhcp(settings: Settings, args: argparse.Namespace) -> int:
+    """Print the DHCP options a site's phones need, for dnsmasq, ISC dhcpd or Kea."""
+    db = await prepare_database(settings)
+    try:
+        services = build_services(settings, db, await open_secrets(settings, db))
+        sites = [s for s in await services.sites.list() if s["name"] == args.site]
+    finally:
+        await db.dispose()
+    if not sites:
+        raise NotFound(f"no site named {args.site!r}", field="site")
+    ends = endpoints(settings)
+    sys.stdout.write(
+        render_dhcp(
+            args.server,
+            sites[0]["name"],
+            sites[0]["networks"],
+            http_url=ends.http_url,
+            tftp_host=ends.tftp_host,
+            tftp_port=ends.tftp_port,
+            vendors=load_vendors(settings.templates_dir),
+        )
+    )
+    return 0
+
+
 async def _admin_command(settings: Settings, args: argparse.Namespace) -> int:
     key = f"{args.command} {args.sub}" if getattr(args, "sub", None) else args.command
     db = await prepare_database(settings)
@@ -457,8 +524,12 @@ def main(argv: list[str] | None = None) -> int:
             return asyncio.run(_render(settings, args))
         if args.command == "db":
             return asyncio.run(_db_command(settings, args.sub))
+        if args.command == "dhcp":
+            return asyncio.run(_dhcp(settings, args))
         if args.command == "keys":
             return asyncio.run(_keys_command(settings, args.sub))
+        if args.command in ("backup", "restore"):
+            return asyncio.run(_backup_command(settings, args))
         return asyncio.run(_admin_command(settings, args))
     except DomainError as exc:
         where = f" (field: {exc.field})" if exc.field else ""

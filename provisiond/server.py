@@ -23,6 +23,7 @@ from typing import Any
 
 from aiohttp import web
 
+from provisiond import sdnotify
 from provisiond.app import (
     build_guard,
     build_resolver,
@@ -189,6 +190,7 @@ async def _primary(settings: Settings, workers: int) -> None:
     server = Server(settings, db, secrets, services, reuse_port=workers > 1)
     stop = _stop_event()
     children: list[multiprocessing.process.BaseProcess] = []
+    watchdog: asyncio.Task[None] | None = None
     try:
         await server.start()
         await first_start_token(services, settings)
@@ -206,8 +208,16 @@ async def _primary(settings: Settings, workers: int) -> None:
             file=sys.stderr,
             flush=True,
         )
+        # systemd (Type=notify): sockets and database are up; keep the watchdog fed.
+        sdnotify.notify(f"READY=1\nSTATUS=serving {size} devices")
+        watchdog = asyncio.create_task(sdnotify.watchdog(stop))
         await stop.wait()
     finally:
+        sdnotify.notify("STOPPING=1")
+        if watchdog is not None:
+            watchdog.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watchdog
         for child in children:
             child.terminate()
         for child in children:
