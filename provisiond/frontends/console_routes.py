@@ -18,8 +18,6 @@ from pathlib import Path
 
 from aiohttp import web
 
-from provisiond.domain.errors import NotFound
-
 CONSOLE_DIR = Path(__file__).resolve().parent / "console"
 INDEX = "index.html"
 # Only these kinds of files are served; anything else in the folder stays private.
@@ -82,7 +80,7 @@ def add_console_routes(app: web.Application, folder: Path = CONSOLE_DIR) -> None
         """One file of the console, by exact name."""
         asset = assets.get(request.match_info["name"])
         if asset is None:
-            raise NotFound("no such console file", field="name")
+            raise web.HTTPNotFound()
         return _answer(request, asset)
 
     app.router.add_get("/console", page)

@@ -1,0 +1,396 @@
+// The user's devices: the list with the primary choice and device status, adding an existing
+// device through the extension autocomplete and "+", creating a new one, and removing one
+// (the primary only once its successor is chosen).
+
+import { api, ApiError, withQuery } from "./api.js";
+import { byId, clear, debounce, formatTime, h, say } from "./dom.js";
+import { modelName, state } from "./state.js";
+import { applyUserUpdate } from "./userform.js";
+
+const AUTOCOMPLETE_LIMIT = 10;
+
+/** Show a newer view of the open user everywhere (form, devices, users list). */
+export function userChanged(user) {
+  applyUserUpdate(user);
+  renderDevices();
+  document.dispatchEvent(new CustomEvent("user-changed", { detail: user }));
+}
+
+function status(text) {
+  say(byId("devices-alert"), "");
+  say(byId("devices-status"), text);
+}
+
+function alertText(text) {
+  say(byId("devices-alert"), text);
+}
+
+/** A refusal about a device action: next to `fields`' controls when it names one. */
+function showError(error, fields = {}) {
+  const target = error instanceof ApiError && error.field ? fields[error.field] : undefined;
+  if (target) {
+    say(byId(target), error.detail);
+    return;
+  }
+  alertText(error.message);
+}
+
+/** Reset the panel for the open user (or hide it for a new one). */
+export function showDevicesFor(user) {
+  byId("devices-panel").hidden = user === null;
+  say(byId("devices-status"), "");
+  say(byId("devices-alert"), "");
+  closeRemovePrimary();
+  resetAutocomplete();
+  for (const id of ["new-extension", "new-mac"]) byId(id).value = "";
+  byId("new-model").value = "";
+  clearCreateErrors();
+  if (user) renderDevices();
+}
+
+/** The device table of the open user: primary first, then by extension. */
+export function renderDevices() {
+  const user = state.user;
+  const rows = byId("device-rows");
+  clear(rows);
+  const devices = [...user.devices].sort(
+    (a, b) =>
+      Number(b.id === user.primary_device_id) - Number(a.id === user.primary_device_id) ||
+      a.extension.localeCompare(b.extension, undefined, { numeric: true }),
+  );
+  for (const device of devices) rows.append(deviceRow(user, device));
+  byId("no-devices").hidden = devices.length > 0;
+  byId("device-table").hidden = devices.length === 0;
+}
+
+function deviceRow(user, device) {
+  const primary = device.id === user.primary_device_id;
+  const choice = primary
+    ? h("span", { class: "badge", text: "Primary" })
+    : h("button", {
+        type: "button",
+        class: "small",
+        text: "Make primary",
+        "aria-label": `Make ${device.extension} the primary device`,
+        onclick: () => makePrimary(device),
+      });
+  return h(
+    "tr",
+    { "data-device-id": device.id, class: primary ? "primary" : "" },
+    h("td", {}, choice),
+    h("td", { class: "ext" }, device.extension, device.label ? h("span", { class: "sub", text: device.label }) : null),
+    h("td", {}, modelName(device.model)),
+    h("td", { class: "mac" }, device.mac),
+    h("td", { class: "status" }, deviceStatus(device)),
+    h(
+      "td",
+      { class: "row-actions" },
+      h("button", {
+        type: "button",
+        class: "small danger",
+        text: "Remove",
+        "aria-label": `Remove ${device.extension} from this user`,
+        onclick: () => removeDevice(device),
+      }),
+    ),
+  );
+}
+
+/** Last seen, IP and firmware as the phone last reported them. */
+function deviceStatus(device) {
+  const parts = [];
+  if (!device.active) parts.push(h("span", { class: "badge off", text: "Inactive" }));
+  const seen = device.last_seen;
+  if (!seen) {
+    parts.push(h("span", { class: "muted", text: "Never seen" }));
+    return parts;
+  }
+  parts.push(
+    h("span", { class: "line" }, "Last seen ", h("time", { dateTime: seen.at, text: formatTime(seen.at) })),
+    h("span", { class: "line", text: `IP ${seen.ip || "unknown"}` }),
+    h("span", { class: "line", text: `Firmware ${seen.firmware || "unknown"}` }),
+  );
+  return parts;
+}
+
+async function makePrimary(device) {
+  const user = state.user;
+  try {
+    const answer = await api("PUT", `/users/${user.id}/primary-device`, { device_id: device.id });
+    userChanged(answer);
+    status(primaryNotice(device, answer));
+  } catch (error) {
+    showError(error);
+  }
+}
+
+function primaryNotice(device, answer) {
+  const change = answer.main_extension_changed;
+  const text = `${device.extension} is now the primary device.`;
+  if (!change) return text;
+  return `${text} Main extension changed from ${change.old} to ${change.new}.`;
+}
+
+// --- removing a device -------------------------------------------------------------------
+
+let removing = null;
+
+async function removeDevice(device) {
+  const user = state.user;
+  const others = user.devices.filter((d) => d.id !== device.id);
+  if (device.id === user.primary_device_id && others.length > 0) {
+    askNewPrimary(device, others);
+    return;
+  }
+  await unassign(device, null);
+}
+
+/** Removing the primary while others remain: the new primary is chosen first (rule 3). */
+function askNewPrimary(device, others) {
+  removing = device;
+  byId("remove-primary-title").textContent =
+    `${device.extension} is the primary device. Choose the new primary device before removing it.`;
+  const select = byId("new-primary");
+  select.replaceChildren(
+    ...others.map((d) => new Option(`${d.extension} — ${modelName(d.model)} — ${d.mac}`, String(d.id))),
+  );
+  byId("remove-primary").hidden = false;
+  select.focus();
+}
+
+function closeRemovePrimary() {
+  removing = null;
+  byId("remove-primary").hidden = true;
+}
+
+async function unassign(device, newPrimary) {
+  const user = state.user;
+  try {
+    const path = withQuery(`/users/${user.id}/devices/${device.id}`, { new_primary: newPrimary });
+    const answer = await api("DELETE", path);
+    closeRemovePrimary();
+    userChanged(answer);
+    let text = `${device.extension} removed from this user (the device stays in the inventory).`;
+    if (newPrimary !== null) {
+      const primary = answer.devices.find((d) => d.id === answer.primary_device_id);
+      if (primary) text += ` ${primary.extension} is now the primary device.`;
+    }
+    const change = answer.main_extension_changed;
+    if (change) text += ` Main extension changed from ${change.old} to ${change.new}.`;
+    status(text);
+  } catch (error) {
+    showError(error);
+  }
+}
+
+// --- adding an existing device: the extension autocomplete ------------------------------
+
+let options = [];
+let active = -1;
+let chosen = null;
+let lookupSeq = 0;
+
+function ownerText(device) {
+  if (device.user_id === null) return "unassigned";
+  if (state.user && device.user_id === state.user.id) return "already this user's";
+  const owner = state.usersById.get(device.user_id);
+  return owner ? `assigned to ${owner.display_name}` : `assigned to user ${device.user_id}`;
+}
+
+function resetAutocomplete() {
+  options = [];
+  chosen = null;
+  byId("device-search").value = "";
+  closeOptions();
+  say(byId("err-device-search"), "");
+  byId("move-confirm").hidden = true;
+}
+
+function closeOptions() {
+  active = -1;
+  const input = byId("device-search");
+  input.setAttribute("aria-expanded", "false");
+  input.removeAttribute("aria-activedescendant");
+  byId("device-options").hidden = true;
+}
+
+function renderOptions(prefix) {
+  const list = byId("device-options");
+  clear(list);
+  if (options.length === 0) {
+    list.append(h("li", { class: "empty", role: "option", "aria-disabled": "true", text: `No device extension starts with ${prefix}` }));
+  }
+  options.forEach((device, index) => {
+    list.append(
+      h(
+        "li",
+        {
+          id: `device-opt-${device.id}`,
+          role: "option",
+          "aria-selected": index === active ? "true" : "false",
+          class: index === active ? "active" : "",
+          onmousedown: (event) => event.preventDefault(), // keep the focus in the input
+          onclick: () => choose(index),
+        },
+        h("strong", { text: device.extension }),
+        ` · ${modelName(device.model)} · ${device.mac} · ${ownerText(device)}`,
+      ),
+    );
+  });
+  list.hidden = false;
+  const input = byId("device-search");
+  input.setAttribute("aria-expanded", "true");
+  if (active >= 0) {
+    input.setAttribute("aria-activedescendant", `device-opt-${options[active].id}`);
+    byId(`device-opt-${options[active].id}`).scrollIntoView({ block: "nearest" });
+  } else input.removeAttribute("aria-activedescendant");
+}
+
+async function lookup() {
+  const prefix = byId("device-search").value.trim();
+  const seq = ++lookupSeq;
+  if (!/^[0-9]{1,16}$/.test(prefix)) {
+    options = [];
+    closeOptions();
+    return;
+  }
+  try {
+    const page = await api("GET", withQuery("/devices", { extension_prefix: prefix, limit: AUTOCOMPLETE_LIMIT }));
+    if (seq !== lookupSeq) return; // a later keystroke already asked again
+    options = page.items;
+    active = -1;
+    renderOptions(prefix);
+  } catch (error) {
+    showError(error);
+  }
+}
+
+const lookupSoon = debounce(lookup, 150);
+
+function choose(index) {
+  chosen = options[index];
+  byId("device-search").value = chosen.extension;
+  closeOptions();
+  say(byId("err-device-search"), "");
+  byId("hint-device-search").textContent =
+    `Chosen: ${chosen.extension} (${modelName(chosen.model)}, ${chosen.mac}). Press + to add it.`;
+}
+
+function onKey(event) {
+  const open = !byId("device-options").hidden && options.length > 0;
+  if (event.key === "ArrowDown" || event.key === "ArrowUp") {
+    event.preventDefault();
+    if (options.length === 0) return;
+    const step = event.key === "ArrowDown" ? 1 : -1;
+    active = open ? (active + step + options.length) % options.length : step > 0 ? 0 : options.length - 1;
+    renderOptions(byId("device-search").value.trim());
+  } else if (event.key === "Enter" && open && active >= 0) {
+    event.preventDefault(); // choose, do not add yet: "+" (or Enter again) adds
+    choose(active);
+  } else if (event.key === "Escape" && open) {
+    event.preventDefault();
+    closeOptions();
+  }
+}
+
+function pickedDevice() {
+  if (chosen) return chosen;
+  const typed = byId("device-search").value.trim();
+  return options.find((d) => d.extension === typed) || null;
+}
+
+async function addChosen(move) {
+  const device = pickedDevice();
+  say(byId("err-device-search"), "");
+  if (!device) {
+    say(byId("err-device-search"), "Type an extension and choose a device from the list.");
+    byId("device-search").focus();
+    return;
+  }
+  const user = state.user;
+  if (device.user_id === user.id) {
+    say(byId("err-device-search"), `${device.extension} is already one of this user's devices.`);
+    return;
+  }
+  try {
+    const path = withQuery(`/users/${user.id}/devices/${device.id}`, { move: move ? "true" : null });
+    const answer = await api("PUT", path);
+    resetAutocomplete();
+    byId("hint-device-search").textContent =
+      "Type an extension, choose a device with the arrow keys and Enter, then add it with +.";
+    userChanged(answer);
+    status(`${device.extension} added to ${answer.display_name}.`);
+  } catch (error) {
+    if (error instanceof ApiError && error.field === "move" && !move && error.status === 409 && device.user_id !== null) {
+      const owner = state.usersById.get(device.user_id);
+      byId("move-text").textContent =
+        `${device.extension} belongs to ${owner ? owner.display_name : `user ${device.user_id}`}. Move it to this user?`;
+      byId("move-confirm").hidden = false;
+      byId("confirm-move").focus();
+      return;
+    }
+    showError(error, { extension: "err-device-search", device_id: "err-device-search", move: "err-device-search" });
+  }
+}
+
+// --- creating a new device ----------------------------------------------------------------
+
+function clearCreateErrors() {
+  for (const id of ["err-new-extension", "err-new-model", "err-new-mac"]) say(byId(id), "");
+}
+
+async function createDevice(event) {
+  event.preventDefault();
+  clearCreateErrors();
+  const user = state.user;
+  const body = {
+    extension: byId("new-extension").value.trim(),
+    model: byId("new-model").value,
+    mac: byId("new-mac").value.trim(),
+    user_id: user.id,
+  };
+  if (!body.model) {
+    say(byId("err-new-model"), "Choose a model.");
+    byId("new-model").focus();
+    return;
+  }
+  try {
+    const device = await api("POST", "/devices", body);
+    userChanged(await api("GET", `/users/${user.id}`));
+    for (const id of ["new-extension", "new-mac"]) byId(id).value = "";
+    byId("new-model").value = "";
+    status(`${device.extension} (${modelName(device.model)}, ${device.mac}) created and added.`);
+    document.dispatchEvent(new CustomEvent("device-created", { detail: device }));
+  } catch (error) {
+    showError(error, { extension: "err-new-extension", model: "err-new-model", mac: "err-new-mac" });
+  }
+}
+
+/** Wire the panel's events once. */
+export function initDevices() {
+  const input = byId("device-search");
+  input.addEventListener("input", () => {
+    chosen = null;
+    byId("move-confirm").hidden = true;
+    lookupSoon();
+  });
+  input.addEventListener("keydown", onKey);
+  input.addEventListener("blur", closeOptions);
+  byId("add-existing").addEventListener("submit", (event) => {
+    event.preventDefault();
+    addChosen(false);
+  });
+  byId("confirm-move").addEventListener("click", () => {
+    byId("move-confirm").hidden = true;
+    addChosen(true);
+  });
+  byId("cancel-move").addEventListener("click", () => {
+    byId("move-confirm").hidden = true;
+    input.focus();
+  });
+  byId("create-device").addEventListener("submit", createDevice);
+  byId("confirm-remove").addEventListener("click", () => {
+    if (removing) unassign(removing, Number(byId("new-primary").value));
+  });
+  byId("cancel-remove").addEventListener("click", closeRemovePrimary);
+}
