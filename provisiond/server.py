@@ -40,6 +40,7 @@ from provisiond.provisioning.activity import ActivityRecorder
 from provisiond.provisioning.bans import EnumerationGuard
 from provisiond.provisioning.changes import ChangeFeed
 from provisiond.provisioning.memory import MemoryDirectory
+from provisiond.provisioning.notify import ChangeListener, notify_changes
 from provisiond.provisioning.resolver import Resolver
 from provisiond.services import Services
 from provisiond.services.commands import TokenCreate
@@ -58,6 +59,7 @@ class PhoneSide:
     feed: ChangeFeed
     activity: ActivityRecorder
     resolver: Resolver
+    listener: ChangeListener | None = None  # PostgreSQL: other instances' commits wake the feed
 
     @classmethod
     async def start(
@@ -69,13 +71,19 @@ class PhoneSide:
         await feed.mark()
         await directory.load()
         feed.start()
+        listener = None
+        if not db.is_sqlite:
+            listener = ChangeListener(db.url, feed.poll)
+            listener.start()
         activity = ActivityRecorder(db)
         activity.start()
         resolver = build_resolver(settings, db, secrets, activity, guard, directory)
-        return cls(directory, feed, activity, resolver)
+        return cls(directory, feed, activity, resolver, listener)
 
     async def stop(self) -> None:
         """Stop following changes and write pending phone activity."""
+        if self.listener is not None:
+            await self.listener.stop()
         await self.feed.stop()
         await self.activity.stop()
 
@@ -124,7 +132,10 @@ class Server:
         self.metrics.phone = self.phone.resolver.stats
         self.metrics.directory = self.phone.directory
         # An admin change made here reaches this process's phone side before the API answers;
-        # other processes follow within one poll interval.
+        # on PostgreSQL a NOTIFY wakes every other process and instance at once; the 0.5 s
+        # poll of the audit log stays as the safety net (and is all SQLite needs).
+        if not self.db.is_sqlite:
+            self.db.after_write.append(self._notify_others)
         self.db.after_write.append(self._follow)
         for listen, tls in self._phone_listeners():
             app = create_phone_app(
@@ -138,6 +149,9 @@ class Server:
             self.tftp = TftpServer(self.phone.resolver, TftpConfig(host=host, port=port))
             await self.tftp.start()
             self.metrics.tftp = self.tftp
+
+    async def _notify_others(self) -> None:
+        await notify_changes(self.db)
 
     async def _follow(self) -> None:
         if self.phone is not None:

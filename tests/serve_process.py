@@ -87,7 +87,9 @@ def _wait_ready(server: ServeProcess, timeout: float = 30.0) -> None:
             out = server.log_path.read_text(encoding="utf-8")
             raise RuntimeError(f"provisiond serve exited early:\n{out}")
         try:
+            # Ready: the admin API answers and the phone listener (opened last) accepts.
             urllib.request.urlopen(f"{server.api}/openapi.json", timeout=1).read()
+            socket.create_connection(("127.0.0.1", server.phone_port), timeout=1).close()
             return
         except (urllib.error.URLError, ConnectionError, TimeoutError):
             time.sleep(0.1)
