@@ -9,29 +9,21 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import getpass
 import json
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from provisiond import cli_fleet
+from provisiond import cli_fleet, cli_ops
 from provisiond.app import (
-    build_resolver,
     build_services,
-    endpoints,
     open_secrets,
     prepare_database,
 )
-from provisiond.dhcp import SERVERS, render_dhcp
-from provisiond.domain.errors import DomainError, InvalidInput, NotFound
-from provisiond.domain.identify import match_path
-from provisiond.domain.mac import mac_compact, parse_mac
-from provisiond.domain.phone import PhoneRequest
+from provisiond.dhcp import SERVERS
+from provisiond.domain.errors import DomainError, InvalidInput
 from provisiond.domain.policy import POLICIES
-from provisiond.provisioning.activity import DiscardActivity
-from provisiond.provisioning.vendors import load_vendors
 from provisiond.server import serve
 from provisiond.services import Services
 from provisiond.services.commands import (
@@ -42,29 +34,14 @@ from provisiond.services.commands import (
     UserPatch,
     parse,
 )
-from provisiond.services.context import audit
 from provisiond.services.sites import SiteCreate, SitePatch
 from provisiond.settings import Settings, SettingsError, load_settings
-from provisiond.storage import backup, migrate
-from provisiond.storage.secrets import (
-    SecretBox,
-    SecretError,
-    census,
-    init_keyring,
-    reencrypt,
-    retire_keys,
-    rotate_keyring,
-)
 
 Action = Callable[[Services, argparse.Namespace], Awaitable[Any]]
-KEYS_SETTLE_S = 2.0  # > the change feed's poll interval, so servers reload before a key retires
 
 
 def _actor() -> str:
-    try:
-        return f"cli:{getpass.getuser()}"
-    except (KeyError, OSError):
-        return "cli"
+    return cli_ops.actor()
 
 
 def _value(text: str) -> Any:
@@ -186,6 +163,10 @@ ACTIONS: dict[str, Action] = {
     "device delete": device_delete,
     "device release-lock": lambda s, a: s.sites.release_lock(a.id, _actor()),
     "device reveal-password": lambda s, a: s.devices.reveal_password(a.id, _actor()),
+    "device resync": lambda s, a: s.resync.resync(a.id, reboot=a.reboot, actor=_actor()),
+    "resync": lambda s, a: s.resync.resync_many(
+        user_id=a.user_id, model=a.model, site=a.site, reboot=a.reboot, actor=_actor()
+    ),
     "site list": lambda s, a: s.sites.list(),
     "site show": lambda s, a: s.sites.get(a.id),
     "site create": site_create,
@@ -293,6 +274,15 @@ def build_parser() -> argparse.ArgumentParser:
     device.add_parser("reveal-password", help="print the SIP password (audited)").add_argument(
         "id", type=int
     )
+    p = device.add_parser("resync", help="send the phone its vendor's resync NOTIFY")
+    p.add_argument("id", type=int)
+    p.add_argument("--reboot", action="store_true")
+    p = sub.add_parser("resync", help="resync every device of a user, a model or a site")
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--user", dest="user_id", type=int)
+    which.add_argument("--model")
+    which.add_argument("--site", type=int, help="site id: devices last seen in its networks")
+    p.add_argument("--reboot", action="store_true")
 
     site = sub.add_parser("site", help="sites and their access policy").add_subparsers(
         dest="sub", required=True
@@ -377,101 +367,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-async def _db_command(settings: Settings, sub: str) -> int:
-    url = settings.effective_database_url
-    if settings.is_embedded:
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
-    if sub == "upgrade":
-        await migrate.upgrade(url)
-        print(f"database at revision {await migrate.current_revision(url)}")
-    elif sub == "check":
-        await migrate.check(url)
-        print("models and migrations agree")
-    else:
-        print(await migrate.current_revision(url) or "(not initialised)")
-    return 0
-
-
-async def _keys_command(settings: Settings, sub: str) -> int:
-    """keys init | rotate | status: rotate is safe while serving (old keys still decrypt)."""
-    path = settings.keyring_path
-    if sub == "init":
-        try:
-            print(
-                f"created key {init_keyring(path)} in {path}; back this file up, apart "
-                "from the database"
-            )
-        except SecretError as exc:
-            raise InvalidInput(str(exc), field="keyring") from exc
-        return 0
-    db = await prepare_database(settings)
-    try:
-        if sub == "rotate":
-            new = rotate_keyring(path)
-            count = await reencrypt(db, SecretBox(path))
-            async with db.write() as session:  # serving processes reload every device on this
-                audit(session, _actor(), "keys.rotate", "keys", new, None, {"re_encrypted": count})
-            await asyncio.sleep(KEYS_SETTLE_S)  # ... before the old key disappears
-            # Retire only keys no stored value uses any more (census after re-encryption).
-            retired = retire_keys(path, keep=set((await census(db)).by_key) | {new})
-            print(json.dumps({"new_key": new, "re_encrypted": count, "retired": list(retired)}))
-        else:
-            found = await census(db)
-            print(
-                json.dumps(
-                    {
-                        "keyring": str(path),
-                        "by_key": dict(found.by_key),
-                        "plaintext": found.plaintext,
-                    }
-                )
-            )
-    finally:
-        await db.dispose()
-    return 0
-
-
-async def _backup_command(settings: Settings, args: argparse.Namespace) -> int:
-    """backup FILE | restore FILE [--force]: secrets travel encrypted, the keyring never does."""
-    db = await prepare_database(settings)
-    try:
-        if args.command == "backup":
-            result = await backup.backup_report(db, args.file, settings.keyring_path)
-        else:
-            result = await backup.restore_report(
-                db, args.file, settings.keyring_path, force=args.force
-            )
-    finally:
-        await db.dispose()
-    print(json.dumps(result, indent=2))
-    return 0
-
-
-async def _dhcp(settings: Settings, args: argparse.Namespace) -> int:
-    """Print the DHCP options a site's phones need, for dnsmasq, ISC dhcpd or Kea."""
-    db = await prepare_database(settings)
-    try:
-        services = build_services(settings, db, await open_secrets(settings, db))
-        sites = [s for s in await services.sites.list() if s["name"] == args.site]
-    finally:
-        await db.dispose()
-    if not sites:
-        raise NotFound(f"no site named {args.site!r}", field="site")
-    ends = endpoints(settings)
-    sys.stdout.write(
-        render_dhcp(
-            args.server,
-            sites[0]["name"],
-            sites[0]["networks"],
-            http_url=ends.http_url,
-            tftp_host=ends.tftp_host,
-            tftp_port=ends.tftp_port,
-            vendors=load_vendors(settings.templates_dir),
-        )
-    )
-    return 0
-
-
 async def _admin_command(settings: Settings, args: argparse.Namespace) -> int:
     key = f"{args.command} {args.sub}" if getattr(args, "sub", None) else args.command
     db = await prepare_database(settings)
@@ -485,33 +380,6 @@ async def _admin_command(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-async def _render(settings: Settings, args: argparse.Namespace) -> int:
-    """What the phone with `--mac` gets for `--path`: the admin's "why does it not register"."""
-    mac = mac_compact(parse_mac(args.mac))
-    db = await prepare_database(settings)
-    try:
-        resolver = build_resolver(settings, db, await open_secrets(settings, db), DiscardActivity())
-        named = {m.mac for m in match_path(resolver.vendors, args.path.lstrip("/")) if m.mac}
-        if named and mac not in named:
-            raise InvalidInput(f"{args.path} names another MAC than {args.mac}", field="path")
-        answer = await resolver.handle(
-            PhoneRequest("http", "GET", args.path, args.user_agent, args.client_ip)
-        )
-    finally:
-        await db.dispose()
-    if not answer.ok:
-        print(
-            f"provisiond: the phone would get {answer.outcome.value}: {answer.detail}",
-            file=sys.stderr,
-        )
-        return 1
-    if answer.file is not None:
-        print(f"firmware image {answer.file}")
-        return 0
-    sys.stdout.write(answer.body.decode("utf-8", "replace"))
-    return 0
-
-
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script."""
     args = build_parser().parse_args(argv)
@@ -521,15 +389,15 @@ def main(argv: list[str] | None = None) -> int:
             serve(settings, args.workers)
             return 0
         if args.command == "render":
-            return asyncio.run(_render(settings, args))
+            return asyncio.run(cli_ops.render(settings, args))
         if args.command == "db":
-            return asyncio.run(_db_command(settings, args.sub))
+            return asyncio.run(cli_ops.db_command(settings, args.sub))
         if args.command == "dhcp":
-            return asyncio.run(_dhcp(settings, args))
+            return asyncio.run(cli_ops.dhcp(settings, args))
         if args.command == "keys":
-            return asyncio.run(_keys_command(settings, args.sub))
+            return asyncio.run(cli_ops.keys_command(settings, args.sub))
         if args.command in ("backup", "restore"):
-            return asyncio.run(_backup_command(settings, args))
+            return asyncio.run(cli_ops.backup_command(settings, args))
         return asyncio.run(_admin_command(settings, args))
     except DomainError as exc:
         where = f" (field: {exc.field})" if exc.field else ""

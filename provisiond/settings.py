@@ -113,6 +113,15 @@ class SecuritySettings(_Strict):
     digest_algorithms: tuple[Literal["SHA-256", "MD5"], ...] = ("SHA-256", "MD5")
 
 
+class ResyncSettings(_Strict):
+    """The resync NOTIFY sent to phones."""
+
+    port: Annotated[int, Field(ge=1, le=65535)] = 5060
+    t1: Annotated[float, Field(gt=0, le=5)] = 0.5  # RFC 3261 T1: first retransmission
+    timeout_s: Annotated[float, Field(gt=0, le=64)] = 8.0  # timer F: give up after
+    concurrency: Annotated[int, Field(ge=1, le=1000)] = 50  # NOTIFYs in flight in a bulk resync
+
+
 class TlsSettings(_Strict):
     """The HTTPS phone listener (off unless `listen` is set)."""
 
@@ -150,6 +159,7 @@ class Settings(_Strict):
     platform: PlatformSettings = PlatformSettings()
     security: SecuritySettings = SecuritySettings()
     tls: TlsSettings = TlsSettings()
+    resync: ResyncSettings = ResyncSettings()
 
     @field_validator("cors_origins", mode="before")
     @classmethod
@@ -209,6 +219,8 @@ ENVIRONMENT: dict[str, tuple[str, ...]] = {
     "PROVISIOND_BAN_UNKNOWN_PER_PREFIX": ("security", "ban_unknown_per_prefix"),
     "PROVISIOND_BAN_AUTH_FAILURES": ("security", "ban_auth_failures"),
     "PROVISIOND_BAN_S": ("security", "ban_s"),
+    "PROVISIOND_RESYNC_PORT": ("resync", "port"),
+    "PROVISIOND_RESYNC_TIMEOUT_S": ("resync", "timeout_s"),
     "PROVISIOND_PHONE_HTTPS": ("tls", "listen"),
     "PROVISIOND_TLS_CERT": ("tls", "cert"),
     "PROVISIOND_TLS_KEY": ("tls", "key"),

@@ -36,10 +36,13 @@ from provisiond.services.commands import (
     DeviceCreate,
     DevicePatch,
     PrimaryDevice,
+    ResyncMany,
+    ResyncOne,
     UserCreate,
     UserPatch,
     parse,
 )
+from provisiond.services.fleet import ImportRefused
 from provisiond.services.sites import SiteCreate, SitePatch
 
 _DIGITS = re.compile(r"[0-9]{1,12}")  # not str.isdigit(): that accepts '²', which int() refuses
@@ -87,6 +90,8 @@ async def _json(request: web.Request) -> Any:
         raise InvalidInput(
             f"malformed JSON: {exc.msg} at position {exc.pos}", field="body"
         ) from exc
+    except RecursionError as exc:  # a body of thousands of nested brackets
+        raise InvalidInput("the JSON body is nested too deeply", field="body") from exc
 
 
 routes = web.RouteTableDef()
@@ -341,6 +346,30 @@ async def lift_ban(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
+@routes.post("/api/v1/devices/{id}/resync")
+async def resync_device(request: web.Request) -> web.Response:
+    """Send the device its vendor's resync NOTIFY ({"reboot": true} to reboot it)."""
+    cmd = parse(ResyncOne, await _json(request) if request.can_read_body else {})
+    result = await _services(request).resync.resync(
+        _path_id(request, "id"), reboot=cmd.reboot, actor=_actor(request)
+    )
+    return json_response(result)
+
+
+@routes.post("/api/v1/resync")
+async def resync_many(request: web.Request) -> web.Response:
+    """Resync every device of a user, of a model, or last seen inside a site."""
+    cmd = parse(ResyncMany, await _json(request))
+    results = await _services(request).resync.resync_many(
+        user_id=cmd.user_id,
+        model=cmd.model,
+        site=cmd.site,
+        reboot=cmd.reboot,
+        actor=_actor(request),
+    )
+    return json_response(results)
+
+
 @routes.get("/api/v1/audit")
 async def audit_log(request: web.Request) -> web.Response:
     """The audit log, newest first."""
@@ -348,6 +377,38 @@ async def audit_log(request: web.Request) -> web.Response:
         _int(request, "limit", query=True), _int(request, "offset", query=True)
     )
     return json_response(result)
+
+
+@routes.post("/api/v1/import")
+async def import_fleet(request: web.Request) -> web.Response:
+    """Create devices and users from CSV (text/csv) or JSON rows: all or nothing."""
+    fleet, actor = _services(request).fleet, _actor(request)
+    try:
+        if request.content_type == "text/csv":
+            try:
+                text = (await request.read()).decode("utf-8-sig")
+            except UnicodeDecodeError as exc:
+                raise InvalidInput("the body is not UTF-8 text", field="body") from exc
+            result = await fleet.import_csv(text, actor)
+        else:
+            result = await fleet.import_json(await _json(request), actor)
+    except ImportRefused as exc:
+        return json_response(exc.as_json(), status=422)
+    return json_response(result)
+
+
+@routes.get("/api/v1/export")
+async def export_fleet(request: web.Request) -> web.Response:
+    """Every device with its user, as import rows: ?format=csv (default) or json."""
+    fleet = _services(request).fleet
+    fmt = request.query.get("format", "csv")
+    if fmt == "json":
+        return json_response(await fleet.export_rows())
+    if fmt != "csv":
+        raise InvalidInput("format must be csv or json", field="format")
+    response = web.Response(text=await fleet.export_csv(), content_type="text/csv")
+    response.headers["Content-Disposition"] = 'attachment; filename="provisiond-devices.csv"'
+    return response
 
 
 def create_admin_app(

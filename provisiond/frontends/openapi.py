@@ -13,13 +13,17 @@ from typing import Any
 from pydantic import BaseModel
 
 from provisiond import __version__
+from provisiond.frontends.openapi_fleet import IMPORT, fleet_paths, fleet_schemas
 from provisiond.services.commands import (
     DeviceCreate,
     DevicePatch,
     PrimaryDevice,
+    ResyncMany,
+    ResyncOne,
     UserCreate,
     UserPatch,
 )
+from provisiond.services.sites import SiteCreate, SitePatch
 
 REF = "#/components/schemas/"
 
@@ -49,6 +53,7 @@ _NO_CONFLICT = {
     ("post", "/api/v1/devices/{id}/release-lock"),
     ("post", "/api/v1/devices/{id}/reveal-password"),
     ("delete", "/api/v1/bans/{target}"),
+    ("post", IMPORT),  # every refusal is a line of its 422
 }
 # Creates whose body names no other object (so they cannot answer 404).
 _NO_NOT_FOUND = {
@@ -56,6 +61,7 @@ _NO_NOT_FOUND = {
     ("post", "/api/v1/sites"),
     ("put", "/api/v1/licences"),
     ("put", "/api/v1/settings"),
+    ("post", IMPORT),
 }
 
 
@@ -311,6 +317,21 @@ def _paths() -> dict[str, Any]:
                 params=[_ID],
             ),
         },
+        "/api/v1/devices/{id}/resync": {
+            "post": _op(
+                "Send the device its vendor's resync NOTIFY (reboot optional)",
+                {"200": _json(_ref("ResyncResult"))},
+                params=[_ID],
+                body="ResyncOne",
+            ),
+        },
+        "/api/v1/resync": {
+            "post": _op(
+                "Resync every device of a user, of a model, or last seen inside a site",
+                {"200": _json({"type": "array", "items": _ref("ResyncResult")})},
+                body="ResyncMany",
+            ),
+        },
         "/api/v1/bans": {
             "get": _op(
                 "Sources banned by the enumeration defence",
@@ -329,6 +350,7 @@ def _paths() -> dict[str, Any]:
                 "The audit log, newest first", {"200": page_of("AuditEntry")}, params=_PAGING
             )
         },
+        **fleet_paths(),
     }
 
 
@@ -347,6 +369,10 @@ def _schemas() -> dict[str, Any]:
         "DeviceCreate": DeviceCreate,
         "DevicePatch": DevicePatch,
         "PrimaryDevice": PrimaryDevice,
+        "SiteCreate": SiteCreate,
+        "SitePatch": SitePatch,
+        "ResyncOne": ResyncOne,
+        "ResyncMany": ResyncMany,
     }
     schemas: dict[str, Any] = {}
     for name, model in bodies.items():
@@ -434,6 +460,18 @@ def _schemas() -> dict[str, Any]:
                     "provisioning_password": _NS,
                 }
             ),
+            "ResyncResult": _obj(
+                {
+                    "device_id": _I,
+                    "address": _S,
+                    "event": _S,
+                    "reboot": _B,
+                    "status": _NI,
+                    "reason": _S,
+                    "attempts": _I,
+                    "elapsed_s": {"type": "number"},
+                }
+            ),
             "Ban": _obj({"target": _S, "reason": _S, "since": _S, "until": _S, "hits": _I}),
             "Model": _obj({"id": _S, "vendor": _S, "name": _S, "family": _S}),
             "Unprovisioned": _obj(
@@ -492,6 +530,7 @@ def _schemas() -> dict[str, Any]:
             ),
         }
     )
+    schemas.update(fleet_schemas())
     return schemas
 
 

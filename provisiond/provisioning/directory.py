@@ -53,6 +53,7 @@ class PhoneDevice:
     updated_at: datetime
     user_id: int | None = None
     revision: int = 0  # bumped by the in-memory directory at each reload: the render-cache key
+    firmware: str | None = None  # the version last reported (last_seen_firmware)
 
 
 class PhoneDirectory(Protocol):
@@ -105,6 +106,7 @@ def phone_device(device: Device, user: User | None) -> PhoneDevice:
         cli_custom=user.cli_custom if user else None,
         locked_site_id=device.locked_site_id,
         user_id=device.user_id,
+        firmware=device.last_seen_firmware,
         updated_at=max(device.updated_at, user.updated_at) if user else device.updated_at,
     )
 

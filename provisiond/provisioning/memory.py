@@ -48,6 +48,7 @@ def _device_query() -> Any:  # a Select of the columns below
         Device.locked_site_id,
         Device.updated_at,
         Device.user_id,
+        Device.last_seen_firmware,
         User.display_name,
         User.main_extension,
         User.cli_custom,
@@ -114,6 +115,7 @@ class MemoryDirectory:
             updated_at=updated,
             user_id=row.user_id,
             revision=next(_revisions),
+            firmware=row.last_seen_firmware,
         )
         self._drop(row.id)
         self._by_id[device.id] = device

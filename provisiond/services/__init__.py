@@ -11,7 +11,9 @@ from provisiond.services.catalogue import CatalogueService
 from provisiond.services.context import ServiceContext
 from provisiond.services.devices import DeviceService
 from provisiond.services.directory import DirectoryService
+from provisiond.services.fleet import FleetService
 from provisiond.services.platform import PlatformService
+from provisiond.services.resync import ResyncService
 from provisiond.services.sites import SiteService
 from provisiond.services.tokens import Caller, TokenService
 from provisiond.services.users import UserService
@@ -32,3 +34,5 @@ class Services:
         self.catalogue = CatalogueService(ctx)
         self.directory = DirectoryService(ctx)
         self.sites = SiteService(ctx)
+        self.resync = ResyncService(ctx)
+        self.fleet = FleetService(ctx)

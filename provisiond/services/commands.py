@@ -95,6 +95,21 @@ class PrimaryDevice(Command):
     device_id: StrictInt
 
 
+class ResyncOne(Command):
+    """Body of POST /devices/{id}/resync (optional)."""
+
+    reboot: StrictBool = False
+
+
+class ResyncMany(Command):
+    """Body of POST /resync: exactly one of user_id, model, site."""
+
+    user_id: StrictInt | None = None
+    model: StrictStr | None = None
+    site: StrictInt | None = None
+    reboot: StrictBool = False
+
+
 class TokenCreate(Command):
     """Create an API token."""
 

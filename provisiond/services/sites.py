@@ -77,7 +77,8 @@ def site_view(site: Site) -> dict[str, Any]:
     }
 
 
-async def _load_site(session: AsyncSession, site_id: int) -> Site:
+async def load_site(session: AsyncSession, site_id: int) -> Site:
+    """A site by id, or NotFound."""
     site = await session.get(Site, site_id) if 0 < site_id <= MAX_ID else None
     if site is None:
         raise NotFound(f"site {site_id} does not exist", field="site_id")
@@ -98,7 +99,7 @@ class SiteService:
     async def get(self, site_id: int) -> dict[str, Any]:
         """One site."""
         async with self.ctx.db.read() as session:
-            site = await _load_site(session, site_id)
+            site = await load_site(session, site_id)
             return site_view(site)
 
     async def create(self, cmd: SiteCreate, actor: str) -> dict[str, Any]:
@@ -123,7 +124,7 @@ class SiteService:
         """Change a site."""
         sent = patch.model_fields_set
         async with self.ctx.db.write() as session:
-            site = await _load_site(session, site_id)
+            site = await load_site(session, site_id)
             before = site_view(site)
             if "name" in sent:
                 name = rules.check_text(patch.name, "name", max_len=64, allow_empty=False)
@@ -145,7 +146,7 @@ class SiteService:
     async def delete(self, site_id: int, actor: str) -> None:
         """Delete a site; devices locked to it are released."""
         async with self.ctx.db.write() as session:
-            site = await _load_site(session, site_id)
+            site = await load_site(session, site_id)
             before = site_view(site)
             await session.execute(
                 update(Device).where(Device.locked_site_id == site_id).values(locked_site_id=None)

@@ -24,12 +24,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import update
 
 from provisiond.provisioning.bans import EnumerationGuard, GuardConfig
 from provisiond.services import Services
 from provisiond.services.commands import DeviceCreate, UserCreate
 from provisiond.services.sites import SiteCreate
 from provisiond.storage.database import Database
+from provisiond.storage.models import Device
 from tests.dbdump import dump
 from tests.integration.api_fixtures import Api, ApiFactory
 from tests.serve_process import serve
@@ -63,6 +65,7 @@ def routes_for(ids: dict[str, int]) -> dict[Route, Request]:
         ("GET", "/api/v1/sites/{id}"): (f"/api/v1/sites/{s}", None),
         ("GET", "/api/v1/bans"): ("/api/v1/bans", None),
         ("GET", "/api/v1/audit"): ("/api/v1/audit", None),
+        ("GET", "/api/v1/export"): ("/api/v1/export?format=json", None),
     }
     new_user = {"username": "newbie", "display_name": "New", "main_extension": "300"}
     new_device = {"extension": "203", "model": "yealink-t46s", "mac": "00:15:65:00:02:03"}
@@ -90,6 +93,12 @@ def routes_for(ids: dict[str, int]) -> dict[Route, Request]:
         ("PUT", "/api/v1/licences"): ("/api/v1/licences", {"APP_USERS": 5}),
         ("PUT", "/api/v1/settings"): ("/api/v1/settings", {"ntp_server": "ntp2.example.test"}),
         ("POST", "/api/v1/devices"): ("/api/v1/devices", new_device),
+        ("POST", "/api/v1/import"): (
+            "/api/v1/import",
+            [{"mac": "00:15:65:00:02:04", "model": "yealink-t46s", "extension": "204"}],
+        ),
+        ("POST", "/api/v1/devices/{id}/resync"): (f"/api/v1/devices/{d1}/resync", {}),
+        ("POST", "/api/v1/resync"): ("/api/v1/resync", {"model": "snom-d785"}),
         ("POST", "/api/v1/sites"): ("/api/v1/sites", {"name": "b", "networks": ["10.9.0.0/16"]}),
         ("PATCH", "/api/v1/sites/{id}"): (f"/api/v1/sites/{s}", {"policy": "digest"}),
         ("DELETE", "/api/v1/sites/{id}"): (f"/api/v1/sites/{s}", None),
@@ -122,6 +131,12 @@ async def world(services: Services) -> dict[str, int]:
         DeviceCreate(extension="202", model="yealink-t46s", mac="001565000202"), "test"
     )
     site = await services.sites.create(SiteCreate(name="hq", networks=["10.1.0.0/16"]), "test")
+    # The device was seen from 127.0.0.1, so a resync has an address (nothing listens on the
+    # SIP port there: the NOTIFY ends at once with a transport error, which is still a 200).
+    async with services.ctx.db.background() as session:
+        await session.execute(
+            update(Device).where(Device.id == device["id"]).values(last_seen_ip="127.0.0.1")
+        )
     return {"user": user["id"], "device": device["id"], "spare": spare["id"], "site": site["id"]}
 
 

@@ -7,6 +7,8 @@ reproducible, and real answers validate against the document's schemas.
 
 from __future__ import annotations
 
+import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,6 +16,7 @@ import pytest
 from openapi_schema_validator import OAS31Validator
 from openapi_spec_validator import validate
 
+from provisiond.frontends.openapi import openapi_document
 from tests.integration.api_fixtures import ADMIN, Api, ApiFactory, mac_for
 
 DOC = "/api/v1/openapi.json"
@@ -235,3 +238,11 @@ async def test_answers_match_the_schemas(api: Api) -> None:
             response = document["components"]["responses"][name]
         schema = response["content"]["application/json"]["schema"]
         OAS31Validator({**resolved, **schema}).validate(body)
+
+
+def test_every_schema_reference_resolves() -> None:
+    """No `$ref` points at a schema the document does not define."""
+    document = openapi_document()
+    references = set(re.findall(r'"#/components/schemas/([^"]+)"', json.dumps(document)))
+    assert references
+    assert references <= set(document["components"]["schemas"])

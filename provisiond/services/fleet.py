@@ -1,0 +1,319 @@
+"""Fleet operations: bulk import (all or nothing), export, and the Asterisk export.
+
+Import, in one `Database.write()` transaction:
+1. every line is checked alone and against the others (provisiond.services.fleet_rows);
+2. the facts the rules need (catalogue, users, devices) are read once, in bulk;
+3. each user's lines are planned (provisiond.services.fleet_plan) with the same pure rules
+   the single-object services call (provisiond.domain.rules: main extension free, device
+   extension vs other users' main extensions, rule 1 `primary_after_assign`, rule 2
+   `select_primary`);
+4. any problem on any line raises `ImportRefused` with all of them: the transaction rolls back
+   and nothing changes;
+5. otherwise users and devices are inserted in bulk, primaries set, unprovisioned records of
+   the MACs claimed, and one audit row per created or changed object is written (the audit
+   log is the change feed: serving processes pick the new devices up from it).
+
+Why not call `DeviceService.create` per line: each call is about 30 statements, about 15 ms a
+line on SQLite; 10,000 lines would take minutes instead of seconds. So the facts are gathered
+once and the rules are applied to them; the rules themselves are not rewritten.
+
+Import semantics: each line creates a device (its MAC and extension must be new) and, with a
+username, assigns it. A missing user is created with the line's display name and the main
+extension given, else the extension of its primary line, else of its first line. Lines are
+assigned primary line first when the user has no primary yet (rule 1: it becomes primary and
+the main extension stays); when the user already has a primary, a line marked primary is
+selected afterwards (rule 2: the main extension becomes its extension; reported).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from sqlalchemy import delete, insert, select, type_coerce, update
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import selectinload
+from sqlalchemy.types import String
+
+from provisiond.services.asterisk import AsteriskConfig, asterisk_config
+from provisiond.services.context import ServiceContext, audit
+from provisiond.services.devices import _check_sip_username, generate_password
+from provisiond.services.fleet_plan import UserPlan, fact_check, plan_all, read_facts
+from provisiond.services.fleet_rows import (
+    COLUMNS,
+    ImportRefused,
+    ImportRow,
+    LineError,
+    RawRow,
+    csv_rows,
+    json_rows,
+    parse_rows,
+)
+from provisiond.services.platform import effective_platform
+from provisiond.services.views import device_view, user_view
+from provisiond.settings import TeamAppDefaults
+from provisiond.storage.models import (
+    AuditEntry,
+    Device,
+    UnprovisionedDevice,
+    User,
+    utcnow,
+)
+
+__all__ = ["COLUMNS", "AsteriskConfig", "FleetService", "ImportRefused", "LineError"]
+_CHUNK = 500  # ids per IN (...) list: well under every backend's parameter limit
+
+
+class FleetService:
+    """Bulk import and export (CLI and /api/v1/import, /api/v1/export) and the Asterisk export."""
+
+    def __init__(self, ctx: ServiceContext) -> None:
+        self.ctx = ctx
+
+    async def import_csv(self, text: str, actor: str) -> dict[str, Any]:
+        """Import CSV text; all or nothing (`ImportRefused` lists every bad line)."""
+        return await self.import_rows(csv_rows(text), actor)
+
+    async def import_json(self, data: Any, actor: str) -> dict[str, Any]:
+        """Import JSON rows (a list, or {"rows": [...]}); all or nothing."""
+        return await self.import_rows(json_rows(data), actor)
+
+    async def import_rows(self, raw: list[RawRow], actor: str) -> dict[str, Any]:
+        """Validate every row, then create everything in one transaction, or nothing."""
+        errors: list[LineError] = []
+        async with self.ctx.db.write() as session:
+            facts = await read_facts(session)
+            rows = parse_rows(raw, errors, fact_check(facts))
+            plans = plan_all(rows, facts, errors)
+            if errors:
+                raise ImportRefused(errors)
+            return await self._apply(session, rows, plans, actor)
+
+    def _device(self, row: ImportRow, owner: int | None) -> dict[str, Any]:
+        """A new device's columns, with DeviceService.create's defaults and secrets."""
+        seal = self.ctx.secrets.encrypt
+        return {
+            "extension": row.extension,
+            "model_id": row.model,
+            "mac": row.mac,
+            "active": row.active,
+            "user_id": owner,
+            "sip_username": _check_sip_username(row.extension),
+            "sip_password": seal(generate_password()),
+            "provisioning_password": seal(generate_password()),
+            "label": row.label,
+        }
+
+    async def _apply(
+        self, session: AsyncSession, rows: list[ImportRow], plans: list[UserPlan], actor: str
+    ) -> dict[str, Any]:
+        """Write the plans. Bulk statements (one executemany each): ORM objects would cost a
+        round trip per row here, since SQLite cannot batch INSERT ... RETURNING."""
+        defaults = (await effective_platform(session, self.ctx.settings.platform)).team_app
+        old_ids = [p.user_id for p in plans if p.user_id is not None]
+        before = {u.id: user_view(u, defaults) for u in await _load_users(session, old_ids)}
+        created = [p for p in plans if p.user_id is None]
+        if created:
+            await session.execute(
+                insert(User),
+                [
+                    {
+                        "username": p.username,
+                        "display_name": p.display_name,
+                        "main_extension": p.main_extension,
+                    }
+                    for p in created
+                ],
+            )
+        user_ids = {p.username: p.user_id for p in plans if p.user_id is not None}
+        user_ids |= await _ids(session, User.username, [p.username for p in created])
+        owner = {row.line: user_ids[p.username] for p in plans for row in p.order}
+        if rows:
+            await session.execute(
+                insert(Device), [self._device(row, owner.get(row.line)) for row in rows]
+            )
+        device_ids = await _ids(session, Device.mac, [row.mac for row in rows])
+        line_ids = {row.line: device_ids[row.mac_key] for row in rows}
+        changes = [
+            {
+                "id": user_ids[p.username],
+                "main_extension": p.main_extension,
+                "primary_device_id": line_ids[p.primary_line],
+            }
+            for p in plans
+            if p.primary_line is not None
+        ]
+        if changes:
+            await session.execute(update(User), changes)
+        for chunk in _chunks([row.mac for row in rows]):
+            await session.execute(
+                delete(UnprovisionedDevice).where(UnprovisionedDevice.mac.in_(chunk))
+            )
+        summary = _summary(rows, plans)
+        await self._audit(
+            session,
+            actor,
+            defaults,
+            before,
+            list(user_ids.values()),
+            list(line_ids.values()),
+            summary,
+        )
+        return summary
+
+    async def _audit(
+        self,
+        session: AsyncSession,
+        actor: str,
+        defaults: TeamAppDefaults,
+        before: dict[int, dict[str, Any]],
+        user_ids: list[int],
+        device_ids: list[int],
+        summary: dict[str, Any],
+    ) -> None:
+        """One audit row per created device and per created or changed user (the change feed
+        re-reads exactly those), and one for the import; written in one executemany."""
+        session.expunge_all()  # re-read what the bulk statements wrote
+        entries = [
+            _entry(actor, "device.create", "device", d.id, None, device_view(d))
+            for d in await _load_devices(session, device_ids)
+        ]
+        for user in await _load_users(session, user_ids):
+            action = "user.assign_device" if user.id in before else "user.create"
+            after = user_view(user, defaults)
+            entries.append(_entry(actor, action, "user", user.id, before.get(user.id), after))
+        entries.append(_entry(actor, "fleet.import", "fleet", None, None, summary))
+        await session.execute(insert(AuditEntry), entries)
+
+    async def export_rows(self) -> list[dict[str, Any]]:
+        """Every device with its user, as import rows (users first by name, primary first)."""
+        query = select(
+            type_coerce(Device.mac, String).label("mac"),
+            Device.id,
+            Device.model_id,
+            Device.extension,
+            Device.active,
+            Device.label,
+            User.username,
+            User.display_name,
+            User.main_extension,
+            User.primary_device_id,
+        ).outerjoin(User, User.id == Device.user_id)
+        async with self.ctx.db.read() as session:
+            found = list((await session.execute(query)).all())
+        found.sort(
+            key=lambda r: (
+                r.username is None,
+                r.username or "",
+                r.primary_device_id != r.id,
+                len(r.extension),
+                r.extension,
+            )
+        )
+        return [
+            {
+                "mac": ":".join(r.mac[i : i + 2] for i in range(0, 12, 2)),
+                "model": r.model_id,
+                "extension": r.extension,
+                "username": r.username,
+                "display_name": r.display_name,
+                "primary": r.username is not None and r.primary_device_id == r.id,
+                "main_extension": r.main_extension,
+                "active": r.active,
+                "label": r.label,
+            }
+            for r in found
+        ]
+
+    async def export_csv(self) -> str:
+        """The export as CSV with a header (the columns the import takes)."""
+        out = io.StringIO()
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(COLUMNS)
+        for row in await self.export_rows():
+            writer.writerow(
+                [
+                    "1" if row[c] is True else "0" if row[c] is False else (row[c] or "")
+                    for c in COLUMNS
+                ]
+            )
+        return out.getvalue()
+
+    async def asterisk(self, actor: str) -> AsteriskConfig:
+        """PJSIP sections for every device and the dialplan (passwords in clear; audited)."""
+        async with self.ctx.db.write() as session:
+            defaults = (await effective_platform(session, self.ctx.settings.platform)).team_app
+            users = (await session.scalars(select(User).options(selectinload(User.devices)))).all()
+            loose = (await session.scalars(select(Device).where(Device.user_id.is_(None)))).all()
+            config = asterisk_config(users, loose, defaults, self.ctx.secrets.decrypt)
+            audit(
+                session,
+                actor,
+                "fleet.export_asterisk",
+                "fleet",
+                None,
+                None,
+                {"endpoints": config.endpoints, "revealed": ["sip_password"]},
+            )
+        return config
+
+
+async def _load_users(session: AsyncSession, ids: Sequence[int]) -> list[User]:
+    users: list[User] = []
+    for chunk in _chunks(list(ids)):
+        query = select(User).where(User.id.in_(chunk)).options(selectinload(User.devices))
+        users.extend((await session.scalars(query)).all())
+    return users
+
+
+async def _load_devices(session: AsyncSession, ids: Sequence[int]) -> list[Device]:
+    devices: list[Device] = []
+    for chunk in _chunks(list(ids)):
+        devices.extend((await session.scalars(select(Device).where(Device.id.in_(chunk)))).all())
+    return devices
+
+
+async def _ids(session: AsyncSession, key: Any, values: Sequence[Any]) -> dict[str, int]:
+    """Ids of the rows just inserted, by a unique column (username, or MAC as 12 hex digits)."""
+    found: dict[str, int] = {}
+    model = key.class_
+    for chunk in _chunks(list(values)):
+        query = select(type_coerce(key, String), model.id).where(key.in_(chunk))
+        found.update(dict((await session.execute(query)).all()))
+    return found
+
+
+def _entry(
+    actor: str, action: str, kind: str, object_id: int | None, before: Any, after: Any
+) -> dict[str, Any]:
+    """An audit row's columns, as provisiond.services.context.audit would fill them."""
+    return {
+        "at": utcnow(),
+        "actor": actor,
+        "action": action,
+        "object_type": kind,
+        "object_id": None if object_id is None else str(object_id),
+        "before": before,
+        "after": after,
+    }
+
+
+def _summary(rows: list[ImportRow], plans: list[UserPlan]) -> dict[str, Any]:
+    return {
+        "lines": len(rows),
+        "devices_created": len(rows),
+        "users_created": sum(1 for p in plans if p.user_id is None),
+        "users_updated": sum(1 for p in plans if p.user_id is not None),
+        "main_extension_changed": [
+            {"username": p.username, "old": p.old_main, "new": p.main_extension}
+            for p in plans
+            if p.old_main is not None
+        ],
+    }
+
+
+def _chunks(items: list[Any]) -> Iterator[list[Any]]:
+    for start in range(0, len(items), _CHUNK):
+        yield items[start : start + _CHUNK]

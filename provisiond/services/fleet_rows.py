@@ -1,0 +1,317 @@
+"""Bulk-import input: CSV text or JSON rows in, validated `ImportRow`s and per-line errors out.
+
+Columns (CSV header names, JSON keys): ``mac, model, extension, username, display_name,
+primary`` (required in a CSV header; ``display name`` is accepted for ``display_name``), and
+the optional ``main_extension, active, label``. Every value goes through the same checks as
+the single-object API (provisiond.domain.rules, parse_mac); nothing here touches the database.
+Every problem is collected with its line number instead of stopping at the first, so an admin
+fixes a file in one pass: `LineError(line, field, detail)`. Line numbers are the file's own
+(the header is line 1); for JSON rows, ``line`` is the row's position counting from 1.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import netaddr
+
+from provisiond.domain import rules
+from provisiond.domain.errors import DomainError, InvalidInput
+from provisiond.domain.mac import mac_colon, parse_mac
+
+REQUIRED = ("mac", "model", "extension", "username", "display_name", "primary")
+OPTIONAL = ("main_extension", "active", "label")
+COLUMNS = REQUIRED + OPTIONAL
+_ALIASES = {"display name": "display_name", "main extension": "main_extension"}
+MAX_ROWS = 100_000
+_TRUE = frozenset({"1", "true", "yes", "y", "x"})
+_FALSE = frozenset({"0", "false", "no", "n", ""})
+
+RawRow = tuple[int, Mapping[str, Any]]
+# Checks that need the database's facts, given the fields of one line that parsed.
+FactCheck = Callable[[int, Mapping[str, Any]], list["LineError"]]
+
+
+@dataclass(frozen=True, slots=True)
+class LineError:
+    """One problem of an import file: where, which column, what."""
+
+    line: int
+    field: str
+    detail: str
+
+    def as_json(self) -> dict[str, Any]:
+        """The API's and the CLI's form."""
+        return {"line": self.line, "field": self.field, "detail": self.detail}
+
+
+class ImportRefused(InvalidInput):
+    """An import with at least one bad line: nothing was imported; `lines` says why."""
+
+    code = "import_refused"
+
+    def __init__(self, lines: Iterable[LineError]) -> None:
+        self.lines = sorted(
+            lines,
+            key=lambda e: (e.line, COLUMNS.index(e.field) if e.field in COLUMNS else len(COLUMNS)),
+        )
+        count = len({e.line for e in self.lines})
+        super().__init__(
+            f"{len(self.lines)} problem(s) on {count} line(s); nothing was imported",
+            field="lines",
+        )
+
+    def as_json(self) -> dict[str, Any]:
+        """The 422 body: the error envelope plus every line's problems."""
+        return {
+            "error": self.code,
+            "detail": self.detail,
+            "lines": [e.as_json() for e in self.lines],
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class ImportRow:
+    """One valid line: a device to create, optionally for a user."""
+
+    line: int
+    mac: netaddr.EUI
+    model: str
+    extension: str
+    username: str | None
+    display_name: str | None
+    primary: bool
+    main_extension: str | None
+    active: bool
+    label: str | None
+
+    @property
+    def mac_key(self) -> str:
+        """12 lowercase hex digits (the storage form)."""
+        return f"{int(self.mac):012x}"
+
+
+def csv_rows(text: str) -> list[RawRow]:
+    """Parse CSV text (comma, semicolon or tab separated; an Excel BOM is fine) into rows."""
+    text = text.removeprefix("\ufeff")
+    first = text.split("\n", 1)[0]
+    delimiter = max((",", ";", "\t"), key=first.count)
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
+    try:
+        header = next(reader, None)
+        if header is None:
+            raise ImportRefused([LineError(1, "header", "the file is empty")])
+        names = _header(header)
+        rows: list[RawRow] = []
+        start = reader.line_num + 1
+        for record in reader:
+            if any(cell.strip() for cell in record):
+                rows.append((start, _record(names, record, start)))
+            start = reader.line_num + 1
+            _check_count(len(rows))
+    except csv.Error as exc:
+        raise ImportRefused(
+            [LineError(reader.line_num, "header", f"malformed CSV: {exc}")]
+        ) from exc
+    return rows
+
+
+def _header(header: list[str]) -> list[str]:
+    names = [_ALIASES.get(h.strip().lower(), h.strip().lower()) for h in header]
+    problems = [
+        LineError(1, "header", f"unknown column {n!r}; columns are {', '.join(COLUMNS)}")
+        for n in names
+        if n not in COLUMNS
+    ]
+    problems += [
+        LineError(1, "header", f"column {n!r} appears twice")
+        for n in sorted({n for n in names if names.count(n) > 1})
+    ]
+    problems += [
+        LineError(1, "header", f"missing column {n!r}") for n in REQUIRED if n not in names
+    ]
+    if problems:
+        raise ImportRefused(problems)
+    return names
+
+
+def _record(names: list[str], record: list[str], line: int) -> dict[str, Any]:
+    if len(record) != len(names):
+        # Reported by parse_rows as a problem of this line, not of the whole file.
+        return {"__cells__": f"{len(record)} values for {len(names)} columns"}
+    return dict(zip(names, record, strict=True))
+
+
+def _check_count(count: int) -> None:
+    if count > MAX_ROWS:
+        raise ImportRefused([LineError(0, "rows", f"more than {MAX_ROWS} rows; split the file")])
+
+
+def json_rows(data: Any) -> list[RawRow]:
+    """JSON rows: a list of objects, or ``{"rows": [...]}``; keys are the CSV column names."""
+    if isinstance(data, dict) and set(data) == {"rows"}:
+        data = data["rows"]
+    if not isinstance(data, list):
+        raise InvalidInput('expected a list of rows or {"rows": [...]}', field="body")
+    _check_count(len(data))
+    return [
+        (n, item if isinstance(item, dict) else {"__row__": item}) for n, item in enumerate(data, 1)
+    ]
+
+
+# -- one row ----------------------------------------------------------------------------------
+
+
+def _text(raw: Mapping[str, Any], name: str) -> str | None:
+    """A string cell, stripped; None when absent or empty."""
+    value = raw.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise InvalidInput(f"{name} must be a string", field=name)
+    return value.strip() or None
+
+
+def _flag(raw: Mapping[str, Any], name: str, default: bool) -> bool:
+    value = raw.get(name)
+    if value is None:
+        return default
+    if isinstance(value, bool):
+        return value
+    word = value.strip().lower() if isinstance(value, str) else None
+    if word in _TRUE:
+        return True
+    if word in _FALSE:
+        return default if word == "" else False
+    raise InvalidInput(f"{name} must be 1/0, true/false or yes/no", field=name)
+
+
+def _required(raw: Mapping[str, Any], name: str) -> str:
+    value = _text(raw, name)
+    if value is None:
+        raise InvalidInput(f"{name} is required", field=name)
+    return value
+
+
+_CHECKS: dict[str, Callable[[Mapping[str, Any]], Any]] = {
+    "mac": lambda r: parse_mac(_required(r, "mac")),
+    "model": lambda r: _required(r, "model"),
+    "extension": lambda r: rules.check_extension(_required(r, "extension"), "extension"),
+    "username": lambda r: _optional(r, "username", rules.check_username),
+    "display_name": lambda r: _optional(
+        r, "display_name", lambda v: rules.check_text(v, "display_name", allow_empty=False)
+    ),
+    "primary": lambda r: _flag(r, "primary", False),
+    "main_extension": lambda r: _optional(
+        r, "main_extension", lambda v: rules.check_extension(v, "main_extension")
+    ),
+    "active": lambda r: _flag(r, "active", True),
+    # The same limit as DeviceService.create's label.
+    "label": lambda r: _optional(r, "label", lambda v: rules.check_text(v, "label", max_len=64)),
+}
+
+
+def _optional(raw: Mapping[str, Any], name: str, check: Callable[[str], str]) -> str | None:
+    value = _text(raw, name)
+    return None if value is None else check(value)
+
+
+def parse_row(
+    line: int, raw: Mapping[str, Any], errors: list[LineError], facts: FactCheck | None = None
+) -> ImportRow | None:
+    """One row checked field by field; every bad field is reported, None when any was bad.
+
+    `facts` also sees the fields that parsed on a line with bad ones, so a line reports all
+    of its problems at once.
+    """
+    if "__cells__" in raw or "__row__" in raw:
+        detail = raw.get("__cells__") or "each row must be an object"
+        errors.append(LineError(line, "row", str(detail)))
+        return None
+    unknown = sorted(set(raw) - set(COLUMNS))
+    if unknown:
+        errors.append(LineError(line, "row", f"unknown field(s): {', '.join(unknown)}"))
+        return None
+    values: dict[str, Any] = {}
+    before = len(errors)
+    for name, check in _CHECKS.items():
+        try:
+            values[name] = check(raw)
+        except DomainError as exc:
+            errors.append(LineError(line, name, exc.detail))
+    if facts is not None:
+        errors.extend(facts(line, values))
+    if len(errors) > before:
+        return None
+    row = ImportRow(line=line, **values)
+    if row.username is None:
+        for name in ("display_name", "main_extension", "primary"):
+            if values[name]:
+                errors.append(LineError(line, name, f"{name} needs a username on the same line"))
+    return row if len(errors) == before else None
+
+
+def parse_rows(
+    raw: list[RawRow], errors: list[LineError], facts: FactCheck | None = None
+) -> list[ImportRow]:
+    """Every row checked alone (and against `facts`), then against the others."""
+    rows = [r for line, item in raw if (r := parse_row(line, item, errors, facts)) is not None]
+    return check_file(rows, errors)
+
+
+def check_file(rows: list[ImportRow], errors: list[LineError]) -> list[ImportRow]:
+    """Problems between lines: a MAC or extension twice, a user described two ways."""
+    bad: set[int] = set()
+    for field in ("mac", "extension"):
+        first: dict[str, int] = {}
+        for row in rows:
+            key = row.mac_key if field == "mac" else row.extension
+            seen = first.setdefault(key, row.line)
+            if seen != row.line:
+                shown = mac_colon(row.mac) if field == "mac" else row.extension
+                errors.append(LineError(row.line, field, f"{shown} is also on line {seen}"))
+                bad.add(row.line)
+    for name, group in group_by_user(rows).items():
+        bad |= _check_user_lines(name, group, errors)
+    return [row for row in rows if row.line not in bad]
+
+
+def group_by_user(rows: Iterable[ImportRow]) -> dict[str, list[ImportRow]]:
+    """Rows per username, in order of first appearance (unassigned rows are left out)."""
+    groups: dict[str, list[ImportRow]] = {}
+    for row in rows:
+        if row.username is not None:
+            groups.setdefault(row.username, []).append(row)
+    return groups
+
+
+def _check_user_lines(name: str, group: list[ImportRow], errors: list[LineError]) -> set[int]:
+    bad: set[int] = set()
+    for field in ("display_name", "main_extension"):
+        first: ImportRow | None = None
+        for row in group:
+            value = getattr(row, field)
+            if value is None:
+                continue
+            if first is None:
+                first = row
+            elif value != getattr(first, field):
+                errors.append(
+                    LineError(
+                        row.line,
+                        field,
+                        f"user {name} has {field} {getattr(first, field)!r} on line {first.line}",
+                    )
+                )
+                bad.add(row.line)
+    primaries = [row for row in group if row.primary]
+    for row in primaries[1:]:
+        errors.append(
+            LineError(row.line, "primary", f"user {name} already has line {primaries[0].line}")
+        )
+        bad.add(row.line)
+    return bad

@@ -1,0 +1,120 @@
+"""Resync: ask phones to fetch their files again (or reboot), with the vendor's SIP NOTIFY.
+
+The NOTIFY goes to the address the device was last seen from (the phone side records it), on
+the configured SIP port; the vendor's event comes from its vendor.toml (`resync_event`). A
+phone that challenges gets one digest answer with the device's own SIP credentials. Each
+resync is audited with its outcome.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from collections.abc import Mapping
+from typing import Any
+
+import netaddr
+from sqlalchemy import select
+from sqlalchemy.orm import selectinload
+
+from provisiond.domain.errors import Conflict, InvalidInput
+from provisiond.provisioning.vendors import load_vendors
+from provisiond.services.assignments import load_device
+from provisiond.services.context import ServiceContext, audit
+from provisiond.services.sites import load_site
+from provisiond.sip import send_notify
+from provisiond.storage.models import Device
+
+MAX_BULK = 10_000
+
+
+class ResyncService:
+    """POST /devices/{id}/resync and POST /resync (by user, model or site)."""
+
+    def __init__(self, ctx: ServiceContext) -> None:
+        self.ctx = ctx
+
+    @functools.cached_property
+    def _events(self) -> Mapping[str, str]:
+        """vendor id -> its resync NOTIFY event (read once from the vendor descriptions)."""
+        return {v.id: v.resync_event for v in load_vendors(self.ctx.settings.templates_dir)}
+
+    async def resync(self, device_id: int, *, reboot: bool, actor: str) -> dict[str, Any]:
+        """Send one device its NOTIFY and report the phone's answer."""
+        async with self.ctx.db.read() as session:
+            await load_device(session, device_id)  # NotFound naming the field
+            device = await session.scalar(
+                select(Device).where(Device.id == device_id).options(selectinload(Device.model))
+            )
+        assert device is not None
+        if device.last_seen_ip is None:
+            raise Conflict(
+                f"device {device_id} has never asked for its files: no address to notify",
+                field="device_id",
+            )
+        return await self._send(device, reboot, actor)
+
+    async def resync_many(
+        self,
+        *,
+        user_id: int | None = None,
+        model: str | None = None,
+        site: int | None = None,
+        reboot: bool,
+        actor: str,
+    ) -> list[dict[str, Any]]:
+        """Resync every device of a user, of a model, or last seen inside a site's networks."""
+        if [user_id, model, site].count(None) != 2:
+            raise InvalidInput("name exactly one of user_id, model, site", field="body")
+        query = (
+            select(Device)
+            .options(selectinload(Device.model))
+            .where(Device.last_seen_ip.is_not(None))
+        )
+        networks: netaddr.IPSet | None = None
+        async with self.ctx.db.read() as session:
+            if user_id is not None:
+                query = query.where(Device.user_id == user_id)
+            elif model is not None:
+                query = query.where(Device.model_id == model)
+            else:
+                assert site is not None
+                networks = netaddr.IPSet((await load_site(session, site)).networks)
+            devices = (await session.scalars(query.order_by(Device.id).limit(MAX_BULK))).all()
+        if networks is not None:
+            devices = [d for d in devices if d.last_seen_ip and d.last_seen_ip in networks]
+        limit = asyncio.Semaphore(self.ctx.settings.resync.concurrency)
+
+        async def one(device: Device) -> dict[str, Any]:
+            async with limit:
+                return await self._send(device, reboot, actor)
+
+        return list(await asyncio.gather(*(one(d) for d in devices)))
+
+    async def _send(self, device: Device, reboot: bool, actor: str) -> dict[str, Any]:
+        settings = self.ctx.settings.resync
+        event = self._events.get(device.model.vendor, "check-sync")
+        assert device.last_seen_ip is not None
+        result = await send_notify(
+            device.last_seen_ip,
+            settings.port,
+            event=event,
+            user=device.sip_username,
+            reboot=reboot,
+            credentials=(device.sip_username, self.ctx.secrets.decrypt(device.sip_password)),
+            t1=settings.t1,
+            timeout=settings.timeout_s,
+        )
+        answer = {
+            "device_id": device.id,
+            "address": f"{device.last_seen_ip}:{settings.port}",
+            "event": event,
+            "reboot": reboot,
+            "status": result.status,
+            "reason": result.reason,
+            "attempts": result.attempts,
+            "elapsed_s": round(result.elapsed_s, 3),
+        }
+        async with self.ctx.db.write() as session:
+            audit(session, actor, "device.resync", "device", device.id, None, answer)
+        return answer

@@ -1,0 +1,123 @@
+"""Resync through the service: the vendor's NOTIFY reaches the device's last-seen address.
+
+A small SIP peer on 127.0.0.1 plays the phone (answering 200, or staying silent); sipp-based
+protocol tests live in test_sip_notify.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy import update
+
+from provisiond.domain.errors import Conflict, InvalidInput
+from provisiond.services import Services
+from provisiond.services.commands import DeviceCreate, UserCreate
+from provisiond.storage.models import Device
+
+
+class Phone(asyncio.DatagramProtocol):
+    """Answers every NOTIFY with 200 OK (copying the transaction headers), or stays silent."""
+
+    def __init__(self, answer: bool = True) -> None:
+        self.answer = answer
+        self.requests: list[str] = []
+        self.transport: asyncio.DatagramTransport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        text = data.decode()
+        self.requests.append(text)
+        if not self.answer or self.transport is None:
+            return
+        keep = [
+            line
+            for line in text.split("\r\n")
+            if line.split(":", 1)[0].lower() in ("via", "from", "to", "call-id", "cseq")
+        ]
+        reply = "SIP/2.0 200 OK\r\n" + "\r\n".join(keep) + "\r\nContent-Length: 0\r\n\r\n"
+        self.transport.sendto(reply.encode(), addr)
+
+
+@pytest.fixture
+async def phones() -> AsyncIterator[Callable[[bool], Awaitable[tuple[Phone, int]]]]:
+    """Start fake phones on 127.0.0.1; closed after the test."""
+    transports: list[asyncio.BaseTransport] = []
+
+    async def start(answer: bool = True) -> tuple[Phone, int]:
+        loop = asyncio.get_running_loop()
+        transport, protocol = await loop.create_datagram_endpoint(
+            lambda: Phone(answer), local_addr=("127.0.0.1", 0)
+        )
+        transports.append(transport)
+        return protocol, transport.get_extra_info("sockname")[1]
+
+    yield start
+    for transport in transports:
+        transport.close()
+
+
+PhoneFactory = Callable[[bool], Awaitable[tuple[Phone, int]]]
+
+
+async def _seen(services: Services, device_id: int, ip: str = "127.0.0.1") -> None:
+    async with services.ctx.db.background() as session:
+        await session.execute(
+            update(Device)
+            .where(Device.id == device_id)
+            .values(last_seen_ip=ip, last_seen_at=datetime.now(UTC))
+        )
+
+
+def _with_port(services: Services, port: int) -> None:
+    settings = services.ctx.settings
+    resync = settings.resync.model_copy(update={"port": port, "t1": 0.05, "timeout_s": 0.4})
+    services.ctx.settings = settings.model_copy(update={"resync": resync})
+
+
+async def test_resync_one_device(services: Services, phones: PhoneFactory) -> None:
+    phone, port = await phones(True)
+    _with_port(services, port)
+    device = await services.devices.create(
+        DeviceCreate(
+            extension="201", model="snom-d785", mac="000413922d24", sip_password="Resync-Pass-1"
+        ),
+        "t",
+    )
+    with pytest.raises(Conflict):  # never seen: no address yet
+        await services.resync.resync(device["id"], reboot=False, actor="t")
+    await _seen(services, device["id"])
+    answer = await services.resync.resync(device["id"], reboot=True, actor="t")
+    assert answer["status"] == 200
+    request = phone.requests[-1]
+    assert request.startswith("NOTIFY sip:201@127.0.0.1:")
+    assert "\r\nEvent: check-sync;reboot=true\r\n" in request
+    audit = (await services.catalogue.audit())["items"][0]
+    assert audit["action"] == "device.resync"
+    assert audit["after"]["status"] == 200
+    assert "Resync-Pass-1" not in str(audit)
+
+
+async def test_bulk_resync_by_user_and_timeout(services: Services, phones: PhoneFactory) -> None:
+    phone, port = await phones(False)
+    _with_port(services, port)
+    user = await services.users.create(
+        UserCreate(username="m", display_name="M", main_extension="200"), "t"
+    )
+    for n, mac in enumerate(("001565000001", "001565000002")):
+        device = await services.devices.create(
+            DeviceCreate(extension=f"20{n}", model="yealink-t46s", mac=mac, user_id=user["id"]), "t"
+        )
+        await _seen(services, device["id"])
+    answers = await services.resync.resync_many(user_id=user["id"], reboot=False, actor="t")
+    assert [a["status"] for a in answers] == [None, None]  # the phones never answered
+    assert all(a["reason"].startswith("timeout") for a in answers)
+    assert len(phone.requests) >= 4  # each NOTIFY was retransmitted on timer E
+    assert all("\r\nEvent: check-sync\r\n" in r for r in phone.requests)
+    with pytest.raises(InvalidInput):
+        await services.resync.resync_many(user_id=1, model="x", reboot=False, actor="t")
