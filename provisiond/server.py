@@ -17,7 +17,7 @@ import multiprocessing
 import signal
 import ssl
 import sys
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,8 +37,9 @@ from provisiond.frontends.metrics import Sources, add_metrics_routes
 from provisiond.frontends.phone_http import create_phone_app
 from provisiond.frontends.phone_tftp import TftpConfig, TftpServer
 from provisiond.provisioning.activity import ActivityRecorder
+from provisiond.provisioning.auto_resync import AutoResync
 from provisiond.provisioning.bans import EnumerationGuard
-from provisiond.provisioning.changes import ChangeFeed
+from provisiond.provisioning.changes import Change, ChangeFeed
 from provisiond.provisioning.memory import MemoryDirectory
 from provisiond.provisioning.notify import ChangeListener, notify_changes
 from provisiond.provisioning.resolver import Resolver
@@ -63,11 +64,25 @@ class PhoneSide:
 
     @classmethod
     async def start(
-        cls, settings: Settings, db: Database, secrets: SecretBox, guard: EnumerationGuard
+        cls,
+        settings: Settings,
+        db: Database,
+        secrets: SecretBox,
+        guard: EnumerationGuard,
+        also: Callable[[list[Change]], None] | None = None,
     ) -> PhoneSide:
-        """Load the directory (marking the feed first, so no change falls in between)."""
+        """Load the directory (marking the feed first, so no change falls in between).
+
+        `also` is told of every batch of changes after the directory applied it.
+        """
         directory = MemoryDirectory(db, settings.platform)
-        feed = ChangeFeed(db, directory.apply)
+
+        async def apply(changes: list[Change]) -> None:
+            await directory.apply(changes)
+            if also is not None:
+                also(changes)
+
+        feed = ChangeFeed(db, apply)
         await feed.mark()
         await directory.load()
         feed.start()
@@ -101,6 +116,7 @@ class Server:
     tftp: TftpServer | None = None
     phone: PhoneSide | None = None
     metrics: Sources | None = None
+    auto_resync: AutoResync | None = None
 
     async def _serve_http(
         self, app: web.Application, listen: str, tls: ssl.SSLContext | None = None
@@ -128,7 +144,10 @@ class Server:
             )
             add_metrics_routes(admin, self.metrics)
             await self._serve_http(admin, settings.admin_http)
-        self.phone = await PhoneSide.start(settings, self.db, self.secrets, guard)
+        if self.services is not None and settings.resync.on_change:
+            self.auto_resync = AutoResync(self.services.resync)
+        also = self.auto_resync.notice if self.auto_resync is not None else None
+        self.phone = await PhoneSide.start(settings, self.db, self.secrets, guard, also)
         self.metrics.phone = self.phone.resolver.stats
         self.metrics.directory = self.phone.directory
         # An admin change made here reaches this process's phone side before the API answers;
@@ -172,6 +191,8 @@ class Server:
         self.runners.clear()
         if self.phone is not None:
             await self.phone.stop()
+        if self.auto_resync is not None:
+            await self.auto_resync.drain()
 
 
 async def first_start_token(services: Services, settings: Settings) -> None:

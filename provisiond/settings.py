@@ -120,6 +120,7 @@ class ResyncSettings(_Strict):
     t1: Annotated[float, Field(gt=0, le=5)] = 0.5  # RFC 3261 T1: first retransmission
     timeout_s: Annotated[float, Field(gt=0, le=64)] = 8.0  # timer F: give up after
     concurrency: Annotated[int, Field(ge=1, le=1000)] = 50  # NOTIFYs in flight in a bulk resync
+    on_change: bool = False  # resync devices whose rendered file an admin change altered
 
 
 class TlsSettings(_Strict):
@@ -221,6 +222,7 @@ ENVIRONMENT: dict[str, tuple[str, ...]] = {
     "PROVISIOND_BAN_S": ("security", "ban_s"),
     "PROVISIOND_RESYNC_PORT": ("resync", "port"),
     "PROVISIOND_RESYNC_TIMEOUT_S": ("resync", "timeout_s"),
+    "PROVISIOND_RESYNC_ON_CHANGE": ("resync", "on_change"),
     "PROVISIOND_PHONE_HTTPS": ("tls", "listen"),
     "PROVISIOND_TLS_CERT": ("tls", "cert"),
     "PROVISIOND_TLS_KEY": ("tls", "key"),

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import netaddr
@@ -83,6 +83,29 @@ class ResyncService:
             devices = (await session.scalars(query.order_by(Device.id).limit(MAX_BULK))).all()
         if networks is not None:
             devices = [d for d in devices if d.last_seen_ip and d.last_seen_ip in networks]
+        return await self._send_all(devices, reboot, actor)
+
+    async def resync_changed(
+        self, device_ids: set[int], user_ids: set[int], *, everyone: bool, actor: str
+    ) -> list[dict[str, Any]]:
+        """Resync devices a change altered: these devices, these users' devices, or all
+        (`everyone`, after a platform settings change); never-seen devices are skipped."""
+        query = (
+            select(Device)
+            .options(selectinload(Device.model))
+            .where(Device.last_seen_ip.is_not(None))
+        )
+        if not everyone:
+            if not device_ids and not user_ids:
+                return []
+            query = query.where(Device.id.in_(device_ids) | Device.user_id.in_(user_ids))
+        async with self.ctx.db.read() as session:
+            devices = (await session.scalars(query.order_by(Device.id).limit(MAX_BULK))).all()
+        return await self._send_all(devices, False, actor)
+
+    async def _send_all(
+        self, devices: Sequence[Device], reboot: bool, actor: str
+    ) -> list[dict[str, Any]]:
         limit = asyncio.Semaphore(self.ctx.settings.resync.concurrency)
 
         async def one(device: Device) -> dict[str, Any]:

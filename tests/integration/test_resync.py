@@ -14,8 +14,11 @@ import pytest
 from sqlalchemy import update
 
 from provisiond.domain.errors import Conflict, InvalidInput
+from provisiond.provisioning.auto_resync import AutoResync
+from provisiond.provisioning.changes import Change, ChangeFeed
 from provisiond.services import Services
-from provisiond.services.commands import DeviceCreate, UserCreate
+from provisiond.services.commands import DeviceCreate, UserCreate, UserPatch
+from provisiond.services.sites import SiteCreate
 from provisiond.storage.models import Device
 
 
@@ -121,3 +124,39 @@ async def test_bulk_resync_by_user_and_timeout(services: Services, phones: Phone
     assert all("\r\nEvent: check-sync\r\n" in r for r in phone.requests)
     with pytest.raises(InvalidInput):
         await services.resync.resync_many(user_id=1, model="x", reboot=False, actor="t")
+
+
+async def test_resync_on_change(services: Services, phones: PhoneFactory) -> None:
+    """With resync.on_change, a change that alters a device's file sends it a NOTIFY; a change
+    elsewhere, and the resync's own audit rows, send nothing."""
+    phone, port = await phones(True)
+    _with_port(services, port)
+    user = await services.users.create(
+        UserCreate(username="m", display_name="Mario", main_extension="200"), "t"
+    )
+    device = await services.devices.create(
+        DeviceCreate(extension="200", model="yealink-t46s", mac="001565aabbcc", user_id=user["id"]),
+        "t",
+    )
+    await _seen(services, device["id"])
+    auto = AutoResync(services.resync)
+    feed = ChangeFeed(services.ctx.db, _noticing(auto))
+    await feed.mark()
+    await services.users.update(user["id"], UserPatch(display_name="Maria"), "t")
+    await feed.poll()
+    await auto.drain()
+    assert len(phone.requests) == 1
+    assert phone.requests[0].startswith("NOTIFY sip:200@127.0.0.1:")
+    await feed.poll()  # the resync's own audit row
+    await auto.drain()
+    await services.sites.create(SiteCreate(name="hq", networks=["10.0.0.0/8"]), "t")
+    await feed.poll()
+    await auto.drain()
+    assert len(phone.requests) == 1
+
+
+def _noticing(auto: AutoResync) -> Callable[[list[Change]], Awaitable[None]]:
+    async def apply(changes: list[Change]) -> None:
+        auto.notice(changes)
+
+    return apply
