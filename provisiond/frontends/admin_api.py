@@ -22,6 +22,7 @@ from provisiond.frontends.admin_http import (
     SERVICES,
     THROTTLE,
     TOKEN_THROTTLE,
+    admin_expect_handler,
     auth_middleware,
     cors_middleware,
     errors_middleware,
@@ -432,6 +433,14 @@ def create_admin_app(
     app[CORS_ORIGINS] = frozenset(cors_origins)
     app[GUARD] = guard or EnumerationGuard()
     app[THROTTLE] = EnumerationGuard(TOKEN_THROTTLE)
-    app.add_routes(routes)
+    for route in routes:  # our Expect handler: aiohttp's echoes the value (a 500 on bad bytes)
+        assert isinstance(route, web.RouteDef)
+        app.router.add_route(
+            route.method,
+            route.path,
+            route.handler,
+            expect_handler=admin_expect_handler,
+            **route.kwargs,
+        )
     add_console_routes(app)
     return app

@@ -23,6 +23,7 @@ from provisiond.domain.errors import (
     LicenceRefused,
     NotFound,
 )
+from provisiond.frontends.http_common import make_expect_handler
 from provisiond.provisioning.bans import EnumerationGuard, GuardConfig
 from provisiond.services import Caller, Services
 
@@ -121,6 +122,11 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
         return error_response(403, "forbidden", "this token is read-only")
     request[CALLER] = caller
     return await handler(request)
+
+
+admin_expect_handler = make_expect_handler(
+    lambda: error_response(417, "expectation_failed", "unsupported Expect header")
+)
 
 
 def _unauthorized(detail: str) -> web.Response:

@@ -18,6 +18,8 @@ from pathlib import Path
 
 from aiohttp import web
 
+from provisiond.frontends.admin_http import admin_expect_handler
+
 CONSOLE_DIR = Path(__file__).resolve().parent / "console"
 INDEX = "index.html"
 # Only these kinds of files are served; anything else in the folder stays private.
@@ -83,6 +85,6 @@ def add_console_routes(app: web.Application, folder: Path = CONSOLE_DIR) -> None
             raise web.HTTPNotFound()
         return _answer(request, asset)
 
-    app.router.add_get("/console", page)
-    app.router.add_get("/console/", page)
-    app.router.add_get("/console/static/{name}", static)
+    app.router.add_get("/console", page, expect_handler=admin_expect_handler)
+    app.router.add_get("/console/", page, expect_handler=admin_expect_handler)
+    app.router.add_get("/console/static/{name}", static, expect_handler=admin_expect_handler)

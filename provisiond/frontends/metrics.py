@@ -23,6 +23,7 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 from sqlalchemy import text
 
+from provisiond.frontends.admin_http import admin_expect_handler
 from provisiond.frontends.phone_tftp import TftpServer
 from provisiond.provisioning.bans import EnumerationGuard
 from provisiond.provisioning.memory import MemoryDirectory
@@ -163,6 +164,6 @@ async def readyz(request: web.Request) -> web.Response:
 def add_metrics_routes(app: web.Application, sources: Sources) -> None:
     """/metrics, /healthz and /readyz (no token: scrapers and load balancers)."""
     app[SOURCES] = sources
-    app.router.add_get("/metrics", metrics)
-    app.router.add_get("/healthz", healthz)
-    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics, expect_handler=admin_expect_handler)
+    app.router.add_get("/healthz", healthz, expect_handler=admin_expect_handler)
+    app.router.add_get("/readyz", readyz, expect_handler=admin_expect_handler)

@@ -16,6 +16,7 @@ from aiohttp import web
 from multidict import CIMultiDict
 
 from provisiond.domain.phone import Outcome, PhoneHandler, PhoneRequest, PhoneResponse
+from provisiond.frontends.http_common import expect_handler
 from provisiond.frontends.tls import peer_macs
 
 log = logging.getLogger(__name__)
@@ -137,5 +138,5 @@ def create_phone_app(
     app = web.Application(client_max_size=max_body)
     app[HANDLER] = handler
     app[PREFIX] = prefix.strip("/")
-    app.router.add_route("*", "/{tail:.*}", handle_phone)
+    app.router.add_route("*", "/{tail:.*}", handle_phone, expect_handler=expect_handler)
     return app

@@ -325,9 +325,10 @@ class TftpServer:
             if file is not None:
                 file.close()
             raise
-        source = BlockSource(
-            params.blksize, data=data, file=file, netascii=netascii, chunk=self._config.read_chunk
-        )
+        # Read ahead what the window needs (twice), not a fixed 64 KiB: a half-open lockstep
+        # session then pins a few KiB, not 64 (2,000 of them stay within a few MB).
+        chunk = min(self._config.read_chunk, max(4096, 2 * params.blksize * params.windowsize))
+        source = BlockSource(params.blksize, data=data, file=file, netascii=netascii, chunk=chunk)
         return ReadTransfer(endpoint.send, key[0], source, params, self._policy, self.stats)
 
     async def _call_handler(self, request: PhoneRequest) -> PhoneResponse:
