@@ -12,6 +12,7 @@ import dataclasses
 import itertools
 import logging
 from collections.abc import Iterable
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import String, or_, select, type_coerce
@@ -46,14 +47,22 @@ def _device_query() -> Any:  # a Select of the columns below
         Device.provisioning_password,
         Device.label,
         Device.locked_site_id,
-        Device.updated_at,
+        # Raw values: SQLAlchemy's per-row datetime processing was a third of loading
+        # 100,000 devices; `_when` parses the raw text with datetime.fromisoformat.
+        type_coerce(Device.updated_at, String).label("updated_at"),
         Device.user_id,
         Device.last_seen_firmware,
         User.display_name,
         User.main_extension,
         User.cli_custom,
-        User.updated_at.label("user_updated_at"),
+        type_coerce(User.updated_at, String).label("user_updated_at"),
     ).outerjoin(User, User.id == Device.user_id)
+
+
+def _when(value: Any) -> datetime:
+    """A stored timestamp as an aware UTC datetime (SQLite gives text, PostgreSQL datetimes)."""
+    when = value if isinstance(value, datetime) else datetime.fromisoformat(value)
+    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
 
 
 class MemoryDirectory:
@@ -80,10 +89,8 @@ class MemoryDirectory:
             models = (await session.execute(select(DeviceModel))).scalars().all()
             self._models = {m.id: ModelInfo(m.id, m.vendor, m.name, m.family) for m in models}
             rows = (await session.execute(_device_query())).all()
-        self._by_mac.clear()
-        self._by_id.clear()
-        for row in rows:
-            self._put(row)
+        self._by_id = {device.id: device for device in map(self._device, rows)}
+        self._by_mac = {device.mac: device for device in self._by_id.values()}
         await self._load_globals()
         log.info("phone directory: %d devices in memory", len(self._by_id))
 
@@ -94,30 +101,54 @@ class MemoryDirectory:
             self._sites = tuple(policy_site(row) for row in sites)
         self._revision = next(_revisions)
 
-    def _put(self, row: Any) -> None:
-        updated = row.updated_at
-        if row.user_updated_at is not None and row.user_updated_at > updated:
-            updated = row.user_updated_at
-        device = PhoneDevice(
-            id=row.id,
-            mac=row.mac,
-            extension=row.extension,
-            model=self._models[row.model_id],
-            active=row.active,
-            sip_username=row.sip_username,
-            sip_password_sealed=row.sip_password,
-            provisioning_password_sealed=row.provisioning_password,
-            label=row.label,
-            user_display_name=row.display_name,
-            main_extension=row.main_extension,
-            cli_custom=row.cli_custom,
-            locked_site_id=row.locked_site_id,
-            updated_at=updated,
-            user_id=row.user_id,
-            revision=next(_revisions),
-            firmware=row.last_seen_firmware,
+    def _device(self, row: Any) -> PhoneDevice:
+        # Positional: unpacking the row tuple is several times faster than attribute access,
+        # and this runs 100,000 times at start-up. The order is _device_query's.
+        (
+            device_id,
+            mac,
+            extension,
+            model_id,
+            active,
+            sip_username,
+            sip_password,
+            provisioning_password,
+            label,
+            locked_site_id,
+            updated_at,
+            user_id,
+            firmware,
+            display_name,
+            main_extension,
+            cli_custom,
+            user_updated_at,
+        ) = row
+        updated = _when(updated_at)
+        if user_updated_at is not None:
+            updated = max(updated, _when(user_updated_at))
+        return PhoneDevice(
+            device_id,
+            mac,
+            extension,
+            self._models[model_id],
+            active,
+            sip_username,
+            sip_password,
+            provisioning_password,
+            label,
+            display_name,
+            main_extension,
+            cli_custom,
+            locked_site_id,
+            updated,
+            user_id,
+            next(_revisions),
+            firmware,
         )
-        self._drop(row.id)
+
+    def _put(self, row: Any) -> None:
+        device = self._device(row)
+        self._drop(device.id)
         self._by_id[device.id] = device
         self._by_mac[device.mac] = device
 

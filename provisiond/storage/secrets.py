@@ -508,8 +508,11 @@ async def open_secret_box(
             raise SecretError(f"keyring {path} is missing (keys used in the database: {used})")
         init_keyring(path)
     box = SecretBox(path)
-    missing = set((await census(db, columns)).by_key) - set(box.key_ids)
+    found = await census(db, columns)
+    missing = set(found.by_key) - set(box.key_ids)
     if missing:
         raise SecretError(f"keyring {path} lacks keys {', '.join(sorted(missing))}")
-    await reencrypt(db, box, columns)
+    # Walk every row only when something is not under the newest key (start-up stays fast).
+    if found.plaintext or set(found.by_key) - {box.refresh()}:
+        await reencrypt(db, box, columns)
     return box
