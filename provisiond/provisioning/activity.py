@@ -202,6 +202,8 @@ class ActivityRecorder:
                         for device_id, s in seen.items()
                     ],
                 )
+                if len(self._written) > MAX_PENDING:
+                    self._written.clear()  # bounded; at worst a few rows are written again
                 for device_id, s in seen.items():
                     self._written[device_id] = (s.at, s.ip, s.user_agent, s.firmware)
             for mac, (s, count) in unknown.items():

@@ -50,7 +50,7 @@ from provisiond.storage.secrets import SecretBox
 
 log = logging.getLogger(__name__)
 MAX_PATH = 255
-PATH_MEMO = 200_000  # distinct paths remembered (about two files per device for 100k devices)
+PATH_MEMO = 20_000  # distinct paths remembered: the names a storm is asking for right now
 _SAFE_PATH = re.compile(r"[A-Za-z0-9._\-+~$@=,][A-Za-z0-9._\-+~$@=,/]*")
 
 
