@@ -7,6 +7,7 @@ services.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from typing import Any
@@ -435,12 +436,11 @@ def create_admin_app(
     app[THROTTLE] = EnumerationGuard(TOKEN_THROTTLE)
     for route in routes:  # our Expect handler: aiohttp's echoes the value (a 500 on bad bytes)
         assert isinstance(route, web.RouteDef)
-        app.router.add_route(
-            route.method,
-            route.path,
-            route.handler,
-            expect_handler=admin_expect_handler,
-            **route.kwargs,
-        )
+        add = (
+            app.router.add_get
+            if route.method == "GET"
+            else functools.partial(app.router.add_route, route.method)
+        )  # add_get also answers HEAD, as RouteTableDef.get did
+        add(route.path, route.handler, expect_handler=admin_expect_handler, **route.kwargs)
     add_console_routes(app)
     return app
