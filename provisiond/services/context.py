@@ -1,8 +1,8 @@
-"""What every use case needs: the database, the settings, and a place to record changes."""
+"""What every use case needs: the database, the settings and the keyring; the audit helper."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -23,7 +23,6 @@ class ServiceContext:
     db: Database
     settings: Settings
     secrets: SecretBox
-    listeners: list[Any] = field(default_factory=list)
 
 
 def audit(

@@ -19,6 +19,7 @@ from provisiond.services.context import MAX_ID, ServiceContext, audit, clamp_pag
 from provisiond.services.users import load_user
 from provisiond.services.views import device_view, page
 from provisiond.storage.models import Device, DeviceModel, UnprovisionedDevice, User
+from provisiond.storage.secrets import SecretBox
 
 _PASSWORD_ALPHABET = string.ascii_letters + string.digits
 # Printable ASCII without space, quotes, backslash and "#": characters that Panasonic (quoted
@@ -31,6 +32,19 @@ AUTOCOMPLETE_CAP = 20
 def provisioning_username(mac: Any) -> str:
     """The HTTP digest user name a device fetches its files with: its MAC, 12 hex digits."""
     return f"{int(mac):012x}"
+
+
+def credentials(
+    secrets: SecretBox, extension: str, sip_username: str | None, sip_password: str | None
+) -> dict[str, str]:
+    """A new device's SIP and provisioning credentials, sealed: the defaults every way of
+    creating a device shares (the extension as user name, strong random passwords)."""
+    password = _check_password(sip_password) if sip_password else generate_password()
+    return {
+        "sip_username": _check_sip_username(sip_username or extension),
+        "sip_password": secrets.encrypt(password),
+        "provisioning_password": secrets.encrypt(generate_password()),
+    }
 
 
 def generate_password() -> str:
@@ -124,18 +138,13 @@ class DeviceService:
             await _check_model(session, cmd.model)
             await _check_extension_free(session, extension, None)
             await _check_mac_free(session, mac, None)
-            password = (
-                _check_password(cmd.sip_password) if cmd.sip_password else generate_password()
-            )
             device = Device(
                 extension=extension,
                 model_id=cmd.model,
                 mac=mac,
                 active=cmd.active,
-                sip_username=_check_sip_username(cmd.sip_username or extension),
-                sip_password=self.ctx.secrets.encrypt(password),
-                provisioning_password=self.ctx.secrets.encrypt(generate_password()),
                 label=rules.check_text(cmd.label, "label", max_len=64) if cmd.label else None,
+                **credentials(self.ctx.secrets, extension, cmd.sip_username, cmd.sip_password),
             )
             session.add(device)
             await session.flush()

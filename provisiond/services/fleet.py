@@ -39,7 +39,7 @@ from sqlalchemy.types import String
 
 from provisiond.services.asterisk import AsteriskConfig, asterisk_config
 from provisiond.services.context import ServiceContext, audit
-from provisiond.services.devices import _check_sip_username, generate_password
+from provisiond.services.devices import credentials
 from provisiond.services.fleet_plan import UserPlan, fact_check, plan_all, read_facts
 from provisiond.services.fleet_rows import (
     COLUMNS,
@@ -93,17 +93,14 @@ class FleetService:
 
     def _device(self, row: ImportRow, owner: int | None) -> dict[str, Any]:
         """A new device's columns, with DeviceService.create's defaults and secrets."""
-        seal = self.ctx.secrets.encrypt
         return {
             "extension": row.extension,
             "model_id": row.model,
             "mac": row.mac,
             "active": row.active,
             "user_id": owner,
-            "sip_username": _check_sip_username(row.extension),
-            "sip_password": seal(generate_password()),
-            "provisioning_password": seal(generate_password()),
             "label": row.label,
+            **credentials(self.ctx.secrets, row.extension, None, None),
         }
 
     async def _apply(
