@@ -29,7 +29,6 @@ REALM = "provisiond"
 USERS = {"001565aabbcc": "s3cret Passw0rd"}
 PATH = "/prov/001565aabbcc.cfg?boot=1"
 CURL = shutil.which("curl")
-needs_curl = pytest.mark.skipif(CURL is None, reason="curl is not installed")
 
 ServerFactory = Callable[[web.Application], Awaitable[TestServer]]
 RESULTS = web.AppKey("results", list[DigestResult])
@@ -76,7 +75,7 @@ def _results(server: TestServer) -> list[DigestResult]:
 
 async def _curl(url: str, credentials: str) -> tuple[int, str]:
     """Run curl --digest; the HTTP status and the body."""
-    assert CURL is not None
+    assert CURL is not None, "install the Debian package curl (make debian-test-deps)"
     process = await asyncio.create_subprocess_exec(
         CURL,
         "--silent",
@@ -98,7 +97,6 @@ async def _curl(url: str, credentials: str) -> tuple[int, str]:
     return int(status), body
 
 
-@needs_curl
 async def test_curl_with_both_challenges(start: Callable[..., Awaitable[TestServer]]) -> None:
     server = await start()
     status, body = await _curl(_url(server), "001565aabbcc:s3cret Passw0rd")
@@ -110,7 +108,6 @@ async def test_curl_with_both_challenges(start: Callable[..., Awaitable[TestServ
     assert last.algorithm == "SHA-256"  # curl answers the first challenge it understands
 
 
-@needs_curl
 @pytest.mark.parametrize("algorithm", ["SHA-256", "MD5", "SHA-256-sess", "MD5-sess"])
 async def test_curl_with_one_algorithm(
     start: Callable[..., Awaitable[TestServer]], algorithm: str
@@ -121,7 +118,6 @@ async def test_curl_with_one_algorithm(
     assert _results(server)[-1].algorithm == algorithm
 
 
-@needs_curl
 async def test_curl_wrong_password(start: Callable[..., Awaitable[TestServer]]) -> None:
     server = await start()
     status, body = await _curl(_url(server), "001565aabbcc:guess")
@@ -131,7 +127,6 @@ async def test_curl_wrong_password(start: Callable[..., Awaitable[TestServer]]) 
     assert _results(server)[-1].failed
 
 
-@needs_curl
 async def test_curl_unknown_user(start: Callable[..., Awaitable[TestServer]]) -> None:
     server = await start()
     status, _ = await _curl(_url(server), "001565000000:s3cret Passw0rd")

@@ -13,7 +13,7 @@ abandoned transfers end within seconds. The fuzzer is `random.Random(SEED)`: fai
   throw packets at the transfer port: strangers get ERROR 5, the file arrives byte-identical.
 - 2,000 half-open sessions (RRQs never acknowledged, from 2,000 open client sockets): memory
   measured with tracemalloc stays bounded and returns near the baseline once they drain
-  (the same for 500 sessions of a firmware file on disk is a known excess: xfail).
+  (the same for 500 sessions of a firmware file on disk: its read-ahead follows the window).
 
 After each storm the transfers drain to 0 within the timer budget and the server still serves
 downloads and an upload correctly.
