@@ -9,31 +9,26 @@ other's rows.
 from __future__ import annotations
 
 import asyncio
-import os
-import shutil
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
-import asyncpg
 import pytest
-from sqlalchemy.engine import make_url
 
 from provisiond.services import ServiceContext, Services
 from provisiond.settings import Settings, load_settings
 from provisiond.storage import migrate
 from provisiond.storage.database import Database
 from provisiond.storage.secrets import SecretBox, init_keyring
+from tests.databases import (
+    PG_URL,
+    create_pg_database,
+    drop_pg_database,
+    pg_database,
+    pg_url,
+    sqlite_copy,
+)
 
-PG_URL = os.environ.get("PROVISIOND_TEST_DATABASE_URL", "")
 BACKENDS = ["sqlite", "postgresql"]
-
-
-def _pg_dsn(url: str, database: str | None = None) -> str:
-    parsed = make_url(url).set(drivername="postgresql")
-    if database is not None:
-        parsed = parsed.set(database=database)
-    return parsed.render_as_string(hide_password=False)
 
 
 @pytest.fixture(scope="session")
@@ -49,27 +44,10 @@ def pg_template() -> Iterator[str]:
     """A migrated PostgreSQL template database (session-wide), dropped at the end."""
     if not PG_URL:
         pytest.skip("PostgreSQL tests need PROVISIOND_TEST_DATABASE_URL (.ci/run sets it)")
-    name = f"provisiond_tpl_{uuid.uuid4().hex[:8]}"
-
-    async def create() -> None:
-        conn = await asyncpg.connect(_pg_dsn(PG_URL))
-        try:
-            await conn.execute(f'CREATE DATABASE "{name}"')
-        finally:
-            await conn.close()
-        await migrate.upgrade(make_url(PG_URL).set(database=name).render_as_string(False))
-
-    asyncio.run(create())
+    name = asyncio.run(create_pg_database("provisiond_tpl"))
+    asyncio.run(migrate.upgrade(pg_url(name)))
     yield name
-    asyncio.run(_drop_database(name))
-
-
-async def _drop_database(name: str) -> None:
-    conn = await asyncpg.connect(_pg_dsn(PG_URL))
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await conn.close()
+    asyncio.run(drop_pg_database(name))
 
 
 @pytest.fixture(params=BACKENDS)
@@ -78,23 +56,10 @@ def database_url(
 ) -> Iterator[str]:
     """A fresh migrated database URL for one test, on each backend."""
     if request.param == "sqlite":
-        path = tmp_path / "provisiond.db"
-        shutil.copy(sqlite_template, path)
-        yield f"sqlite+aiosqlite:///{path}"
+        yield sqlite_copy(sqlite_template, tmp_path / "provisiond.db")
         return
-    template = request.getfixturevalue("pg_template")
-    name = f"provisiond_t_{uuid.uuid4().hex[:10]}"
-
-    async def clone() -> None:
-        conn = await asyncpg.connect(_pg_dsn(PG_URL))
-        try:
-            await conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
-        finally:
-            await conn.close()
-
-    asyncio.run(clone())
-    yield make_url(PG_URL).set(database=name).render_as_string(False)
-    asyncio.run(_drop_database(name))
+    with pg_database("provisiond_t", request.getfixturevalue("pg_template")) as url:
+        yield url
 
 
 @pytest.fixture

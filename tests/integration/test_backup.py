@@ -10,19 +10,15 @@ ids. Damaged files are refused with a clear error and nothing written.
 
 from __future__ import annotations
 
-import asyncio
 import gzip
 import json
 import shutil
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import pytest
 from sqlalchemy import func, select
-from sqlalchemy.engine import make_url
 
 from provisiond.cli import main
 from provisiond.provisioning.activity import ActivityRecorder, Sighting
@@ -34,7 +30,7 @@ from provisiond.storage.backup import BackupError, backup, restore, verify
 from provisiond.storage.database import Database
 from provisiond.storage.models import AuditEntry, utcnow
 from provisiond.storage.secrets import SecretBox
-from tests.conftest import PG_URL, _drop_database, _pg_dsn
+from tests.databases import pg_database, sqlite_copy
 from tests.dbdump import dump, refused
 
 ACTOR = "backup@test"
@@ -49,23 +45,11 @@ def target_url(
     source = "sqlite" if database_url.startswith("sqlite") else "postgresql"
     backend = source if request.param == "same" else {"sqlite": "postgresql"}.get(source, "sqlite")
     if backend == "sqlite":
-        path = tmp_path / "restored.db"
-        shutil.copy(sqlite_template, path)
-        yield f"sqlite+aiosqlite:///{path}"
+        yield sqlite_copy(sqlite_template, tmp_path / "restored.db")
         return
     template = request.getfixturevalue("pg_template")  # skips without PostgreSQL
-    name = f"provisiond_r_{uuid.uuid4().hex[:10]}"
-
-    async def clone() -> None:
-        conn = await asyncpg.connect(_pg_dsn(PG_URL))
-        try:
-            await conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
-        finally:
-            await conn.close()
-
-    asyncio.run(clone())
-    yield make_url(PG_URL).set(database=name).render_as_string(False)
-    asyncio.run(_drop_database(name))
+    with pg_database("provisiond_r", template) as url:
+        yield url
 
 
 async def build_world(services: Services, db: Database) -> dict[str, Any]:

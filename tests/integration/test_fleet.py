@@ -11,17 +11,13 @@ active devices.
 from __future__ import annotations
 
 import re
-import shutil
 import stat
-import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import pytest
 from sqlalchemy import func, select
-from sqlalchemy.engine import make_url
 
 from provisiond.domain.errors import Conflict
 from provisiond.services import ServiceContext, Services
@@ -32,7 +28,7 @@ from provisiond.settings import Settings
 from provisiond.storage.database import Database
 from provisiond.storage.models import AuditEntry, UnprovisionedDevice
 from provisiond.storage.secrets import SecretBox
-from tests.conftest import PG_URL, _drop_database, _pg_dsn
+from tests.databases import create_pg_database, drop_pg_database, pg_url, sqlite_copy
 from tests.dbdump import dump, refused
 
 HEADER = "mac,model,extension,username,display_name,primary\n"
@@ -227,23 +223,15 @@ async def fresh(
 ) -> AsyncIterator[Services]:
     """A second, empty migrated database on the same backend as the test's."""
     if database_url.startswith("sqlite"):
-        path = tmp_path / "fresh.db"
-        shutil.copy(sqlite_template, path)
-        url, name = f"sqlite+aiosqlite:///{path}", None
+        url, name = sqlite_copy(sqlite_template, tmp_path / "fresh.db"), None
     else:
-        template = request.getfixturevalue("pg_template")
-        name = f"provisiond_f_{uuid.uuid4().hex[:10]}"
-        conn = await asyncpg.connect(_pg_dsn(PG_URL))
-        try:
-            await conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
-        finally:
-            await conn.close()
-        url = make_url(PG_URL).set(database=name).render_as_string(False)
+        name = await create_pg_database("provisiond_f", request.getfixturevalue("pg_template"))
+        url = pg_url(name)
     database = Database(url)
     yield Services(ServiceContext(db=database, settings=settings, secrets=secrets))
     await database.dispose()
     if name is not None:
-        await _drop_database(name)
+        await drop_pg_database(name)
 
 
 async def populate(services: Services) -> None:

@@ -7,12 +7,10 @@ Every wait is bounded (a hang becomes a failure); nothing asserts how fast it wa
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import Awaitable, Callable, Iterator
 
 import asyncpg
 import pytest
-from sqlalchemy.engine import make_url
 
 from provisiond.provisioning.changes import ChangeFeed
 from provisiond.provisioning.memory import MemoryDirectory
@@ -20,7 +18,7 @@ from provisiond.provisioning.notify import ChangeListener, asyncpg_dsn, notify_c
 from provisiond.services import Services
 from provisiond.services.commands import DeviceCreate
 from provisiond.storage.database import Database
-from tests.conftest import PG_URL, _drop_database, _pg_dsn
+from tests.databases import pg_database
 
 BOUND_S = 20.0  # generous: only there so that a broken listener fails instead of hanging
 
@@ -28,18 +26,8 @@ BOUND_S = 20.0  # generous: only there so that a broken listener fails instead o
 @pytest.fixture
 def database_url(pg_template: str) -> Iterator[str]:
     """PostgreSQL only (overrides the conftest fixture that also runs SQLite)."""
-    name = f"provisiond_n_{uuid.uuid4().hex[:10]}"
-
-    async def clone() -> None:
-        conn = await asyncpg.connect(_pg_dsn(PG_URL))
-        try:
-            await conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{pg_template}"')
-        finally:
-            await conn.close()
-
-    asyncio.run(clone())
-    yield make_url(PG_URL).set(database=name).render_as_string(False)
-    asyncio.run(_drop_database(name))
+    with pg_database("provisiond_n", pg_template) as url:
+        yield url
 
 
 class Calls:

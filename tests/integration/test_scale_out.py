@@ -16,16 +16,14 @@ import sys
 import time
 import urllib.error
 import urllib.request
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import asyncpg
 import pytest
-from sqlalchemy.engine import make_url
 
-from tests.conftest import PG_URL, _drop_database, _pg_dsn
+from tests.databases import PG_URL, pg_database, pg_dsn
 from tests.serve_process import REPO, ServeProcess, serve
 
 MAC = "001565000a01"
@@ -39,18 +37,8 @@ def empty_database() -> Iterator[str]:
     """A new, empty PostgreSQL database (the test migrates it with `provisiond db upgrade`)."""
     if not PG_URL:
         pytest.skip("the scale-out test needs PROVISIOND_TEST_DATABASE_URL (.ci/run sets it)")
-    name = f"provisiond_s_{uuid.uuid4().hex[:10]}"
-
-    async def create() -> None:
-        conn = await asyncpg.connect(_pg_dsn(PG_URL))
-        try:
-            await conn.execute(f'CREATE DATABASE "{name}"')
-        finally:
-            await conn.close()
-
-    asyncio.run(create())
-    yield make_url(PG_URL).set(database=name).render_as_string(False)
-    asyncio.run(_drop_database(name))
+    with pg_database("provisiond_s") as url:
+        yield url
 
 
 def _cli(env: dict[str, str], *argv: str) -> str:
@@ -129,7 +117,7 @@ def _kill_connections(url: str, server: ServeProcess) -> int:
     ports = sorted(_client_ports(server.process.pid))
 
     async def kill() -> int:
-        conn = await asyncpg.connect(_pg_dsn(url))
+        conn = await asyncpg.connect(pg_dsn(url))
         try:
             killed = await conn.fetch(
                 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
