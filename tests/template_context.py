@@ -11,6 +11,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from provisiond.provisioning.context import time_context
+from provisiond.provisioning.timezones import vendor_zone
+from provisiond.provisioning.vendors import default_templates_root, load_vendor
+
 __all__ = ["DEFAULTS", "MODELS", "PROVISIONING_BASE_URL", "catalogue_model", "sample_context"]
 
 PROVISIONING_BASE_URL = "http://192.0.2.10:8080/"
@@ -127,11 +131,15 @@ def sample_context(
     prov_username: str = "",
     prov_password: str = "",
     mac: str = DEFAULTS["mac"],
+    timezone: str = DEFAULTS["timezone"],
+    vendor: str | None = None,
 ) -> dict[str, Any]:
     """Build the template context a file of `kind` gets (device, device_boot or common).
 
     `model` is a catalogue id (see `MODELS`) or a model dict; device kinds require one.
     `outbound_proxy`/`firmware_url` empty mean "unset", as the resolver passes them.
+    `timezone` is an IANA zone; with `vendor` (an id), `time.zone_name` is that vendor's own
+    name for it from its timezones.toml, as the resolver passes it ("" otherwise).
     """
     if kind not in _KINDS:
         raise ValueError(f"kind must be one of {_KINDS}, not {kind!r}")
@@ -145,13 +153,7 @@ def sample_context(
         "server": _server(transport, outbound_proxy),
         "provisioning": _provisioning(base_url, prov_username, prov_password),
         "firmware": {"url": firmware_url, "version": "1.2.3.4" if firmware_url else ""},
-        "time": {
-            "ntp_server": DEFAULTS["ntp_server"],
-            "timezone": DEFAULTS["timezone"],
-            "utc_offset": "+1",
-            "utc_offset_minutes": 60,
-            "dst": True,
-        },
+        "time": time_context(DEFAULTS["ntp_server"], timezone, _zone_name(vendor, timezone)),
         "language": DEFAULTS["language"],
     }
     if kind == "common":
@@ -171,6 +173,13 @@ def sample_context(
         }
         context["user"] = {"display_name": display_name, "main_extension": DEFAULTS["extension"]}
     return context
+
+
+def _zone_name(vendor: str | None, timezone: str) -> str:
+    """The vendor's own name for `timezone`, read by the real loader ("" without a vendor)."""
+    if vendor is None:
+        return ""
+    return vendor_zone(load_vendor(default_templates_root() / vendor / "vendor.toml"), timezone)
 
 
 def _server(transport: str, outbound_proxy: str) -> dict[str, Any]:

@@ -17,7 +17,7 @@ path is only matched, never opened.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -75,10 +75,13 @@ class VendorSpec:
     id: str
     title: str
     dhcp_options: tuple[int, ...]
-    resync_event: str
+    resync_event: str  # SIP NOTIFY Event that makes the phone re-read its files, no reboot
     # Left out of repr: a vendor appears in every match and log line; its id is enough.
     user_agents: tuple[re.Pattern[str], ...] = field(repr=False)
     files: tuple[FileSpec, ...] = field(repr=False)
+    reboot_event: str = ""  # the Event that reboots the phone ("" when the vendor has none)
+    # IANA zone -> the vendor's own zone name (timezones.toml); empty when it takes rules only.
+    timezones: Mapping[str, str] = field(default_factory=dict, repr=False, hash=False)
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,26 +2,55 @@
 
 from __future__ import annotations
 
-import zoneinfo
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from provisiond.domain.identify import FileKind
+from provisiond.domain.identify import FileKind, VendorSpec
 from provisiond.domain.rules import presented_cli
+from provisiond.domain.timezone import Transition, format_offset
 from provisiond.provisioning.directory import ModelInfo, PhoneDevice
+from provisiond.provisioning.timezones import vendor_zone, zone_rules
 from provisiond.settings import PlatformSettings
 
 
-def utc_offset(timezone: str, at: datetime | None = None) -> tuple[str, int, bool]:
-    """("+1", 60, dst) for an IANA zone now: the standard offset phones want, and DST in use."""
-    moment = (at or datetime.now(UTC)).astimezone(zoneinfo.ZoneInfo(timezone))
-    offset = moment.utcoffset() or timedelta(0)
-    dst = moment.dst() or timedelta(0)
-    standard = int((offset - dst).total_seconds() // 60)
-    sign = "-" if standard < 0 else "+"
-    hours, minutes = divmod(abs(standard), 60)
-    text = f"{sign}{hours}" + (f":{minutes:02d}" if minutes else "")
-    return text, standard, bool(dst)
+def _transition(when: Transition) -> dict[str, Any]:
+    return {
+        "month": when.month,
+        "week": when.week,
+        "last": when.last,
+        "weekday": when.weekday,
+        "iso_weekday": when.iso_weekday,
+        "hour": when.hour,
+        "minute": when.minute,
+        "minutes": when.minutes,
+    }
+
+
+def time_context(ntp_server: str, timezone: str, zone_name: str) -> dict[str, Any]:
+    """The `time` block: the zone as rules the phone applies all year, never today's state.
+
+    `zone_name` is the vendor's own name for `timezone` ("" when its list lacks it).
+    """
+    rules = zone_rules(timezone)
+    dst = rules.dst
+    return {
+        "ntp_server": ntp_server,
+        "timezone": timezone,
+        "zone_name": zone_name,
+        "posix": rules.posix,
+        "abbreviation": rules.abbreviation,
+        "utc_offset": format_offset(rules.offset_minutes),
+        "utc_offset_minutes": rules.offset_minutes,
+        "dst": None
+        if dst is None
+        else {
+            "abbreviation": dst.abbreviation,
+            "offset_minutes": dst.offset_minutes,
+            "save_minutes": rules.save_minutes,
+            "exact": dst.exact,
+            "start": _transition(dst.start),
+            "end": _transition(dst.end),
+        },
+    }
 
 
 def _server(platform: PlatformSettings) -> dict[str, Any]:
@@ -38,6 +67,7 @@ def _server(platform: PlatformSettings) -> dict[str, Any]:
 def build_context(
     kind: FileKind,
     *,
+    vendor: VendorSpec,
     platform: PlatformSettings,
     provisioning: dict[str, Any],
     model: ModelInfo | None,
@@ -46,8 +76,11 @@ def build_context(
     firmware_url: str = "",
     firmware_version: str = "",
 ) -> dict[str, Any]:
-    """The names a file of `kind` may use; `line` (with the password) only for device files."""
-    offset, minutes, dst = utc_offset(platform.timezone)
+    """The names a file of `kind` may use; `line` (with the password) only for device files.
+
+    Nothing here reads the clock: the same data gives the same file on every day of the year,
+    which is what lets the resolver cache rendered files by revision.
+    """
     context: dict[str, Any] = {
         "model": None
         if model is None
@@ -60,13 +93,9 @@ def build_context(
         "server": _server(platform),
         "provisioning": provisioning,
         "firmware": {"url": firmware_url, "version": firmware_version},
-        "time": {
-            "ntp_server": platform.ntp_server,
-            "timezone": platform.timezone,
-            "utc_offset": offset,
-            "utc_offset_minutes": minutes,
-            "dst": dst,
-        },
+        "time": time_context(
+            platform.ntp_server, platform.timezone, vendor_zone(vendor, platform.timezone)
+        ),
         "language": platform.language,
     }
     if device is None or kind not in (FileKind.DEVICE, FileKind.DEVICE_BOOT):

@@ -339,6 +339,7 @@ class Resolver:
         kind = match.spec.kind
         context = build_context(
             kind,
+            vendor=match.vendor,
             platform=await self.directory.platform(),
             # Digest credentials only in the protected per-device file (a boot file is served
             # inside the site without credentials, so it must not carry them).

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import tomllib
+import zoneinfo
 from collections.abc import Mapping
 from pathlib import Path
 from typing import NoReturn
@@ -19,7 +20,10 @@ from provisiond.domain.identify import FileKind, FileSpec, VendorSpec
 __all__ = ["VendorError", "default_templates_root", "load_vendor", "load_vendors"]
 
 DEFAULT_MAX_UPLOAD = 256 * 1024
-_VENDOR_KEYS = frozenset({"id", "title", "dhcp_options", "resync_event", "user_agents", "files"})
+_VENDOR_KEYS = frozenset(
+    {"id", "title", "dhcp_options", "resync_event", "reboot_event", "user_agents", "files"}
+)
+_ZONE_KEYS = frozenset({"source", "zones"})
 _FILE_KEYS = frozenset({"pattern", "kind", "template", "content_type", "line_ending", "max_upload"})
 _UA_GROUPS = frozenset({"model", "firmware", "mac"})
 _LINE_ENDINGS = frozenset({"lf", "crlf"})
@@ -76,9 +80,35 @@ def load_vendor(path: Path) -> VendorSpec:
         title=check.string(data, "title"),
         dhcp_options=_dhcp_options(check, data.get("dhcp_options", [])),
         resync_event=check.string(data, "resync_event"),
+        reboot_event=check.string(data, "reboot_event"),
         user_agents=_user_agents(check, data.get("user_agents", [])),
         files=tuple(_file_spec(check, entry, f"files[{i}]") for i, entry in enumerate(raw_files)),
+        timezones=_timezones(path.parent / "timezones.toml"),
     )
+
+
+def _timezones(path: Path) -> dict[str, str]:
+    """The optional IANA zone -> vendor zone name table; every IANA name must exist."""
+    if not path.exists():
+        return {}
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise VendorError(f"{path}: cannot read: {exc}") from exc
+    check = _Checker(path)
+    check.keys(data, _ZONE_KEYS, "")
+    check.string(data, "source")  # the vendor document the names come from
+    zones = data.get("zones")
+    if not isinstance(zones, dict) or not zones:
+        check.fail("zones", "must be a non-empty table of IANA name = vendor name")
+    for name, value in zones.items():
+        if not isinstance(value, str) or not value:
+            check.fail(f"zones.{name}", "must be a non-empty string")
+        try:
+            zoneinfo.ZoneInfo(name)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            check.fail(f"zones.{name}", "is not an IANA time zone")
+    return dict(zones)
 
 
 class _Checker:

@@ -35,9 +35,12 @@ class ResyncService:
         self.ctx = ctx
 
     @functools.cached_property
-    def _events(self) -> Mapping[str, str]:
-        """vendor id -> its resync NOTIFY event (read once from the vendor descriptions)."""
-        return {v.id: v.resync_event for v in load_vendors(self.ctx.settings.templates_dir)}
+    def _events(self) -> Mapping[str, tuple[str, str]]:
+        """vendor id -> (resync event, reboot event), read once from the vendor descriptions."""
+        return {
+            v.id: (v.resync_event, v.reboot_event)
+            for v in load_vendors(self.ctx.settings.templates_dir)
+        }
 
     async def resync(self, device_id: int, *, reboot: bool, actor: str) -> dict[str, Any]:
         """Send one device its NOTIFY and report the phone's answer."""
@@ -116,7 +119,8 @@ class ResyncService:
 
     async def _send(self, device: Device, reboot: bool, actor: str) -> dict[str, Any]:
         settings = self.ctx.settings.resync
-        event = self._events.get(device.model.vendor, "check-sync")
+        resync_event, reboot_event = self._events[device.model.vendor]
+        event = reboot_event if reboot else resync_event
         assert device.last_seen_ip is not None
         result = await send_notify(
             device.last_seen_ip,

@@ -4,12 +4,12 @@
                                credentials=("201", "secret"))
     result.status  # 200, 4xx/5xx/6xx, or None on timeout / transport error
 
-Modules: `message` (build and parse, no I/O), `events` (vendor event -> Event header and body),
+Modules: `message` (build and parse, no I/O), `events` (body and Subscription-State per Event),
 `auth` (digest answers), `timers` (RFC 3261 timer E/F arithmetic), `notify` (the UDP
 transaction).
 """
 
-from provisiond.sip.events import notify_body, resync_event
+from provisiond.sip.events import notify_body
 from provisiond.sip.notify import NotifyResult, send_notify
 
-__all__ = ["NotifyResult", "notify_body", "resync_event", "send_notify"]
+__all__ = ["NotifyResult", "notify_body", "send_notify"]

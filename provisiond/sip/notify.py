@@ -23,11 +23,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from provisiond.sip.auth import authorization, choose_challenge
-from provisiond.sip.events import notify_body, resync_event, subscription_state
+from provisiond.sip.events import notify_body, subscription_state
 from provisiond.sip.message import (
     NotifyRequest,
     SipParseError,
     SipResponse,
+    check_event,
     new_branch,
     new_call_id,
     new_tag,
@@ -212,7 +213,9 @@ async def send_notify(
 ) -> NotifyResult:
     """Send the resync (or reboot) NOTIFY to the phone at host:port and report the outcome.
 
-    `event` is the vendor's ``resync_event`` (converted by `resync_event` for `reboot`).
+    `event` is the Event header, the vendor's ``resync_event`` or, to reboot, its
+    ``reboot_event`` (vendor.toml); `reboot` picks the body of events that carry the action in
+    one (``service-control``).
     The Request-URI user is `user` (the SIP account; recommended), else `mac`, else none.
     `credentials` (user name, password) answer one digest challenge. `local_host` is the
     address written in Via/From/Contact (default: the socket's own address towards the
@@ -220,7 +223,7 @@ async def send_notify(
 
     Never raises for what the network does; raises ValueError for invalid arguments.
     """
-    header_event = resync_event(event, reboot)
+    header_event = check_event(event.strip())
     body = notify_body(header_event, reboot)
     timers = _Timers(t1, t2, timer_f(t1) if timeout is None else timeout)
     check_timers(timers.t1, timers.t2, timers.timeout)

@@ -136,7 +136,9 @@ async def sipp_uas(scenario: str, tmp_path: Path, *options: str) -> AsyncIterato
 
 async def test_200_ok_and_every_header_checked_by_sipp(tmp_path: Path) -> None:
     async with sipp_uas("notify_200.xml", tmp_path) as sipp:
-        result = await send_notify(HOST, sipp.port, event="check-sync", user=USER, reboot=True)
+        result = await send_notify(
+            HOST, sipp.port, event="check-sync;reboot=true", user=USER, reboot=True
+        )
     assert (result.status, result.reason) == (200, "OK")
     assert (result.attempts, result.transmissions) == (1, 1)
     assert sipp.returncode == 0, sipp.errors
@@ -146,7 +148,7 @@ async def test_200_ok_and_every_header_checked_by_sipp(tmp_path: Path) -> None:
 async def test_sipp_refuses_a_request_its_checks_reject(tmp_path: Path) -> None:
     """The checks are live: the same scenario fails on a NOTIFY without reboot=true."""
     async with sipp_uas("notify_200.xml", tmp_path) as sipp:
-        await send_notify(HOST, sipp.port, event="check-sync", user=USER, reboot=False)
+        await send_notify(HOST, sipp.port, event="check-sync", user=USER)
     assert sipp.returncode == 1
     assert "check-sync;reboot=true" in sipp.errors
 

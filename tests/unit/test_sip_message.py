@@ -10,10 +10,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from provisiond.sip.events import notify_body, resync_event, subscription_state
+from provisiond.provisioning.vendors import default_templates_root, load_vendors
+from provisiond.sip.events import notify_body, subscription_state
 from provisiond.sip.message import (
     NotifyRequest,
     SipParseError,
+    check_event,
     new_branch,
     new_call_id,
     new_tag,
@@ -159,32 +161,19 @@ def test_uri_user_prefers_the_account_then_the_mac() -> None:
 # -- vendor events -----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    ("vendor_event", "reboot", "expected"),
-    [
-        ("check-sync", False, "check-sync"),  # Yealink, Polycom, Fanvil, Aastra...
-        ("check-sync", True, "check-sync;reboot=true"),
-        ("check-sync;reboot=false", False, "check-sync;reboot=false"),  # Snom, Gigaset
-        ("check-sync;reboot=false", True, "check-sync;reboot=true"),
-        ("check-sync;reboot=true", True, "check-sync;reboot=true"),  # idempotent
-        ("Check-Sync", True, "check-sync;reboot=true"),
-        ("resync", False, "resync"),  # Cisco SPA, Grandstream
-        ("resync", True, "reboot_now"),
-        ("service-control", False, "service-control"),  # Cisco SEP: the body says it
-        ("service-control", True, "service-control"),
-        ("reboot_now", True, "reboot_now"),
-        ("x-vendor", False, "x-vendor"),
-    ],
-)
-def test_resync_event(vendor_event: str, reboot: bool, expected: str) -> None:
-    assert resync_event(vendor_event, reboot) == expected
+def test_every_vendor_names_a_valid_resync_and_a_distinct_reboot_event() -> None:
+    """The events are vendor data (vendor.toml): both valid headers, and never the same, so a
+    resync cannot reboot a phone by accident."""
+    for vendor in load_vendors(default_templates_root()):
+        assert check_event(vendor.resync_event) == vendor.resync_event, vendor.id
+        assert check_event(vendor.reboot_event) == vendor.reboot_event, vendor.id
+        if vendor.resync_event != "service-control":  # the body carries the action there
+            assert vendor.resync_event != vendor.reboot_event, vendor.id
 
 
-def test_an_unknown_event_has_no_reboot_form() -> None:
-    with pytest.raises(ValueError, match="reboot"):
-        resync_event("x-vendor", True)
+def test_an_invalid_event_is_refused() -> None:
     with pytest.raises(ValueError, match="not a valid SIP Event"):
-        resync_event("check-sync\r\nX-Evil: 1", False)
+        notify_body("check-sync\r\nX-Evil: 1", False)
 
 
 def test_service_control_carries_the_action_in_a_body() -> None:

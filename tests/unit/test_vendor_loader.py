@@ -21,6 +21,7 @@ id = "{id}"
 title = "Acme"
 dhcp_options = [66]
 resync_event = "check-sync"
+reboot_event = "check-sync;reboot=true"
 user_agents = ['^Acme (?P<model>\\w+) (?P<firmware>[\\d.]+) (?P<mac>[0-9a-f]{{12}})']
 
 [[files]]
@@ -105,6 +106,7 @@ BROKEN = [
     ('kind = "device"', 'kind = "device"\ncolour = "red"', "files[0]", "colour"),
     ('title = "Acme"', 'title = "Acme"\nfiels = []', "top level", "fiels"),
     ('resync_event = "check-sync"', 'resync_event = "check-sync"\n[oops', "cannot read", ""),
+    ('reboot_event = "check-sync;reboot=true"\n', "", "reboot_event", "non-empty"),
 ]  # fmt: skip
 
 
@@ -120,6 +122,39 @@ def test_errors_name_file_and_field(
     message = str(caught.value)
     assert message.startswith(f"{path}: {field}")
     assert problem in message
+
+
+ZONES = """
+source = "Acme admin guide 1.0, section 3"
+[zones]
+"Europe/Rome" = "ROME+1"
+"""
+
+
+def test_a_zone_table_is_loaded_beside_the_description(tmp_path: Path) -> None:
+    path = write_vendor(tmp_path, "acme", VALID.format(id="acme"))
+    assert load_vendor(path).timezones == {}
+    (path.parent / "timezones.toml").write_text(ZONES, encoding="utf-8")
+    assert load_vendor(path).timezones == {"Europe/Rome": "ROME+1"}
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        (ZONES.replace("Europe/Rome", "Europe/Rom"), "zones.Europe/Rom: is not an IANA"),
+        (ZONES.replace('"ROME+1"', '""'), "zones.Europe/Rome: must be a non-empty string"),
+        (ZONES.replace('source = "Acme admin guide 1.0, section 3"', ""), "source: must be"),
+        (ZONES + "extra = 1\n", "zones.extra: must be a non-empty string"),
+        ("source = 'x'\n", "zones: must be a non-empty table"),
+        (ZONES.replace("[zones]", "[zone]"), "unknown key(s) zone"),
+    ],
+)
+def test_a_bad_zone_table_names_the_entry(tmp_path: Path, text: str, problem: str) -> None:
+    path = write_vendor(tmp_path, "acme", VALID.format(id="acme"))
+    (path.parent / "timezones.toml").write_text(text, encoding="utf-8")
+    with pytest.raises(VendorError) as caught:
+        load_vendor(path)
+    assert problem in str(caught.value)
 
 
 def test_files_must_be_present(tmp_path: Path) -> None:
