@@ -21,7 +21,7 @@ run: $(STAMP)
 
 # Real peers and tools the tests use (Debian packages): a test fails, never skips, without them.
 # command:package pairs; missing ones are installed in one apt-get, as root.
-TEST_TOOLS := tftp:tftp-hpa atftp:atftp curl:curl sipp:sip-tester dnsmasq:dnsmasq \
+TEST_TOOLS := tftp:tftp-hpa atftp:atftp curl:curl faketime:faketime sipp:sip-tester dnsmasq:dnsmasq \
 	dhcpd:isc-dhcp-server kea-dhcp4:kea-dhcp4-server systemd-analyze:systemd \
 	chromium:chromium chromedriver:chromium-driver
 

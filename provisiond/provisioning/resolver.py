@@ -99,8 +99,11 @@ class Resolver:
         self.stats = PhoneStats()
         self._path_matches: dict[str, list[FileMatch]] = {}
         # Rendered files keyed by (directory revision, device revision, model, vendor,
-        # template, firmware offered): a change anywhere gives new keys, so entries never need
-        # invalidating; old ones simply fall out of the LRU.
+        # template, firmware offered): everything a file depends on (settings and sites are in
+        # the directory revision; the user, passwords and label in the device's; the context
+        # reads no clock, and the endpoints, templates and tzdata are fixed for the process).
+        # A change anywhere gives new keys, so entries never need invalidating; old ones
+        # simply fall out of the LRU.
         self.cache_size = cache_size
         self._cache: OrderedDict[
             tuple[int, int, str, str, str | None, tuple[str, str]], PhoneResponse

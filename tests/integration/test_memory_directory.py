@@ -40,6 +40,12 @@ async def test_changes_reach_the_phone_side(phone_stack: PhoneStack) -> None:
     assert "account.1.password = Changed-Pass-1" in (await _get(phone_stack))[1]
     await services.platform.put_settings({"sip": {"registrar": "new.pbx.test"}}, "t")
     assert "new.pbx.test" in (await _get(phone_stack))[1]
+    before = (await _get(phone_stack))[1]
+    await services.platform.put_settings({"timezone": "America/New_York"}, "t")
+    after = (await _get(phone_stack))[1]
+    assert after != before  # the zone is in the file, so the cached file must not be served
+    phone_stack.resolver._cache.clear()
+    assert (await _get(phone_stack))[1] == after  # what the cache gave is what a render gives
     await services.devices.delete(device["id"], new_primary=None, actor="t")
     assert (await _get(phone_stack))[0] == 404
 
