@@ -22,7 +22,24 @@ MODEL = "panasonic-kx-hdv230"
 TRANSPORT_CODES = {"udp": "0", "tcp": "1", "tls": "2"}
 _SETTING = re.compile(r'([A-Z0-9_]+)="([^"\r\n]+)"')
 PATH_KEYS = {"CFG_STANDARD_FILE_PATH", "CFG_PRODUCT_FILE_PATH", "CFG_MASTER_FILE_PATH"}
-SHARED_KEYS = PATH_KEYS | {"NTP_ADDR", "TIME_ZONE", "DST_ENABLE", "DEFAULT_LANGUAGE"}
+DST_RULE_KEYS = {
+    "DST_OFFSET",
+    "DST_START_MONTH",
+    "DST_START_ORDINAL_DAY",
+    "DST_START_DAY_OF_WEEK",
+    "DST_START_TIME",
+    "DST_STOP_MONTH",
+    "DST_STOP_ORDINAL_DAY",
+    "DST_STOP_DAY_OF_WEEK",
+    "DST_STOP_TIME",
+}
+# The sample zone (Europe/Rome) has summer time, so its rules are part of the shared keys.
+SHARED_KEYS = (
+    PATH_KEYS
+    | {"CFG_RESYNC_FROM_SIP", "NTP_ADDR", "TIME_ZONE", "DST_ENABLE", "DEFAULT_LANGUAGE"}
+    | DST_RULE_KEYS
+)
+CREDENTIAL_KEYS = {"HTTP_AUTH_ID", "HTTP_AUTH_PASS"}
 FIRMWARE_KEYS = {"FIRM_UPGRADE_ENABLE", "FIRM_FILE_PATH", "FIRM_VERSION"}
 LINE_KEYS = {
     "LINE_ENABLE_1",
@@ -179,3 +196,93 @@ def test_no_ntp_server_leaves_no_ntp_key(renderer: Renderer, vendor: VendorSpec)
     """Without an NTP server NTP_ADDR is left out, never empty."""
     values = render(renderer, vendor, DEVICE_FILE, ntp_server="")
     assert set(values) == (SHARED_KEYS | LINE_KEYS) - {"NTP_ADDR"}
+
+
+def _time(renderer: Renderer, vendor: VendorSpec, timezone: str) -> dict[str, str]:
+    values = render(renderer, vendor, DEVICE_FILE, timezone=timezone)
+    return {k: v for k, v in values.items() if k == "TIME_ZONE" or k.startswith("DST_")}
+
+
+def test_rome_as_rules(renderer: Renderer, vendor: VendorSpec) -> None:
+    """Last Sunday of March 02:00 to last Sunday of October 03:00, all year long."""
+    assert _time(renderer, vendor, "Europe/Rome") == {
+        "TIME_ZONE": "60",
+        "DST_ENABLE": "Y",
+        "DST_OFFSET": "60",
+        "DST_START_MONTH": "3",
+        "DST_START_ORDINAL_DAY": "5",
+        "DST_START_DAY_OF_WEEK": "0",
+        "DST_START_TIME": "120",
+        "DST_STOP_MONTH": "10",
+        "DST_STOP_ORDINAL_DAY": "5",
+        "DST_STOP_DAY_OF_WEEK": "0",
+        "DST_STOP_TIME": "180",
+    }
+
+
+def test_new_york_as_rules(renderer: Renderer, vendor: VendorSpec) -> None:
+    """Second Sunday of March to first Sunday of November, both at 02:00."""
+    values = _time(renderer, vendor, "America/New_York")
+    assert values["TIME_ZONE"] == "-300"
+    assert [values[f"DST_START_{k}"] for k in ("MONTH", "ORDINAL_DAY", "DAY_OF_WEEK", "TIME")] == [
+        "3",
+        "2",
+        "0",
+        "120",
+    ]
+    assert [values[f"DST_STOP_{k}"] for k in ("MONTH", "ORDINAL_DAY", "DAY_OF_WEEK", "TIME")] == [
+        "11",
+        "1",
+        "0",
+        "120",
+    ]
+
+
+def test_sydney_southern_hemisphere(renderer: Renderer, vendor: VendorSpec) -> None:
+    """Summer time starts in October and stops in April of the next year."""
+    values = _time(renderer, vendor, "Australia/Sydney")
+    assert (values["TIME_ZONE"], values["DST_ENABLE"]) == ("600", "Y")
+    assert (values["DST_START_MONTH"], values["DST_START_ORDINAL_DAY"]) == ("10", "1")
+    assert (values["DST_STOP_MONTH"], values["DST_STOP_ORDINAL_DAY"]) == ("4", "1")
+    assert (values["DST_START_TIME"], values["DST_STOP_TIME"]) == ("120", "180")
+
+
+def test_kolkata_half_hour_offset_without_summer_time(
+    renderer: Renderer, vendor: VendorSpec
+) -> None:
+    """330 minutes, summer time off and no rule keys at all."""
+    assert _time(renderer, vendor, "Asia/Kolkata") == {"TIME_ZONE": "330", "DST_ENABLE": "N"}
+
+
+def test_no_zone_list_so_every_zone_gets_rules(vendor: VendorSpec) -> None:
+    """Panasonic takes offset and rules only: there is no vendor zone list to fall back from."""
+    assert not (ROOT / "panasonic" / "timezones.toml").exists()
+    assert dict(vendor.timezones) == {}
+
+
+def test_device_file_carries_provisioning_credentials(
+    renderer: Renderer, vendor: VendorSpec
+) -> None:
+    values = render(
+        renderer, vendor, DEVICE_FILE, prov_username="0080f0c8c381", prov_password="pQ7-x9"
+    )
+    assert set(values) == SHARED_KEYS | LINE_KEYS | CREDENTIAL_KEYS
+    assert (values["HTTP_AUTH_ID"], values["HTTP_AUTH_PASS"]) == ("0080f0c8c381", "pQ7-x9")
+
+
+@pytest.mark.parametrize("path", [BOOT_FILE, *COMMON_FILES])
+def test_shared_files_never_carry_credentials(
+    renderer: Renderer, vendor: VendorSpec, path: str
+) -> None:
+    """Even a context that (wrongly) has credentials cannot put them in a shared file."""
+    values = render(renderer, vendor, path, prov_username="provuser", prov_password="provPass1")
+    assert not CREDENTIAL_KEYS & set(values)
+    assert "provPass1" not in "".join(values.values())
+
+
+@pytest.mark.parametrize("path", [DEVICE_FILE, *COMMON_FILES])
+def test_resync_and_reboot_events(renderer: Renderer, vendor: VendorSpec, path: str) -> None:
+    """The resync NOTIFY text is the one the files set in CFG_RESYNC_FROM_SIP; reboot differs."""
+    assert render(renderer, vendor, path)["CFG_RESYNC_FROM_SIP"] == vendor.resync_event
+    assert vendor.resync_event == "check-sync"
+    assert vendor.reboot_event != vendor.resync_event

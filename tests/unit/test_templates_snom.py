@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.template_checks import (
+    TEMPLATES_ROOT,
     VARIANTS,
     assert_no_leftovers,
     check_every_template,
@@ -16,6 +17,14 @@ from tests.template_context import DEFAULTS, PROVISIONING_BASE_URL, sample_conte
 
 MODEL = "snom-d785"
 FIRMWARE = "http://192.0.2.10:8080/firmware/snomD785-10.1.33.33-SIP-r.bin"
+DEVICE_FILE = "snomD785-000413922D24.htm"
+# Rome (the sample zone) as rules: Snom's code, standard offset in seconds, summer time from
+# the last Sunday of March 02:00 to the last Sunday of October 03:00, saving 3600 s.
+ROME = {
+    "timezone": "ITA+1",
+    "utc_offset": "+3600",
+    "dst": "3600 03.05.07 02:00:00 10.05.07 03:00:00",
+}
 
 
 def phone_settings(text: str) -> dict[str, str]:
@@ -34,10 +43,10 @@ def phone_settings(text: str) -> dict[str, str]:
 
 
 def expected_settings(firmware_url: str) -> dict[str, str]:
-    """Settings shared by the model file and the per-MAC file."""
+    """Settings shared by the model file and the per-MAC file (contexts built for "snom")."""
     settings = {
         "ntp_server": DEFAULTS["ntp_server"],
-        "timezone": "ITA+1",
+        **ROME,
         "language": "Italiano",
         "web_language": "Italiano",
     }
@@ -50,8 +59,13 @@ def expected_settings(firmware_url: str) -> dict[str, str]:
 
 
 def test_vendor_description() -> None:
+    """Resync re-reads the files without a reboot; the reboot event differs."""
     vendor = load("snom")
-    assert (vendor.id, vendor.resync_event) == ("snom", "check-sync;reboot=false")
+    assert (vendor.id, vendor.resync_event, vendor.reboot_event) == (
+        "snom",
+        "check-sync;reboot=false",
+        "check-sync;reboot=true",
+    )
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
@@ -70,8 +84,9 @@ def test_device_file(transport: str, proxy: str, firmware_url: str) -> None:
         transport=transport,
         outbound_proxy=proxy,
         firmware_url=firmware_url,
+        vendor="snom",
     )
-    text = render_path("snom", "snomD785-000413922D24.htm", context)
+    text = render_path("snom", DEVICE_FILE, context)
     assert_no_leftovers(text)
     port = "5061" if transport == "tls" else "5060"
     assert phone_settings(text) == {
@@ -90,7 +105,7 @@ def test_device_file(transport: str, proxy: str, firmware_url: str) -> None:
 
 
 def test_label_and_disabled_identity() -> None:
-    context = sample_context("device", model=MODEL, label="Lobby", enabled=False)
+    context = sample_context("device", model=MODEL, label="Lobby", enabled=False, vendor="snom")
     settings = phone_settings(render_path("snom", "snomD785-001565AABBCC.htm", context))
     assert (settings["user_idle_text[1]"], settings["user_active[1]"]) == ("Lobby", "off")
 
@@ -98,24 +113,102 @@ def test_label_and_disabled_identity() -> None:
 @pytest.mark.parametrize("credentials", [False, True])
 @pytest.mark.parametrize("firmware_url", ["", FIRMWARE])
 def test_model_file(credentials: bool, firmware_url: str) -> None:
+    """The shared settings only: never provisioning credentials, whatever the context says."""
     context = sample_context(
         "common",
         model=MODEL,
         firmware_url=firmware_url,
         prov_username="provuser" if credentials else "",
         prov_password="provPass1" if credentials else "",
+        vendor="snom",
     )
     text = render_path("snom", "snomD785.htm", context)
     assert_no_leftovers(text)
-    expected = expected_settings(firmware_url)
-    if credentials:
-        expected |= {"http_client_user": "provuser", "http_client_pass": "provPass1"}
-    assert phone_settings(text) == expected
+    assert phone_settings(text) == expected_settings(firmware_url)
+    assert "provPass1" not in text
+
+
+@pytest.mark.parametrize("path", ["snomD785.htm", "snomD785-firmware.xml"])
+def test_common_files_never_carry_credentials(path: str) -> None:
+    context = sample_context(
+        "common",
+        model=MODEL,
+        firmware_url=FIRMWARE,
+        prov_username="provuser",
+        prov_password="provPass1",
+        vendor="snom",
+    )
+    text = render_path("snom", path, context)
+    assert "provuser" not in text
+    assert "provPass1" not in text
+
+
+def test_device_file_carries_provisioning_credentials() -> None:
+    """The phone's own digest user name and password, XML-escaped, only in its own file."""
+    context = sample_context(
+        "device", model=MODEL, prov_username="000413922d24", prov_password="p&<ss", vendor="snom"
+    )
+    settings = phone_settings(render_path("snom", DEVICE_FILE, context))
+    assert (settings["http_client_user"], settings["http_client_pass"]) == (
+        "000413922d24",
+        "p&<ss",
+    )
+
+
+def test_no_provisioning_user_no_credential_keys() -> None:
+    settings = phone_settings(
+        render_path("snom", DEVICE_FILE, sample_context("device", model=MODEL, vendor="snom"))
+    )
+    assert not {"http_client_user", "http_client_pass"} & set(settings)
+
+
+def _time(timezone: str, kind: str = "device") -> dict[str, str]:
+    context = sample_context(kind, model=MODEL, timezone=timezone, vendor="snom")
+    path = DEVICE_FILE if kind == "device" else "snomD785.htm"
+    settings = phone_settings(render_path("snom", path, context))
+    return {key: settings[key] for key in ("timezone", "utc_offset", "dst")}
+
+
+@pytest.mark.parametrize("kind", ["device", "common"])
+def test_rome_as_rules(kind: str) -> None:
+    """Summer time as yearly rules, never "is it summer now" (the old snapshot bug)."""
+    assert _time("Europe/Rome", kind) == ROME
+
+
+def test_new_york_as_rules() -> None:
+    """Second Sunday of March 02:00 to first Sunday of November 02:00."""
+    assert _time("America/New_York") == {
+        "timezone": "USA-5",
+        "utc_offset": "-18000",
+        "dst": "3600 03.02.07 02:00:00 11.01.07 02:00:00",
+    }
+
+
+def test_sydney_southern_hemisphere_falls_back_to_rules() -> None:
+    """Not in timezones.toml: empty code, summer time from October to April."""
+    assert _time("Australia/Sydney") == {
+        "timezone": "",
+        "utc_offset": "+36000",
+        "dst": "3600 10.01.07 02:00:00 04.01.07 03:00:00",
+    }
+
+
+def test_kolkata_half_hour_offset_without_summer_time() -> None:
+    """Not in timezones.toml: the offset in seconds, an empty dst clears old rules."""
+    assert _time("Asia/Kolkata") == {"timezone": "", "utc_offset": "+19800", "dst": ""}
+
+
+def test_zone_table_lives_in_timezones_toml() -> None:
+    """The IANA -> Snom table is loaded from timezones.toml, not hard-coded in a template."""
+    zones = load("snom").timezones
+    assert zones["Europe/Rome"] == "ITA+1"
+    assert zones["America/New_York"] == "USA-5"
+    assert "zones = {" not in (TEMPLATES_ROOT / "snom" / "_settings.xml.j2").read_text()
 
 
 @pytest.mark.parametrize("firmware_url", ["", FIRMWARE])
 def test_firmware_file(firmware_url: str) -> None:
-    context = sample_context("common", model=MODEL, firmware_url=firmware_url)
+    context = sample_context("common", model=MODEL, firmware_url=firmware_url, vendor="snom")
     root = xml_root(render_path("snom", "snomD785-firmware.xml", context))
     assert root.tag == "firmware-settings"
     assert [element.text for element in root.iter("firmware")] == (
