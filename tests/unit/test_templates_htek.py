@@ -19,7 +19,8 @@ COMMON_FILES = {"cfg0010.xml": "htek-uc926", "cfg0012.xml": "htek-uc924"}
 TRANSPORT_CODES = {"udp": "0", "tcp": "1", "tls": "2"}
 # P-values present whatever the options (HTTP provisioning, NTP set, UTC+1).
 SHARED = {"P212", "P237", "P30", "P64", "P75"}
-ACCOUNT = {"P271", "P35", "P36", "P34", "P3", "P20000", "P47", "P130", "P48"}
+ACCOUNT = {"P271", "P31", "P35", "P36", "P34", "P3", "P20000", "P47", "P130", "P48"}
+CREDENTIALS = {"P1360", "P1361"}
 
 
 @pytest.fixture(scope="module")
@@ -68,6 +69,7 @@ def test_device_file_carries_the_account(
     port = "5061" if transport == "tls" else "5060"
     assert {key: values[key] for key in ACCOUNT} == {
         "P271": "1",
+        "P31": "1",
         "P35": DEFAULTS["extension"],
         "P36": DEFAULTS["auth_username"],
         "P34": DEFAULTS["password"],
@@ -85,8 +87,24 @@ def test_label_replaces_the_presented_number(renderer: Renderer, vendor: VendorS
 
 
 def test_disabled_device_account_is_inactive(renderer: Renderer, vendor: VendorSpec) -> None:
-    """An inactive device gets account 1 switched off."""
-    assert render(renderer, vendor, DEVICE_FILE, enabled=False)["P271"] == "0"
+    """An inactive device gets account 1 switched off and not registering."""
+    values = render(renderer, vendor, DEVICE_FILE, enabled=False)
+    assert (values["P271"], values["P31"]) == ("0", "0")
+
+
+def test_empty_display_name_falls_back_to_the_extension(
+    renderer: Renderer, vendor: VendorSpec
+) -> None:
+    assert render(renderer, vendor, DEVICE_FILE, display_name="")["P3"] == DEFAULTS["extension"]
+
+
+def test_device_file_carries_the_provisioning_credentials(
+    renderer: Renderer, vendor: VendorSpec
+) -> None:
+    """The phone's own HTTP digest credentials ride in cfg<mac>.xml, the file with secrets."""
+    values = render(renderer, vendor, DEVICE_FILE, prov_username="prov", prov_password="s3cret&")
+    assert (values["P1360"], values["P1361"]) == ("prov", "s3cret&")
+    assert not CREDENTIALS & set(render(renderer, vendor, DEVICE_FILE))
 
 
 def test_outbound_proxy_when_set(renderer: Renderer, vendor: VendorSpec) -> None:
@@ -101,7 +119,8 @@ def test_time_provisioning_and_firmware(renderer: Renderer, vendor: VendorSpec, 
     url = "http://192.0.2.10:8080/firmware/fw926.rom"
     values = render(renderer, vendor, path, firmware_url=url)
     assert values["P30"] == DEFAULTS["ntp_server"]
-    assert (values["P64"], values["P75"]) == ("49", "1")  # Htek's code for UTC+1, DST on
+    # Htek's code for UTC+1; summer time automatic (the zone's rules), not "on today".
+    assert (values["P64"], values["P75"]) == ("49", "2")
     assert (values["P212"], values["P237"]) == ("1", "http://192.0.2.10:8080/")
     assert values["P192"] == "http://192.0.2.10:8080/firmware"
     assert "P192" not in render(renderer, vendor, path)
@@ -115,9 +134,39 @@ def test_tftp_provisioning(renderer: Renderer, vendor: VendorSpec) -> None:
 
 @pytest.mark.parametrize("path", COMMON_FILES)
 def test_common_files_hold_no_account(renderer: Renderer, vendor: VendorSpec, path: str) -> None:
-    """Model common files: shared settings only; provisioning credentials only when given."""
+    """Model common files: shared settings only, never any credentials."""
     values = render(renderer, vendor, path, outbound_proxy="sbc.example.net")
     assert set(values) == SHARED
     assert DEFAULTS["password"] not in "".join(values.values())
     with_credentials = render(renderer, vendor, path, prov_username="prov", prov_password="s3cret&")
-    assert (with_credentials["P1360"], with_credentials["P1361"]) == ("prov", "s3cret&")
+    assert set(with_credentials) == SHARED
+    assert "s3cret" not in "".join(with_credentials.values())
+
+
+@pytest.mark.parametrize(
+    ("timezone", "code", "dst"),
+    [
+        ("Europe/Rome", "49", "2"),
+        ("America/New_York", "18", "2"),
+        ("Australia/Sydney", "96", "2"),  # southern hemisphere: same switch, rules on the phone
+        ("Asia/Kolkata", "84", "0"),  # half-hour offset, no summer time
+    ],
+)
+@pytest.mark.parametrize("path", [DEVICE_FILE, *COMMON_FILES])
+def test_time_zone_all_year(
+    renderer: Renderer, vendor: VendorSpec, path: str, timezone: str, code: str, dst: str
+) -> None:
+    """Zone code by standard offset; summer time automatic where the zone has it, else off."""
+    values = render(renderer, vendor, path, timezone=timezone)
+    assert (values["P64"], values["P75"]) == (code, dst)
+
+
+def test_offset_missing_from_the_zone_table(renderer: Renderer, vendor: VendorSpec) -> None:
+    """UTC+5:45 has no Htek code: P64 is left out (the phone keeps its zone); no summer time."""
+    values = render(renderer, vendor, DEVICE_FILE, timezone="Asia/Kathmandu")
+    assert "P64" not in values
+    assert values["P75"] == "0"
+
+
+def test_resync_and_reboot_events(vendor: VendorSpec) -> None:
+    assert (vendor.resync_event, vendor.reboot_event) == ("check-sync", "check-sync;reboot=true")

@@ -22,6 +22,8 @@ FIRMWARE = "http://192.0.2.10:8080/firmware/T46S-66.86.0.15.rom"
 def test_vendor_description() -> None:
     vendor = load("yealink")
     assert (vendor.id, vendor.resync_event) == ("yealink", "check-sync")
+    # Re-read without reboot vs reboot: they must differ (sip.notify_reboot_enable = 0).
+    assert vendor.reboot_event == "check-sync;reboot=true"
     assert [spec.template for spec in vendor.files if spec.template] == [
         "mac.boot.j2",
         "common.boot.j2",
@@ -36,13 +38,34 @@ def test_every_template(variant: dict[str, str]) -> None:
     check_every_template("yealink", MODEL, variant)
 
 
+# Europe/Rome (the sample zone) as yearly rules: last Sunday of March 02:00 to last Sunday of
+# October 03:00, one hour (by week: month/week (5 = last)/day (7 = Sunday)/hour).
+ROME_TIME = {
+    "local_time.time_zone": "+1",
+    "local_time.summer_time": "1",
+    "local_time.dst_time_type": "1",
+    "local_time.start_time": "3/5/7/2",
+    "local_time.end_time": "10/5/7/3",
+    "local_time.offset_time": "60",
+}
+TIME_KEYS = (
+    "local_time.time_zone",
+    "local_time.summer_time",
+    "local_time.dst_time_type",
+    "local_time.start_time",
+    "local_time.end_time",
+    "local_time.offset_time",
+    "local_time.time_zone_name",
+)
+
+
 def expected_settings(firmware_url: str) -> dict[str, str]:
     """Keys shared by the common files and the device file."""
     keys = {
         "static.auto_provision.server.url": PROVISIONING_BASE_URL,
+        "sip.notify_reboot_enable": "0",
         "local_time.ntp_server1": DEFAULTS["ntp_server"],
-        "local_time.time_zone": "+1",
-        "local_time.summer_time": "2",
+        **ROME_TIME,
         "lang.gui": "Italian",
         "lang.wui": "Italian",
     }
@@ -81,15 +104,98 @@ def test_device_file(transport: str, proxy: str, firmware_url: str) -> None:
     assert parse_key_values(text, "=") == expected
 
 
-def test_label_disabled_line_and_provisioning_credentials() -> None:
-    context = sample_context(
-        "device", model=MODEL, label="Reception", enabled=False, prov_username="provuser"
-    )
+def test_label_and_disabled_line() -> None:
+    context = sample_context("device", model=MODEL, label="Reception", enabled=False)
     keys = parse_key_values(render_path("yealink", "001565aabbcc.cfg", context), "=")
     assert keys["account.1.label"] == "Reception"
     assert keys["account.1.enable"] == "0"
-    # Provisioning credentials belong to the common files only.
-    assert not [key for key in keys if key.startswith("static.auto_provision.server.user")]
+
+
+def test_provisioning_credentials_in_the_device_file() -> None:
+    """The phone's own HTTP digest credentials ride in <mac>.cfg, the file with secrets."""
+    context = sample_context(
+        "device", model=MODEL, prov_username="provuser", prov_password="provPass1"
+    )
+    keys = parse_key_values(render_path("yealink", "001565aabbcc.cfg", context), "=")
+    assert keys["static.auto_provision.server.username"] == "provuser"
+    assert keys["static.auto_provision.server.password"] == "provPass1"
+    # No credentials configured: the keys are left out (the phone keeps none).
+    plain = render_path("yealink", "001565aabbcc.cfg", sample_context("device", model=MODEL))
+    assert "static.auto_provision.server.user" not in plain
+    assert "static.auto_provision.server.password" not in plain
+
+
+def test_provisioning_credentials_cannot_inject_a_key() -> None:
+    context = sample_context(
+        "device", model=MODEL, prov_username="u\nsip.notify_reboot_enable = 1", prov_password="p"
+    )
+    keys = parse_key_values(render_path("yealink", "001565aabbcc.cfg", context), "=")
+    assert keys["sip.notify_reboot_enable"] == "0"
+    assert keys["static.auto_provision.server.username"] == "usip.notify_reboot_enable = 1"
+
+
+def time_keys(timezone: str, path: str = "001565aabbcc.cfg") -> dict[str, str]:
+    """The time-zone keys of the file `path` for `timezone`."""
+    kind = "device" if path == "001565aabbcc.cfg" else "common"
+    context = sample_context(kind, model=MODEL, timezone=timezone, vendor="yealink")
+    keys = parse_key_values(render_path("yealink", path, context), "=")
+    return {key: keys[key] for key in TIME_KEYS if key in keys}
+
+
+@pytest.mark.parametrize("path", ["001565aabbcc.cfg", "y000000000066.cfg", "y000000000000.cfg"])
+def test_time_zone_as_yearly_rules_europe(path: str) -> None:
+    """Rome gets explicit rules (summer_time 1), not an on/off switch taken on the render day."""
+    assert time_keys("Europe/Rome", path) == ROME_TIME
+
+
+@pytest.mark.parametrize(
+    ("timezone", "expected"),
+    [
+        (  # second Sunday of March 02:00 to first Sunday of November 02:00
+            "America/New_York",
+            {
+                "local_time.time_zone": "-5",
+                "local_time.start_time": "3/2/7/2",
+                "local_time.end_time": "11/1/7/2",
+            },
+        ),
+        (  # southern hemisphere: starts in October, ends in April of the next year
+            "Australia/Sydney",
+            {
+                "local_time.time_zone": "+10",
+                "local_time.start_time": "10/1/7/2",
+                "local_time.end_time": "4/1/7/3",
+            },
+        ),
+    ],
+)
+def test_time_zone_as_yearly_rules(timezone: str, expected: dict[str, str]) -> None:
+    assert time_keys(timezone) == {
+        "local_time.summer_time": "1",
+        "local_time.dst_time_type": "1",
+        "local_time.offset_time": "60",
+        **expected,
+    }
+
+
+def test_zone_without_summer_time_and_half_hour_offset() -> None:
+    """Kolkata: UTC+5:30 all year, summer time switched off (not left on automatic)."""
+    assert time_keys("Asia/Kolkata") == {
+        "local_time.time_zone": "+5:30",
+        "local_time.summer_time": "0",
+    }
+
+
+def test_any_zone_takes_the_offset_and_rules_fallback() -> None:
+    """No Yealink zone-name list is used: every zone gets offset + rules (here half-hour DST)."""
+    assert time_keys("Australia/Lord_Howe") == {
+        "local_time.time_zone": "+10:30",
+        "local_time.summer_time": "1",
+        "local_time.dst_time_type": "1",
+        "local_time.start_time": "10/1/7/2",
+        "local_time.end_time": "4/1/7/2",
+        "local_time.offset_time": "30",
+    }
 
 
 def test_display_name_cannot_inject_a_key() -> None:
@@ -118,11 +224,10 @@ def test_common_files(path: str, model: str | None, credentials: bool, firmware_
     )
     text = render_path("yealink", path, context)
     assert_no_leftovers(text)
-    expected = expected_settings(firmware_url)
-    if credentials:
-        expected["static.auto_provision.server.username"] = "provuser"
-        expected["static.auto_provision.server.password"] = "provPass1"
-    assert parse_key_values(text, "=") == expected
+    # Common files never carry credentials, even if a context had them.
+    assert "provuser" not in text
+    assert "provPass1" not in text
+    assert parse_key_values(text, "=") == expected_settings(firmware_url)
 
 
 def include_lines(text: str) -> list[str]:
@@ -150,5 +255,7 @@ def test_device_boot_file(model: str, family_file: str) -> None:
 
 
 def test_common_boot_file() -> None:
-    text = render_path("yealink", "y000000000000.boot", sample_context("common"))
+    context = sample_context("common", prov_username="provuser", prov_password="provPass1")
+    text = render_path("yealink", "y000000000000.boot", context)
     assert include_lines(text) == ["y000000000000.cfg"]
+    assert "provuser" not in text
