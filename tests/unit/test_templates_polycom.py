@@ -21,6 +21,30 @@ TRANSPORTS = {"udp": "UDPOnly", "tcp": "TCPOnly", "tls": "TLS"}
 FIRMWARE = "http://192.0.2.10:8080/firmware/3111-46135-002.sip.ld"
 
 
+DST = "tcpIpApp.sntp.daylightSavings"
+# Europe/Rome (CET-1CEST,M3.5.0,M10.5.0/3): last Sunday of March 02:00 to last Sunday of
+# October 03:00. dayOfWeek counts 1 = Sunday; lastInMonth makes the date unnecessary.
+ROME_TIME = {
+    "tcpIpApp.sntp.gmtOffset": "3600",
+    f"{DST}.enable": "1",
+    f"{DST}.fixedDayEnable": "0",
+    f"{DST}.start.month": "3",
+    f"{DST}.start.dayOfWeek": "1",
+    f"{DST}.start.dayOfWeek.lastInMonth": "1",
+    f"{DST}.start.time": "2",
+    f"{DST}.stop.month": "10",
+    f"{DST}.stop.dayOfWeek": "1",
+    f"{DST}.stop.dayOfWeek.lastInMonth": "1",
+    f"{DST}.stop.time": "3",
+}
+CREDENTIALS = {
+    "device.prov.user.set": "1",
+    "device.prov.user": "provuser",
+    "device.prov.password.set": "1",
+    "device.prov.password": "provPass1",
+}
+
+
 def attributes(root: ET.Element) -> dict[str, str]:
     """Every setting of a <polycomConfig> document (settings are attributes), keys unique."""
     settings: dict[str, str] = {}
@@ -36,9 +60,9 @@ def expected_settings(base_url: str = "http://192.0.2.10:8080/") -> dict[str, st
     scheme, _, location = base_url.partition("://")
     return {
         "tcpIpApp.sntp.address": DEFAULTS["ntp_server"],
-        "tcpIpApp.sntp.gmtOffset": "3600",
-        "tcpIpApp.sntp.daylightSavings.enable": "1",
+        **ROME_TIME,
         "lcl.ml.lang": "Italian_Italy",
+        "voIpProt.SIP.specialEvent.checkSync.alwaysReboot": "0",
         "device.set": "1",
         "device.prov.serverType.set": "1",
         "device.prov.serverType": {"tftp": "1", "http": "2", "https": "3"}[scheme],
@@ -90,7 +114,10 @@ def test_user_file(transport: str, proxy: str, credentials: bool) -> None:
         expected["reg.1.outboundProxy.address"] = proxy
         expected["reg.1.outboundProxy.port"] = port
         expected["reg.1.outboundProxy.transport"] = TRANSPORTS[transport]
-    # Provisioning credentials are never in the per-device file.
+    # The phone's own provisioning (HTTP digest) credentials ride in the file with secrets,
+    # and only when the device has some.
+    if credentials:
+        expected |= CREDENTIALS
     assert attributes(root) == expected
 
 
@@ -112,15 +139,10 @@ def test_common_file(base_url: str, credentials: bool) -> None:
     )
     text = render_path("polycom", "common.cfg", context)
     assert_no_leftovers(text)
-    expected = expected_settings(base_url)
-    if credentials:
-        expected |= {
-            "device.prov.user.set": "1",
-            "device.prov.user": "provuser",
-            "device.prov.password.set": "1",
-            "device.prov.password": "provPass1",
-        }
-    assert attributes(xml_root(text)) == expected
+    # Shared by every phone: never the provisioning credentials, whatever the context holds.
+    assert attributes(xml_root(text)) == expected_settings(base_url)
+    assert "provPass1" not in text
+    assert "device.prov.user" not in text
 
 
 @pytest.mark.parametrize("firmware_url", ["", FIRMWARE])
@@ -143,7 +165,135 @@ def test_master_files(firmware_url: str) -> None:
         assert DEFAULTS["password"] not in text
 
 
+@pytest.mark.parametrize(
+    ("path", "kind"), [("0004F2AABBCC.cfg", "device_boot"), ("000000000000.cfg", "common")]
+)
+def test_master_files_never_carry_credentials(path: str, kind: str) -> None:
+    context = sample_context(
+        kind,
+        model=MODEL if kind == "device_boot" else None,
+        mac="0004f2aabbcc",
+        prov_username="provuser",
+        prov_password="provPass1",
+    )
+    text = render_path("polycom", path, context)
+    assert "provuser" not in text
+    assert "provPass1" not in text
+
+
 def test_display_name_is_escaped() -> None:
     context = sample_context("device", model=MODEL, display_name='A "quoted" <name> &\nx')
     settings = attributes(xml_root(render_path("polycom", "0004f2aabbcc-user.cfg", context)))
     assert settings["reg.1.displayName"] == 'A "quoted" <name> &x'
+
+
+def test_provisioning_credentials_are_escaped() -> None:
+    context = sample_context("device", model=MODEL, prov_username='u"x\n<a>', prov_password="p&q")
+    settings = attributes(xml_root(render_path("polycom", "0004f2aabbcc-user.cfg", context)))
+    assert settings["device.prov.user"] == 'u"x<a>'
+    assert settings["device.prov.password"] == "p&q"
+
+
+def time_settings(timezone: str, path: str = "0004f2aabbcc-user.cfg") -> dict[str, str]:
+    """The time settings (gmtOffset and daylightSavings.*) of `path` for `timezone`."""
+    kind = "device" if path.endswith("-user.cfg") else "common"
+    context = sample_context(
+        kind, model=MODEL if kind == "device" else None, timezone=timezone, vendor="polycom"
+    )
+    settings = attributes(xml_root(render_path("polycom", path, context)))
+    return {
+        key: value
+        for key, value in settings.items()
+        if key.startswith(DST) or key == "tcpIpApp.sntp.gmtOffset"
+    }
+
+
+@pytest.mark.parametrize("path", ["0004f2aabbcc-user.cfg", "common.cfg"])
+def test_time_zone_as_yearly_rules_europe(path: str) -> None:
+    """Rome gets the rules the phone applies all year, not "summer time on" of the render day."""
+    assert time_settings("Europe/Rome", path) == ROME_TIME
+
+
+@pytest.mark.parametrize(
+    ("timezone", "expected"),
+    [
+        (  # EST5EDT,M3.2.0,M11.1.0: second Sunday of March 02:00 (date 8 = second such day)
+            # to first Sunday of November 02:00 (date 1 = first such day)
+            "America/New_York",
+            {
+                "tcpIpApp.sntp.gmtOffset": "-18000",
+                "start.month": "3",
+                "start.date": "8",
+                "start.time": "2",
+                "stop.month": "11",
+                "stop.date": "1",
+                "stop.time": "2",
+            },
+        ),
+        (  # AEST-10AEDT,M10.1.0,M4.1.0/3: southern hemisphere, starts in October and ends in
+            # April of the next year
+            "Australia/Sydney",
+            {
+                "tcpIpApp.sntp.gmtOffset": "36000",
+                "start.month": "10",
+                "start.date": "1",
+                "start.time": "2",
+                "stop.month": "4",
+                "stop.date": "1",
+                "stop.time": "3",
+            },
+        ),
+    ],
+)
+def test_time_zone_as_yearly_rules(timezone: str, expected: dict[str, str]) -> None:
+    offset = expected.pop("tcpIpApp.sntp.gmtOffset")
+    assert time_settings(timezone) == {
+        "tcpIpApp.sntp.gmtOffset": offset,
+        f"{DST}.enable": "1",
+        f"{DST}.fixedDayEnable": "0",
+        f"{DST}.start.dayOfWeek": "1",
+        f"{DST}.start.dayOfWeek.lastInMonth": "0",
+        f"{DST}.stop.dayOfWeek": "1",
+        f"{DST}.stop.dayOfWeek.lastInMonth": "0",
+        **{f"{DST}.{key}": value for key, value in expected.items()},
+    }
+
+
+@pytest.mark.parametrize(
+    ("timezone", "offset"),
+    [("Asia/Kolkata", "19800"), ("Asia/Kathmandu", "20700"), ("America/Sao_Paulo", "-10800")],
+)
+def test_time_zone_without_summer_time(timezone: str, offset: str) -> None:
+    """No summer time (half-hour and quarter-hour offsets too): the offset, DST off, no rules."""
+    assert time_settings(timezone) == {"tcpIpApp.sntp.gmtOffset": offset, f"{DST}.enable": "0"}
+
+
+def test_every_zone_takes_the_rules_fallback() -> None:
+    """Polycom has no zone list here (no cited city-ID table): every zone, including one no
+    list would have, gets the standard offset plus its rules; weekday and week map through."""
+    assert load("polycom").timezones == {}
+    # <-04>4<-03>,M9.1.6/24,M4.1.6/24: Santiago changes at 24:00 on Saturdays; the hour is
+    # clamped into the day (23), as the README says.
+    assert time_settings("America/Santiago") == {
+        "tcpIpApp.sntp.gmtOffset": "-14400",
+        f"{DST}.enable": "1",
+        f"{DST}.fixedDayEnable": "0",
+        f"{DST}.start.month": "9",
+        f"{DST}.start.dayOfWeek": "7",
+        f"{DST}.start.dayOfWeek.lastInMonth": "0",
+        f"{DST}.start.date": "1",
+        f"{DST}.start.time": "23",
+        f"{DST}.stop.month": "4",
+        f"{DST}.stop.dayOfWeek": "7",
+        f"{DST}.stop.dayOfWeek.lastInMonth": "0",
+        f"{DST}.stop.date": "1",
+        f"{DST}.stop.time": "23",
+    }
+
+
+def test_resync_and_reboot_events() -> None:
+    """check-sync re-reads the files (alwaysReboot 0 in every file); the reboot differs."""
+    vendor = load("polycom")
+    assert vendor.resync_event == "check-sync"
+    assert vendor.reboot_event == "check-sync;reboot=true"
+    assert vendor.reboot_event != vendor.resync_event
