@@ -16,26 +16,27 @@ ROOT = Path(__file__).resolve().parents[2] / "phone_templates"
 DEVICE_FILE = "00085D237429.cfg"
 COMMON_FILES = {"aastra.cfg": None, "startup.cfg": None, "6731i.cfg": "aastra-6731i"}
 TRANSPORT_CODES = {"udp": "1", "tcp": "2", "tls": "4"}
-EU_DST_KEYS = {
+RULE_KEYS = {
+    "dst minutes",
     "dst [start|end] relative date",
-    *(f"dst {edge} {part}" for edge in ("start", "end") for part in ("month", "week", "day")),
-    "dst start hour",
-    "dst end hour",
+    *(
+        f"dst {edge} {part}"
+        for edge in ("start", "end")
+        for part in ("month", "week", "day", "hour")
+    ),
 }
-SHARED_KEYS = {
+SHARED_KEYS = {  # Europe/Rome, a zone of the phone's own list (IT-Rome)
     "download protocol",
     "http server",
     "http port",
     "time server disabled",
     "time server1",
     "time zone name",
-    "time zone minutes",
     "dst config",
-    "dst minutes",
-    *EU_DST_KEYS,
     "sip transport protocol",
     "sip outbound proxy",
 }
+CREDENTIAL_KEYS = {"http digest username", "http digest password"}
 LINE_KEYS = {
     f"sip line1 {name}"
     for name in (
@@ -70,10 +71,12 @@ def render(renderer: Renderer, vendor: VendorSpec, path: str, **options: Any) ->
 
     Every line must be a comment or ``key: value`` with a non-empty value, every key once.
     ``ntp_server=""`` in `options` unsets the NTP server (not a `sample_context` option).
+    The zone is named from Aastra's list as the resolver does (``zone_list=False`` skips it).
     """
     (found,) = match_path([vendor], path)
     model = COMMON_FILES.get(path, "aastra-6731i")
     ntp_server = options.pop("ntp_server", None)
+    options["vendor"] = "aastra" if options.pop("zone_list", True) else None
     context = sample_context(str(found.spec.kind), model=model, **options)
     if ntp_server is not None:
         context["time"]["ntp_server"] = ntp_server
@@ -154,15 +157,14 @@ def test_outbound_proxy_and_firmware_only_when_set(
 
 @pytest.mark.parametrize("path", [DEVICE_FILE, *COMMON_FILES])
 def test_time_and_provisioning(renderer: Renderer, vendor: VendorSpec, path: str) -> None:
-    """NTP, a custom UTC+1 zone with the EU summer-time rule, and the HTTP server."""
+    """NTP, Rome as the phone's own zone (its rules applied by the phone), the HTTP server."""
     values = render(renderer, vendor, path)
     assert values["time server1"] == DEFAULTS["ntp_server"]
     assert values["time server disabled"] == "0"
-    assert values["time zone name"] == "Custom"
-    assert values["time zone minutes"] == "-60"
+    assert values["time zone name"] == "IT-Rome"
     assert values["dst config"] == "3"
-    assert (values["dst start month"], values["dst end month"]) == ("3", "10")
-    assert (values["dst start week"], values["dst end week"]) == ("-1", "-1")
+    assert not RULE_KEYS & set(values)
+    assert "time zone minutes" not in values
     assert values["download protocol"] == "HTTP"
     assert (values["http server"], values["http port"]) == ("192.0.2.10", "8080")
     assert "http path" not in values
@@ -197,3 +199,113 @@ def test_no_ntp_server_leaves_no_time_server_keys(renderer: Renderer, vendor: Ve
     """Without an NTP server the time server keys are left out, never empty."""
     values = render(renderer, vendor, DEVICE_FILE, ntp_server="")
     assert set(values) == (SHARED_KEYS | LINE_KEYS) - {"time server disabled", "time server1"}
+
+
+def _rules(values: dict[str, str]) -> dict[str, str]:
+    """The summer-time rule keys of a rendered file."""
+    return {key: values[key] for key in RULE_KEYS}
+
+
+@pytest.mark.parametrize(
+    ("timezone", "name"),
+    [
+        ("Europe/Rome", "IT-Rome"),
+        ("America/New_York", "US-Eastern"),
+        ("Australia/Sydney", "AU-Sydney"),
+    ],
+)
+def test_listed_zone_is_named(
+    renderer: Renderer, vendor: VendorSpec, timezone: str, name: str
+) -> None:
+    """A zone of Aastra's list is written by name with automatic DST, whatever the date."""
+    for path in (DEVICE_FILE, "aastra.cfg"):
+        values = render(renderer, vendor, path, timezone=timezone)
+        assert (values["time zone name"], values["dst config"]) == (name, "3")
+        assert not RULE_KEYS & set(values)
+
+
+@pytest.mark.parametrize(
+    ("timezone", "minutes", "rules"),
+    [
+        (  # EU: last Sunday of March 02:00 to last Sunday of October 03:00
+            "Europe/Rome",
+            "-60",
+            ("3", "-1", "1", "2", "10", "-1", "1", "3"),
+        ),
+        (  # US: second Sunday of March 02:00 to first Sunday of November 02:00
+            "America/New_York",
+            "300",
+            ("3", "2", "1", "2", "11", "1", "1", "2"),
+        ),
+        (  # southern hemisphere: starts in October, ends in April
+            "Australia/Sydney",
+            "-600",
+            ("10", "1", "1", "2", "4", "1", "1", "3"),
+        ),
+    ],
+)
+def test_custom_zone_carries_the_rules(
+    renderer: Renderer, vendor: VendorSpec, timezone: str, minutes: str, rules: tuple[str, ...]
+) -> None:
+    """Without a zone name: the standard offset (minutes west) and the yearly relative rules."""
+    values = render(renderer, vendor, DEVICE_FILE, timezone=timezone, zone_list=False)
+    assert values["time zone name"] == "Custom"
+    assert values["time zone minutes"] == minutes
+    assert values["dst config"] == "3"
+    assert values["dst minutes"] == "60"
+    assert values["dst [start|end] relative date"] == "1"
+    names = [
+        f"dst {edge} {part}"
+        for edge in ("start", "end")
+        for part in ("month", "week", "day", "hour")
+    ]
+    assert tuple(values[name] for name in names) == rules
+
+
+def test_zone_missing_from_the_list_falls_back_to_offset(
+    renderer: Renderer, vendor: VendorSpec
+) -> None:
+    """Asia/Kolkata is not in Aastra's list: Custom, -330 minutes (half hour), no DST."""
+    values = render(renderer, vendor, DEVICE_FILE, timezone="Asia/Kolkata")
+    assert values["time zone name"] == "Custom"
+    assert values["time zone minutes"] == "-330"
+    assert values["dst config"] == "0"
+    assert not RULE_KEYS & set(values)
+
+
+def test_unlisted_zone_with_summer_time_gets_rules(renderer: Renderer, vendor: VendorSpec) -> None:
+    """A zone the list lacks (Cuba) still changes its clock: Custom plus the rules."""
+    values = render(renderer, vendor, "aastra.cfg", timezone="America/Havana")
+    assert (values["time zone name"], values["time zone minutes"]) == ("Custom", "300")
+    assert values["dst config"] == "3"
+    assert set(values) >= RULE_KEYS
+
+
+def test_device_file_carries_provisioning_credentials(
+    renderer: Renderer, vendor: VendorSpec
+) -> None:
+    """The phone's own HTTP digest credentials go in <MAC>.cfg, and only when set."""
+    values = render(
+        renderer, vendor, DEVICE_FILE, prov_username="provuser", prov_password="provPass1"
+    )
+    assert set(values) == SHARED_KEYS | LINE_KEYS | CREDENTIAL_KEYS
+    assert values["http digest username"] == "provuser"
+    assert values["http digest password"] == "provPass1"
+    assert not CREDENTIAL_KEYS & set(render(renderer, vendor, DEVICE_FILE))
+
+
+@pytest.mark.parametrize("path", COMMON_FILES)
+def test_common_files_never_carry_credentials(
+    renderer: Renderer, vendor: VendorSpec, path: str
+) -> None:
+    """aastra.cfg, startup.cfg, <model>.cfg: no credential key even if a context had one."""
+    values = render(renderer, vendor, path, prov_username="provuser", prov_password="provPass1")
+    assert not CREDENTIAL_KEYS & set(values)
+    assert "provPass1" not in "".join(values.values())
+
+
+def test_resync_and_reboot_events(vendor: VendorSpec) -> None:
+    """Resync re-reads the files; reboot is a different event."""
+    assert vendor.resync_event == "check-sync"
+    assert vendor.reboot_event == "check-sync;reboot=true"
+    assert vendor.resync_event != vendor.reboot_event

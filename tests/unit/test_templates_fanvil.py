@@ -1,4 +1,4 @@
-"""Fanvil templates: every file renders to well-formed <sysConf> XML with the right values."""
+"""Fanvil templates: <VOIP_CONFIG_FILE> (X3S, X4) or <sysConf> (X6U) with the right values."""
 
 from __future__ import annotations
 
@@ -22,6 +22,10 @@ COMMON_FILES = {
     "X6U.cfg": "fanvil-x6u",
 }
 TRANSPORT_CODES = {"udp": "0", "tcp": "1", "tls": "3"}
+LEGACY_MODELS = ("fanvil-x3s", "fanvil-x4")  # older firmware: <VOIP_CONFIG_FILE>
+LEGACY_LINE = "./SIP_CONFIG_MODULE/SIP_Line_List/SIP_Line_List_Entry"
+LEGACY_TIME = "./GLOBAL_CONFIG_MODULE"
+SYSCONF_TIME = "./phone/date"
 
 
 @pytest.fixture(scope="module")
@@ -45,8 +49,16 @@ def render(
     text = renderer.render("fanvil", found.spec, context).decode("utf-8")
     for leftover in ("{{", "{%", "{#", "None"):
         assert leftover not in text
-    assert text.startswith('<?xml version="1.0" encoding="UTF-8"?>\n<sysConf>')
+    root_tag = "VOIP_CONFIG_FILE" if model in LEGACY_MODELS else "sysConf"
+    assert text.startswith(f'<?xml version="1.0" encoding="UTF-8"?>\n<{root_tag}>')
     return ET.fromstring(text)
+
+
+def time_values(root: ET.Element) -> dict[str, str]:
+    """The time settings as {tag: text}, legacy names converted to the <sysConf> ones."""
+    if root.tag == "VOIP_CONFIG_FILE":
+        return {c.tag.replace("_", ""): c.text or "" for c in root.findall(f"{LEGACY_TIME}/*")}
+    return {c.tag: c.text or "" for c in root.findall(f"{SYSCONF_TIME}/*")}
 
 
 def line_values(root: ET.Element) -> dict[str, str]:
@@ -70,7 +82,7 @@ def test_device_file_carries_the_account(
     renderer: Renderer, vendor: VendorSpec, transport: str
 ) -> None:
     """Extension, auth name, password, display name and registrar under Fanvil's keys."""
-    root = render(renderer, vendor, DEVICE_FILE, "fanvil-x4", transport=transport)
+    root = render(renderer, vendor, DEVICE_FILE, "fanvil-x6u", transport=transport)
     assert line_values(root) == {
         "EnableReg": "1",
         "PhoneNumber": DEFAULTS["extension"],
@@ -88,32 +100,32 @@ def test_device_file_shows_label_and_presented_number(
     renderer: Renderer, vendor: VendorSpec
 ) -> None:
     """Fanvil has no caller-id key: the idle title shows the name (or label) and the CLI."""
-    root = render(renderer, vendor, DEVICE_FILE, "fanvil-x4")
+    root = render(renderer, vendor, DEVICE_FILE, "fanvil-x6u")
     assert root.findtext("./phone/display/LCDTitle") == f"Rossi & <Figli> {DEFAULTS['cli']}"
-    root = render(renderer, vendor, DEVICE_FILE, "fanvil-x4", label="Reception", cli="200")
+    root = render(renderer, vendor, DEVICE_FILE, "fanvil-x6u", label="Reception", cli="200")
     assert root.findtext("./phone/display/LCDTitle") == "Reception 200"
 
 
 def test_disabled_device_does_not_register(renderer: Renderer, vendor: VendorSpec) -> None:
     """An inactive device gets its account with registration switched off."""
-    root = render(renderer, vendor, DEVICE_FILE, "fanvil-x4", enabled=False)
+    root = render(renderer, vendor, DEVICE_FILE, "fanvil-x6u", enabled=False)
     assert line_values(root)["EnableReg"] == "0"
 
 
 def test_outbound_proxy_when_set(renderer: Renderer, vendor: VendorSpec) -> None:
     """A set outbound proxy lands in ProxyAddr/ProxyPort; unset, ProxyAddr is cleared."""
-    root = render(renderer, vendor, DEVICE_FILE, "fanvil-x4", outbound_proxy="sbc.example.net")
+    root = render(renderer, vendor, DEVICE_FILE, "fanvil-x6u", outbound_proxy="sbc.example.net")
     values = line_values(root)
     assert (values["ProxyAddr"], values["ProxyPort"]) == ("sbc.example.net", "5060")
-    unset = line_values(render(renderer, vendor, DEVICE_FILE, "fanvil-x4"))
+    unset = line_values(render(renderer, vendor, DEVICE_FILE, "fanvil-x6u"))
     assert unset["ProxyAddr"] == ""
     assert "ProxyPort" not in unset
 
 
 @pytest.mark.parametrize("path", [DEVICE_FILE, *COMMON_FILES])
 def test_time_provisioning_and_firmware(renderer: Renderer, vendor: VendorSpec, path: str) -> None:
-    """NTP, time zone, provisioning URL and (only when set) the firmware URL."""
-    model = COMMON_FILES.get(path, "fanvil-x4")
+    """NTP, time zone, provisioning URL and (only when set) the firmware URL (<sysConf>)."""
+    model = "fanvil-x6u"
     url = "http://192.0.2.10:8080/firmware/x4.z"
     root = render(renderer, vendor, path, model, firmware_url=url)
     assert root.findtext("./phone/date/SNTPServer") == DEFAULTS["ntp_server"]
@@ -132,7 +144,7 @@ def test_tftp_provisioning_leaves_the_protocol_alone(
     renderer: Renderer, vendor: VendorSpec
 ) -> None:
     """Only HTTP has a protocol code we are sure of; for TFTP the phone keeps its own."""
-    root = render(renderer, vendor, DEVICE_FILE, "fanvil-x4", base_url="tftp://192.0.2.10/")
+    root = render(renderer, vendor, DEVICE_FILE, "fanvil-x6u", base_url="tftp://192.0.2.10/")
     assert root.findtext("./ap/FlashServerIP") == "tftp://192.0.2.10"
     assert root.find("./ap/FlashProtocol") is None
 
@@ -144,5 +156,151 @@ def test_common_files_hold_no_account(
     """Model common files carry shared settings only: no <sip> block, no secret."""
     root = render(renderer, vendor, path, model, outbound_proxy="sbc.example.net")
     assert root.find("./sip") is None
+    assert root.find("./SIP_CONFIG_MODULE") is None
     assert DEFAULTS["password"] not in "".join(root.itertext())
     assert FileKind.COMMON is match_path([vendor], path)[0].spec.kind
+
+
+def legacy_line(root: ET.Element) -> dict[str, str]:
+    """The children of the single <SIP_Line_List_Entry> as {tag: text}."""
+    (entry,) = root.findall(LEGACY_LINE)
+    return {child.tag: child.text or "" for child in entry}
+
+
+@pytest.mark.parametrize("model", LEGACY_MODELS)
+@pytest.mark.parametrize("transport", ["udp", "tcp", "tls"])
+def test_legacy_models_get_voip_config_file(
+    renderer: Renderer, vendor: VendorSpec, model: str, transport: str
+) -> None:
+    """X3S and X4 read <VOIP_CONFIG_FILE>: the account under its own (underscored) names."""
+    root = render(renderer, vendor, DEVICE_FILE, model, transport=transport)
+    assert root.find("./sip") is None
+    assert legacy_line(root) == {
+        "ID": "SIP1",
+        "Enable_Reg": "1",
+        "Phone_Number": DEFAULTS["extension"],
+        "Display_Name": "Rossi & <Figli>",
+        "Register_User": DEFAULTS["auth_username"],
+        "Register_Pswd": DEFAULTS["password"],
+        "Register_Addr": DEFAULTS["registrar"],
+        "Register_Port": "5061" if transport == "tls" else "5060",
+        "Transport": TRANSPORT_CODES[transport],
+        "Proxy_Addr": "",
+    }
+    assert root.findtext("./PHONE_CONFIG_MODULE/LCD_Title") == f"Rossi & <Figli> {DEFAULTS['cli']}"
+    assert root.findtext("./AUTOUPDATE_CONFIG_MODULE/Download_Server_IP") == (
+        "http://192.0.2.10:8080"
+    )
+    assert root.findtext("./AUTOUPDATE_CONFIG_MODULE/Config_File_Name") == "$mac.cfg"
+
+
+def test_legacy_outbound_proxy_and_common_file(renderer: Renderer, vendor: VendorSpec) -> None:
+    """Outbound proxy in Proxy_Addr/Proxy_Port; the X3S/X4 common files are legacy too."""
+    root = render(renderer, vendor, DEVICE_FILE, "fanvil-x4", outbound_proxy="sbc.example.net")
+    values = legacy_line(root)
+    assert (values["Proxy_Addr"], values["Proxy_Port"]) == ("sbc.example.net", "5060")
+    common = render(renderer, vendor, "f0X4hw1.100.cfg", "fanvil-x4")
+    assert common.tag == "VOIP_CONFIG_FILE"
+    assert time_values(common)["TimeZone"] == "4"
+    assert render(renderer, vendor, "X6U.cfg", "fanvil-x6u").tag == "sysConf"
+
+
+def _dst(values: dict[str, str]) -> tuple[str, ...]:
+    """Start and end rules: month, week, weekday, hour, minute."""
+    return tuple(
+        values[f"DST{edge}{part}"]
+        for edge in ("Start", "End")
+        for part in ("Mon", "Week", "Wday", "Hour", "Min")
+    )
+
+
+ZONE_CASES = [
+    # zone, TimeZone (quarter hours), start rule then end rule (week -1 = last, weekday 0 = Sunday)
+    ("Europe/Rome", "4", ("3", "-1", "0", "2", "0", "10", "-1", "0", "3", "0")),
+    ("America/New_York", "-20", ("3", "2", "0", "2", "0", "11", "1", "0", "2", "0")),
+    ("Australia/Sydney", "40", ("10", "1", "0", "2", "0", "4", "1", "0", "3", "0")),
+]
+
+
+@pytest.mark.parametrize("model", ["fanvil-x4", "fanvil-x6u"])
+@pytest.mark.parametrize(("timezone", "quarters", "rules"), ZONE_CASES)
+def test_summer_time_is_written_as_yearly_rules(
+    renderer: Renderer,
+    vendor: VendorSpec,
+    model: str,
+    timezone: str,
+    quarters: str,
+    rules: tuple[str, ...],
+) -> None:
+    """Fanvil has no zone list here: the standard offset plus start/end rules, both formats."""
+    for path in (DEVICE_FILE, "f0X4hw1.100.cfg" if model == "fanvil-x4" else "X6U.cfg"):
+        values = time_values(render(renderer, vendor, path, model, timezone=timezone))
+        assert values["TimeZone"] == quarters
+        assert values["EnableDST"] == "2"
+        assert values["DSTMinOffset"] == "60"
+        assert _dst(values) == rules
+
+
+@pytest.mark.parametrize("model", ["fanvil-x3s", "fanvil-x6u"])
+def test_zone_without_summer_time(renderer: Renderer, vendor: VendorSpec, model: str) -> None:
+    """Asia/Kolkata: UTC+5:30 is 22 quarter hours, summer time off, no rule keys."""
+    values = time_values(render(renderer, vendor, DEVICE_FILE, model, timezone="Asia/Kolkata"))
+    assert (values["TimeZone"], values["EnableDST"]) == ("22", "0")
+    assert not any(key.startswith("DST") for key in values)
+
+
+def test_vendor_has_no_zone_list(vendor: VendorSpec) -> None:
+    """No Fanvil zone list: every zone takes the documented fallback (offset plus rules)."""
+    assert not vendor.timezones
+    assert (
+        sample_context("common", timezone="Asia/Kolkata", vendor="fanvil")["time"]["zone_name"]
+        == ""
+    )
+
+
+CREDENTIALS = {
+    "fanvil-x4": (
+        "./AUTOUPDATE_CONFIG_MODULE/Download_Username",
+        "./AUTOUPDATE_CONFIG_MODULE/Download_Password",
+    ),
+    "fanvil-x3s": (
+        "./AUTOUPDATE_CONFIG_MODULE/Download_Username",
+        "./AUTOUPDATE_CONFIG_MODULE/Download_Password",
+    ),
+    "fanvil-x6u": ("./ap/DefaultUsername", "./ap/DefaultPassword"),
+}
+
+
+@pytest.mark.parametrize("model", CREDENTIALS)
+def test_device_file_carries_provisioning_credentials(
+    renderer: Renderer, vendor: VendorSpec, model: str
+) -> None:
+    """The auto-provisioning server user/password go in <mac>.cfg, and only when set."""
+    user_path, password_path = CREDENTIALS[model]
+    root = render(
+        renderer, vendor, DEVICE_FILE, model, prov_username="provuser", prov_password="provPass1"
+    )
+    assert (root.findtext(user_path), root.findtext(password_path)) == ("provuser", "provPass1")
+    without = render(renderer, vendor, DEVICE_FILE, model)
+    assert without.find(user_path) is None
+    assert without.find(password_path) is None
+
+
+@pytest.mark.parametrize(("path", "model"), COMMON_FILES.items())
+def test_common_files_never_carry_credentials(
+    renderer: Renderer, vendor: VendorSpec, path: str, model: str
+) -> None:
+    """Even a context with credentials leaves no credential key in a common file."""
+    root = render(
+        renderer, vendor, path, model, prov_username="provuser", prov_password="provPass1"
+    )
+    text = ET.tostring(root, encoding="unicode")
+    assert "provuser" not in text
+    assert "provPass1" not in text
+
+
+def test_resync_and_reboot_events(vendor: VendorSpec) -> None:
+    """Resync re-reads the files; reboot is a different event."""
+    assert vendor.resync_event == "check-sync"
+    assert vendor.reboot_event == "check-sync;reboot=true"
+    assert vendor.resync_event != vendor.reboot_event
