@@ -80,8 +80,17 @@ class VendorSpec:
     user_agents: tuple[re.Pattern[str], ...] = field(repr=False)
     files: tuple[FileSpec, ...] = field(repr=False)
     reboot_event: str = ""  # the Event that reboots the phone ("" when the vendor has none)
+    # Model family -> (resync event, reboot event) where a family differs from the vendor's
+    # own (Cisco 7940/7960 know only check-sync, a reboot); "" means the family has none.
+    family_events: Mapping[str, tuple[str, str]] = field(
+        default_factory=dict, repr=False, hash=False
+    )
     # IANA zone -> the vendor's own zone name (timezones.toml); empty when it takes rules only.
     timezones: Mapping[str, str] = field(default_factory=dict, repr=False, hash=False)
+
+    def events(self, family: str) -> tuple[str, str]:
+        """(resync event, reboot event) for a model of `family` ("" where it has none)."""
+        return self.family_events.get(family, (self.resync_event, self.reboot_event))
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,8 +21,18 @@ __all__ = ["VendorError", "default_templates_root", "load_vendor", "load_vendors
 
 DEFAULT_MAX_UPLOAD = 256 * 1024
 _VENDOR_KEYS = frozenset(
-    {"id", "title", "dhcp_options", "resync_event", "reboot_event", "user_agents", "files"}
+    {
+        "id",
+        "title",
+        "dhcp_options",
+        "resync_event",
+        "reboot_event",
+        "family_events",
+        "user_agents",
+        "files",
+    }
 )
+_EVENT_KEYS = frozenset({"resync_event", "reboot_event"})
 _ZONE_KEYS = frozenset({"source", "zones"})
 _FILE_KEYS = frozenset({"pattern", "kind", "template", "content_type", "line_ending", "max_upload"})
 _UA_GROUPS = frozenset({"model", "firmware", "mac"})
@@ -84,7 +94,25 @@ def load_vendor(path: Path) -> VendorSpec:
         user_agents=_user_agents(check, data.get("user_agents", [])),
         files=tuple(_file_spec(check, entry, f"files[{i}]") for i, entry in enumerate(raw_files)),
         timezones=_timezones(path.parent / "timezones.toml"),
+        family_events=_family_events(check, data.get("family_events", {})),
     )
+
+
+def _family_events(check: _Checker, value: object) -> dict[str, tuple[str, str]]:
+    """``[family_events.<family>]`` tables: both events, "" for an action the family lacks."""
+    if not isinstance(value, dict):
+        check.fail("family_events", "must be a table of [family_events.<family>] tables")
+    events = {}
+    for family, table in value.items():
+        where = f"family_events.{family}"
+        if not isinstance(table, dict):
+            check.fail(where, "must be a table")
+        check.keys(table, _EVENT_KEYS, where)
+        pair = (table.get("resync_event"), table.get("reboot_event"))
+        if not all(isinstance(event, str) for event in pair) or pair == ("", ""):
+            check.fail(where, "needs resync_event and reboot_event strings, not both empty")
+        events[family] = (str(pair[0]), str(pair[1]))
+    return events
 
 
 def _timezones(path: Path) -> dict[str, str]:

@@ -18,6 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from provisiond.domain.errors import Conflict, InvalidInput
+from provisiond.domain.identify import VendorSpec
 from provisiond.provisioning.vendors import load_vendors
 from provisiond.services.assignments import load_device
 from provisiond.services.context import ServiceContext, audit
@@ -26,6 +27,24 @@ from provisiond.sip import send_notify
 from provisiond.storage.models import Device
 
 MAX_BULK = 10_000
+_NO_EVENT = (
+    "model {model} has no SIP NOTIFY for this (reboot={reboot}): "
+    "it re-reads its files only when it boots; send a reboot instead"
+)
+
+
+def _not_sent(device: Device, port: int, reboot: bool) -> dict[str, Any]:
+    """The result of a device whose model has no event for the action: nothing was sent."""
+    return {
+        "device_id": device.id,
+        "address": f"{device.last_seen_ip}:{port}",
+        "event": "",
+        "reboot": reboot,
+        "status": None,
+        "reason": _NO_EVENT.format(model=device.model.id, reboot=reboot),
+        "attempts": 0,
+        "elapsed_s": 0.0,
+    }
 
 
 class ResyncService:
@@ -35,12 +54,14 @@ class ResyncService:
         self.ctx = ctx
 
     @functools.cached_property
-    def _events(self) -> Mapping[str, tuple[str, str]]:
-        """vendor id -> (resync event, reboot event), read once from the vendor descriptions."""
-        return {
-            v.id: (v.resync_event, v.reboot_event)
-            for v in load_vendors(self.ctx.settings.templates_dir)
-        }
+    def _vendors(self) -> Mapping[str, VendorSpec]:
+        """vendor id -> its description (events per family), read once."""
+        return {v.id: v for v in load_vendors(self.ctx.settings.templates_dir)}
+
+    def _event(self, device: Device, reboot: bool) -> str:
+        """The Event for this device's model: "" when its family has no such action."""
+        resync_event, reboot_event = self._vendors[device.model.vendor].events(device.model.family)
+        return reboot_event if reboot else resync_event
 
     async def resync(self, device_id: int, *, reboot: bool, actor: str) -> dict[str, Any]:
         """Send one device its NOTIFY and report the phone's answer."""
@@ -50,6 +71,8 @@ class ResyncService:
                 select(Device).where(Device.id == device_id).options(selectinload(Device.model))
             )
         assert device is not None
+        if not self._event(device, reboot):
+            raise Conflict(_NO_EVENT.format(model=device.model.id, reboot=reboot), field="reboot")
         if device.last_seen_ip is None:
             raise Conflict(
                 f"device {device_id} has never asked for its files: no address to notify",
@@ -119,9 +142,10 @@ class ResyncService:
 
     async def _send(self, device: Device, reboot: bool, actor: str) -> dict[str, Any]:
         settings = self.ctx.settings.resync
-        resync_event, reboot_event = self._events[device.model.vendor]
-        event = reboot_event if reboot else resync_event
+        event = self._event(device, reboot)
         assert device.last_seen_ip is not None
+        if not event:  # in bulk: reported, never sent (a resync must not become a reboot)
+            return _not_sent(device, settings.port, reboot)
         result = await send_notify(
             device.last_seen_ip,
             settings.port,

@@ -106,6 +106,27 @@ async def test_resync_one_device(services: Services, phones: PhoneFactory) -> No
     assert "Resync-Pass-1" not in str(audit)
 
 
+async def test_a_model_without_a_resync_event_is_never_rebooted_by_a_resync(
+    services: Services, phones: PhoneFactory
+) -> None:
+    """Cisco 7940/7960 SIP firmware knows only check-sync, which reboots it: a resync is
+    refused (alone) or reported unsent (in bulk); only an explicit reboot sends it."""
+    phone, port = await phones(True)
+    _with_port(services, port)
+    device = await services.devices.create(
+        DeviceCreate(extension="201", model="cisco-cp-7960", mac="001122334455"), "t"
+    )
+    await _seen(services, device["id"])
+    with pytest.raises(Conflict, match="re-reads its files only when it boots"):
+        await services.resync.resync(device["id"], reboot=False, actor="t")
+    [answer] = await services.resync.resync_many(model="cisco-cp-7960", reboot=False, actor="t")
+    assert (answer["status"], answer["attempts"], answer["event"]) == (None, 0, "")
+    assert phone.requests == []
+    answer = await services.resync.resync(device["id"], reboot=True, actor="t")
+    assert answer["status"] == 200
+    assert "\r\nEvent: check-sync\r\n" in phone.requests[-1]
+
+
 async def test_bulk_resync_by_user_and_timeout(services: Services, phones: PhoneFactory) -> None:
     phone, port = await phones(False)
     _with_port(services, port)

@@ -6,7 +6,10 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
+from provisiond.provisioning.render import Renderer
+from provisiond.sip.events import notify_body
 from tests.template_checks import (
+    TEMPLATES_ROOT,
     VARIANTS,
     assert_no_leftovers,
     check_every_template,
@@ -18,14 +21,62 @@ from tests.template_checks import (
 from tests.template_context import DEFAULTS, sample_context
 
 MODEL_79X0 = "cisco-cp-7960"
+SEP_PATH = "SEP00562B043615.cnf.xml"
+
+
+def dst_keys(start: tuple[str, str, str, str], stop: tuple[str, str, str, str]) -> dict[str, str]:
+    """The 79x0 relative-DST keys: (month, day of week, week of month, time) per edge."""
+    keys = {"dst_auto_adjust": "1", "dst_offset": "01/00"}
+    for edge, (month, weekday, week, time) in (("start", start), ("stop", stop)):
+        keys |= {
+            f"dst_{edge}_month": month,
+            f"dst_{edge}_day": "0",
+            f"dst_{edge}_day_of_week": weekday,
+            f"dst_{edge}_week_of_month": week,
+            f"dst_{edge}_time": time,
+        }
+    return keys
+
+
+# The zone as yearly rules (8 = the last week of the month), never "is it summer now".
+RULES_79X0: dict[str, dict[str, str]] = {
+    "Europe/Rome": {
+        "time_zone": "CET",
+        **dst_keys(("Mar", "Sun", "8", "02/00"), ("Oct", "Sun", "8", "03/00")),
+    },
+    "America/New_York": {
+        "time_zone": "EST",
+        **dst_keys(("Mar", "Sun", "2", "02/00"), ("Nov", "Sun", "1", "02/00")),
+    },
+    # Southern hemisphere: starts in October, ends in April. +10 has no abbreviation in the
+    # table: time_zone is left out (README), the rules are still written.
+    "Australia/Sydney": dst_keys(("Oct", "Sun", "1", "02/00"), ("Apr", "Sun", "1", "03/00")),
+    # No summer time, half-hour offset.
+    "Asia/Kolkata": {"time_zone": "IST", "dst_auto_adjust": "0"},
+}
+SEP_ZONES = {
+    "Europe/Rome": "W. Europe Standard/Daylight Time",
+    "America/New_York": "Eastern Standard/Daylight Time",
+    "Australia/Sydney": "AUS Eastern Standard/Daylight Time",
+    "Asia/Kolkata": "India Standard Time",
+}
 MODEL_SEP = "cisco-cp-7942"
 TRANSPORT_CODES = {"tcp": "1", "udp": "2", "tls": "3"}
+TEMPLATE_RENDERER = Renderer(TEMPLATES_ROOT)
 
 
 def test_vendor_description() -> None:
     vendor = load("cisco_sep")
     assert vendor.user_agents == ()  # TFTP phones: identified by file name only
     assert vendor.dhcp_options == (150, 66)
+
+
+def test_resync_and_reboot_events() -> None:
+    """SEP phones (most models): service-control, the action travels in the body."""
+    vendor = load("cisco_sep")
+    assert (vendor.resync_event, vendor.reboot_event) == ("service-control", "service-control")
+    assert notify_body(vendor.resync_event, False) == ("text/plain", "action=restart\r\n")
+    assert notify_body(vendor.reboot_event, True) == ("text/plain", "action=reset\r\n")
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
@@ -42,8 +93,7 @@ def expected_79x0_settings(transport: str, proxy: str, firmware_url: str) -> dic
         "proxy1_port": port,
         "sntp_mode": "unicast",
         "sntp_server": DEFAULTS["ntp_server"],
-        "time_zone": "CET",
-        "dst_auto_adjust": "1",
+        **RULES_79X0["Europe/Rome"],
     }
     if proxy:
         keys |= {"outbound_proxy": proxy, "outbound_proxy_port": port}
@@ -117,6 +167,7 @@ def test_sep_device_file(transport: str, proxy: str, firmware_url: str) -> None:
         transport=transport,
         outbound_proxy=proxy,
         firmware_url=firmware_url,
+        vendor="cisco_sep",
     )
     text = render_path("cisco_sep", "SEP00562B043615.cnf.xml", context)
     assert_no_leftovers(text)
@@ -160,3 +211,80 @@ def test_xml_default_has_no_line() -> None:
     assert root.find("./sipProfile") is None
     assert text_of(root, "transportLayerProtocol") == "2"
     assert DEFAULTS["password"] not in text
+
+
+def time_keys(keys: dict[str, str]) -> dict[str, str]:
+    """Only the time-zone keys of a parsed 79x0 file."""
+    return {k: v for k, v in keys.items() if k == "time_zone" or k.startswith("dst_")}
+
+
+@pytest.mark.parametrize("timezone", list(RULES_79X0))
+def test_79x0_zone_as_rules(timezone: str) -> None:
+    common = sample_context("common", timezone=timezone, vendor="cisco_sep")
+    device = sample_context("device", model=MODEL_79X0, timezone=timezone, vendor="cisco_sep")
+    for path, context in (("SIPDefault.cnf", common), ("SIP00562B043615.cnf", device)):
+        keys = parse_key_values(render_path("cisco_sep", path, context), ":")
+        assert time_keys(keys) == RULES_79X0[timezone], path
+
+
+def test_79x0_rules_follow_the_zone_not_the_render_date() -> None:
+    """A zone without summer time never gets rules; one with summer time always does."""
+    context = sample_context("common", timezone="Europe/Rome")
+    context["time"] |= {"dst": None}
+    keys = parse_key_values(render_path("cisco_sep", "SIPDefault.cnf", context), ":")
+    assert time_keys(keys) == {"time_zone": "CET", "dst_auto_adjust": "0"}
+
+
+@pytest.mark.parametrize("timezone", list(SEP_ZONES))
+def test_sep_zone_name_from_the_list(timezone: str) -> None:
+    context = sample_context("device", model=MODEL_SEP, timezone=timezone, vendor="cisco_sep")
+    root = xml_root(render_path("cisco_sep", SEP_PATH, context))
+    assert text_of(root, "./devicePool/dateTimeSetting/timeZone") == SEP_ZONES[timezone]
+    assert text_of(root, "./devicePool/dateTimeSetting/olsonTimeZone") == timezone
+    default = xml_root(
+        render_path(
+            "cisco_sep",
+            "XMLDefault.cnf.xml",
+            sample_context("common", timezone=timezone, vendor="cisco_sep"),
+        )
+    )
+    assert text_of(default, "./devicePool/dateTimeSetting/timeZone") == SEP_ZONES[timezone]
+
+
+def test_zone_list_comes_from_timezones_toml() -> None:
+    zones = load("cisco_sep").timezones
+    assert {zone: zones[zone] for zone in SEP_ZONES} == SEP_ZONES
+    assert zones["Australia/Brisbane"] == "E. Australia Standard Time"  # no summer time there
+    assert "America/Mexico_City" not in zones  # rules changed in 2022: left out on purpose
+
+
+def test_zone_missing_from_the_list_takes_the_documented_fallback() -> None:
+    """SEP: no timeZone (the XML has no offset field), the IANA name in olsonTimeZone;
+    79x0: the offset's abbreviation when the table has one, and the summer-time rules."""
+    timezone = "America/Mexico_City"
+    sep = sample_context("device", model=MODEL_SEP, timezone=timezone, vendor="cisco_sep")
+    assert sep["time"]["zone_name"] == ""
+    root = xml_root(render_path("cisco_sep", SEP_PATH, sep))
+    assert text_of(root, "./devicePool/dateTimeSetting/timeZone") is None
+    assert text_of(root, "./devicePool/dateTimeSetting/olsonTimeZone") == timezone
+    common = sample_context("common", timezone=timezone, vendor="cisco_sep")
+    keys = parse_key_values(render_path("cisco_sep", "SIPDefault.cnf", common), ":")
+    assert time_keys(keys) == {"time_zone": "CST", "dst_auto_adjust": "0"}
+
+
+@pytest.mark.parametrize("model", [MODEL_79X0, MODEL_SEP])
+def test_no_provisioning_credentials_anywhere(model: str) -> None:
+    """TFTP phones without HTTP authentication: the credentials are written nowhere."""
+    for spec in load("cisco_sep").files:
+        if spec.template is None:
+            continue
+        kind = spec.kind.value
+        context = sample_context(
+            kind,
+            model=None if kind == "common" else model,
+            prov_username="provuser",
+            prov_password="provPass1",
+        )
+        body = TEMPLATE_RENDERER.render("cisco_sep", spec, context).decode("utf-8")
+        assert "provuser" not in body, spec.template
+        assert "provPass1" not in body, spec.template

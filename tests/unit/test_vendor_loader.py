@@ -157,6 +157,27 @@ def test_a_bad_zone_table_names_the_entry(tmp_path: Path, text: str, problem: st
     assert problem in str(caught.value)
 
 
+def test_family_events_override_the_vendor_events(tmp_path: Path) -> None:
+    table = '[family_events.old]\nresync_event = ""\nreboot_event = "check-sync"\n'
+    vendor = load_vendor(write_vendor(tmp_path, "acme", VALID.format(id="acme") + table))
+    assert vendor.events("old") == ("", "check-sync")
+    assert vendor.events("new") == ("check-sync", "check-sync;reboot=true")
+
+
+@pytest.mark.parametrize(
+    ("table", "problem"),
+    [
+        ('resync_event = ""\nreboot_event = ""', "not both empty"),
+        ('resync_event = "x"', "needs resync_event and reboot_event"),
+        ('resync_event = ""\nreboot_event = "y"\nextra = 1', "unknown key(s) extra"),
+    ],
+)
+def test_bad_family_events_are_refused(tmp_path: Path, table: str, problem: str) -> None:
+    text = VALID.format(id="acme") + f"\n[family_events.old]\n{table}\n"
+    with pytest.raises(VendorError, match=re.escape(problem)):
+        load_vendor(write_vendor(tmp_path, "acme", text))
+
+
 def test_files_must_be_present(tmp_path: Path) -> None:
     text = VALID.format(id="acme").split("[[files]]")[0]
     with pytest.raises(VendorError, match="files: must be a non-empty array"):
