@@ -56,8 +56,8 @@ cisco-spa504g cisco_spa SPA504G spa504G
 cisco-spa508g cisco_spa SPA508G spa508G
 cisco-spa525g2 cisco_spa SPA525G2 spa525G2
 cisco-spa942 cisco_spa SPA942 spa942
-cisco-cp-7841-3pcc cisco_spa CP-7841-3PCC CP-7841-3PCC
-cisco-cp-8841-3pcc cisco_spa CP-8841-3PCC CP-8841-3PCC
+cisco-cp-7841-3pcc cisco_spa CP-7841-3PCC 7841-3PCC
+cisco-cp-8841-3pcc cisco_spa CP-8841-3PCC 8841-3PCC
 cisco-cp-7940 cisco_sep CP-7940G 79x0
 cisco-cp-7960 cisco_sep CP-7960G 79x0
 cisco-cp-7942 cisco_sep CP-7942G sep

@@ -133,7 +133,11 @@ PATH_TABLE = [
     # Cisco SPA / MPP
     ("spa508G.cfg", [("cisco_spa", FileKind.COMMON, None, "spa508G", {})]),
     ("spa942.cfg", [("cisco_spa", FileKind.COMMON, None, "spa942", {})]),
-    ("CP-8841-3PCC.xml", [("cisco_spa", FileKind.COMMON, None, "CP-8841-3PCC", {})]),
+    # MPP: the factory rule /$PSN.xml ($PSN "8841-3PCC", the catalogue family) and the $PN form.
+    ("8841-3PCC.xml", [("cisco_spa", FileKind.COMMON, None, "8841-3PCC", {})]),
+    ("7841-3PCC.xml", [("cisco_spa", FileKind.COMMON, None, "7841-3PCC", {})]),
+    ("CP-8841-3PCC.xml", [("cisco_spa", FileKind.COMMON, None, "8841-3PCC", {})]),
+    ("CP-7841-3PCC.xml", [("cisco_spa", FileKind.COMMON, None, "7841-3PCC", {})]),
     ("0002fdff2103.xml", [("cisco_spa", FileKind.DEVICE, "0002fdff2103", None, {})]),
     ("0002FDFF2103.xml", [("cisco_spa", FileKind.DEVICE, "0002fdff2103", None, {})]),
     ("0002fdff2103-report.xml", [("cisco_spa", FileKind.UPLOAD, "0002fdff2103", None, {})]),

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from provisiond.domain.identify import FileKind, match_path
 from tests.template_checks import (
+    TEMPLATES_ROOT,
     VARIANTS,
     assert_no_leftovers,
     check_every_template,
@@ -16,6 +18,17 @@ from tests.template_context import DEFAULTS, PROVISIONING_BASE_URL, sample_conte
 
 MODEL = "cisco-spa508g"
 FIRMWARE = "http://192.0.2.10:8080/firmware/spa50x-30x-7-6-2e.bin"
+MAC_RULE = f"{PROVISIONING_BASE_URL}$MA.xml"
+# Europe/Rome (the sample default): last Sunday of March 02:00 to last Sunday of October 03:00.
+ROME_RULE = "start=3/-1/7/2;end=10/-1/7/3;save=1"
+MODEL_FILES = [
+    ("spa508G.cfg", "cisco-spa508g"),
+    ("spa942.cfg", "cisco-spa942"),
+    ("CP-8841-3PCC.xml", "cisco-cp-8841-3pcc"),
+    ("CP-7841-3PCC.xml", "cisco-cp-7841-3pcc"),
+    ("8841-3PCC.xml", "cisco-cp-8841-3pcc"),  # the MPP factory rule /$PSN.xml
+    ("7841-3PCC.xml", "cisco-cp-7841-3pcc"),
+]
 
 
 def flat_profile(text: str) -> dict[str, str]:
@@ -31,12 +44,14 @@ def flat_profile(text: str) -> dict[str, str]:
 
 
 def expected_settings(firmware_url: str) -> dict[str, str]:
-    """Parameters shared by the model profile and the per-MAC profile."""
+    """Parameters shared by the model profile and the per-MAC profile (Europe/Rome)."""
     params = {
         "Primary_NTP_Server": DEFAULTS["ntp_server"],
         "Time_Zone": "GMT+01:00",
         "Daylight_Saving_Time_Enable": "Yes",
+        "Daylight_Saving_Time_Rule": ROME_RULE,
         "Resync_On_Reset": "Yes",
+        "Resync_From_SIP": "Yes",
     }
     if firmware_url:
         params |= {"Upgrade_Enable": "Yes", "Upgrade_Rule": firmware_url}
@@ -45,7 +60,18 @@ def expected_settings(firmware_url: str) -> dict[str, str]:
 
 def test_vendor_description() -> None:
     vendor = load("cisco_spa")
-    assert (vendor.id, vendor.resync_event) == ("cisco_spa", "resync")
+    assert (vendor.id, vendor.resync_event, vendor.reboot_event) == (
+        "cisco_spa",
+        "resync",
+        "reboot_now",
+    )
+
+
+def test_no_zone_name_list() -> None:
+    """Cisco's Time_Zone is a list of GMT offsets, not names: no timezones.toml."""
+    assert not (TEMPLATES_ROOT / "cisco_spa" / "timezones.toml").exists()
+    context = sample_context("common", model=MODEL, vendor="cisco_spa")
+    assert context["time"]["zone_name"] == ""
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
@@ -83,16 +109,22 @@ def test_device_profile(transport: str, proxy: str, firmware_url: str, credentia
         "Register_1_": "Yes",
         "SIP_Transport_1_": transport.upper(),
         "Use_Outbound_Proxy_1_": "Yes" if proxy else "No",
+        # The device file takes over the rule the phone keeps, with its own credentials,
+        # and empties Profile_Rule_B (set by the model file) so $MA.xml is fetched once.
+        "Profile_Rule": f"[--uid provuser --pwd provPass1] {MAC_RULE}" if credentials else MAC_RULE,
+        "Profile_Rule_B": "",
         "Report_Rule": f"{PROVISIONING_BASE_URL}$MA-report.xml",
         **expected_settings(firmware_url),
     }
     if proxy:
         expected["Outbound_Proxy_1_"] = f"{proxy}:{port}"
-    if not credentials:
-        # With credentials the model profile's Profile_Rule (which carries them) stays.
-        expected["Profile_Rule"] = f"{PROVISIONING_BASE_URL}$MA.xml"
     assert flat_profile(text) == expected
-    assert "provPass1" not in text
+
+
+def test_device_profile_without_credentials_has_no_options() -> None:
+    text = render_path("cisco_spa", "0002fdff2103.xml", sample_context("device", model=MODEL))
+    assert "--uid" not in text
+    assert "--pwd" not in text
 
 
 def test_label_and_disabled_line() -> None:
@@ -102,13 +134,14 @@ def test_label_and_disabled_line() -> None:
     assert (params["Line_Enable_1_"], params["Register_1_"]) == ("No", "No")
 
 
-@pytest.mark.parametrize(
-    ("path", "model"),
-    [("spa508G.cfg", "cisco-spa508g"), ("CP-8841-3PCC.xml", "cisco-cp-8841-3pcc")],
-)
+@pytest.mark.parametrize(("path", "model"), MODEL_FILES)
 @pytest.mark.parametrize("credentials", [False, True])
 @pytest.mark.parametrize("firmware_url", ["", FIRMWARE])
-def test_model_profile(path: str, model: str, credentials: bool, firmware_url: str) -> None:
+def test_model_profile(path: str, model: str | None, credentials: bool, firmware_url: str) -> None:
+    """The model file keeps the factory Profile_Rule and adds the per-MAC rule as rule B.
+
+    It never carries credentials, even if a context held some (common files never do).
+    """
     context = sample_context(
         "common",
         model=model,
@@ -118,21 +151,96 @@ def test_model_profile(path: str, model: str, credentials: bool, firmware_url: s
     )
     text = render_path("cisco_spa", path, context)
     assert_no_leftovers(text)
-    rule = f"{PROVISIONING_BASE_URL}$MA.xml"
-    if credentials:
-        rule = f"[--uid provuser --pwd provPass1] {rule}"
     assert flat_profile(text) == {
         "Provision_Enable": "Yes",
-        "Profile_Rule": rule,
+        "Profile_Rule_B": MAC_RULE,
         **expected_settings(firmware_url),
     }
+    assert "provuser" not in text
+    assert "provPass1" not in text
+
+
+@pytest.mark.parametrize(
+    ("path", "family"),
+    [
+        ("CP-8841-3PCC.xml", "8841-3PCC"),
+        ("cp-7841-3pcc.xml", "7841-3pcc"),
+        ("8841-3PCC.xml", "8841-3PCC"),
+        ("7841-3pcc.xml", "7841-3pcc"),
+        ("spa525G2.cfg", "spa525G2"),
+    ],
+)
+def test_model_file_names(path: str, family: str | None) -> None:
+    """Both MPP names are served: the catalogue family (CP-...) and the factory $PSN name."""
+    (match,) = match_path([load("cisco_spa")], path)
+    assert (match.spec.kind, match.family, match.mac) == (FileKind.COMMON, family, None)
+
+
+@pytest.mark.parametrize(
+    ("zone", "time_zone", "rule"),
+    [
+        ("Europe/Rome", "GMT+01:00", ROME_RULE),
+        # Second Sunday of March (on or after the 8th) to the first Sunday of November.
+        ("America/New_York", "GMT-05:00", "start=3/8/7/2;end=11/1/7/2;save=1"),
+        # Southern hemisphere: summer time starts in October and ends in April.
+        ("Australia/Sydney", "GMT+10:00", "start=10/1/7/2;end=4/1/7/3;save=1"),
+        ("Europe/London", "GMT", "start=3/-1/7/1;end=10/-1/7/2;save=1"),
+        # Half-hour offset west of GMT, and a half-hour summer shift.
+        ("America/St_Johns", "GMT-03:30", "start=3/8/7/2;end=11/1/7/2;save=1"),
+        ("Australia/Lord_Howe", "GMT+10:30", "start=10/1/7/2;end=4/1/7/2;save=0:30"),
+        # No summer time: the standard offset alone.
+        ("Asia/Kolkata", "GMT+05:30", None),
+        ("Asia/Tokyo", "GMT+09:00", None),
+        ("UTC", "GMT", None),
+    ],
+)
+@pytest.mark.parametrize(("kind", "path"), [("common", "spa508G.cfg"), ("device", "a.xml")])
+def test_zone_as_rules(zone: str, time_zone: str, rule: str | None, kind: str, path: str) -> None:
+    """The offset and the summer-time rule the phone applies all year, in both files."""
+    context = sample_context(kind, model=MODEL, timezone=zone, vendor="cisco_spa")
+    if kind == "device":
+        path = "0002fdff2103.xml"
+    params = flat_profile(render_path("cisco_spa", path, context))
+    assert params["Time_Zone"] == time_zone
+    assert params["Daylight_Saving_Time_Enable"] == ("Yes" if rule else "No")
+    assert params.get("Daylight_Saving_Time_Rule") == rule
 
 
 @pytest.mark.parametrize(
     ("minutes", "offset", "zone"),
-    [(0, "+0", "GMT+00:00"), (330, "+5:30", "GMT+05:30"), (-180, "-3", "GMT-03:00")],
+    [(0, "+0", "GMT"), (330, "+5:30", "GMT+05:30"), (-180, "-3", "GMT-03:00")],
 )
 def test_time_zone_format(minutes: int, offset: str, zone: str) -> None:
     context = sample_context("common", model=MODEL)
     context["time"] |= {"utc_offset_minutes": minutes, "utc_offset": offset}
     assert flat_profile(render_path("cisco_spa", "spa508G.cfg", context))["Time_Zone"] == zone
+
+
+def test_dst_rule_minutes_and_fifth_week() -> None:
+    """A transition at hh:mm keeps its minutes; week 5 means the last such weekday (-1)."""
+    context = sample_context("common", model=MODEL, timezone="America/New_York")
+    dst = context["time"]["dst"]
+    dst["start"] |= {"month": 4, "week": 5, "last": False, "iso_weekday": 5}
+    dst["start"] |= {"hour": 0, "minute": 30}
+    dst["end"] |= {"month": 9, "week": 2, "last": False, "iso_weekday": 6, "hour": 23, "minute": 0}
+    params = flat_profile(render_path("cisco_spa", "spa508G.cfg", context))
+    assert params["Daylight_Saving_Time_Rule"] == "start=4/-1/5/0:30;end=9/8/6/23;save=1"
+
+
+def test_readme_cites_every_written_key() -> None:
+    """Every element the templates write is named in the README with its source."""
+    readme = (TEMPLATES_ROOT / "cisco_spa" / "README.md").read_text(encoding="utf-8")
+    tags: set[str] = set()
+    for path, model in (("spa508G.cfg", MODEL), ("0002fdff2103.xml", MODEL)):
+        kind = "common" if path.endswith(".cfg") else "device"
+        context = sample_context(
+            kind,
+            model=model,
+            firmware_url=FIRMWARE,
+            outbound_proxy="sbc.example.net",
+            prov_username="u" if kind == "device" else "",
+            prov_password="p" if kind == "device" else "",
+        )
+        tags |= set(flat_profile(render_path("cisco_spa", path, context)))
+    missing = sorted(tag for tag in tags if f"`{tag}`" not in readme)
+    assert missing == []
