@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import enum
 import xml.etree.ElementTree as ET
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from urllib.parse import unquote, urlsplit
 
 from provisiond.services import Services
 from provisiond.services.commands import DeviceCreate, UserCreate
@@ -225,6 +226,11 @@ class BootCase:
     # Where the vendor README says the line label shows the presented CLI when the device
     # has no label of its own (vendors without a caller-id key).
     cli_in_label: DeviceValues | None = None
+    # Where the device file carries the phone's own provisioning (HTTP digest) credentials:
+    # called with (user name, password), it gives the values expected at the vendor's keys.
+    # None only for vendors whose phones cannot authenticate to a provisioning server (their
+    # README says so); the digest round trip (test_provisioning_credentials.py) uses it.
+    credentials: Callable[[str, str], DeviceValues] | None = None
 
     @property
     def id(self) -> str:
@@ -275,6 +281,38 @@ def _param(name: str) -> tuple[str, str]:
     return (f"nvm/param[@name='{name}']", "value")
 
 
+@dataclass(frozen=True, slots=True)
+class _GigasetServerUrl(XmlFile):
+    """Gigaset: the digest user and password in the provisioning server URL (README).
+
+    The URL's host is the test server's, so only its user information is compared.
+    """
+
+    user: str = ""
+    password: str = ""
+
+    def mismatches(self, body: bytes) -> list[str]:
+        """The URL's user and password (percent-decoded) must be the expected ones."""
+        try:
+            root = ET.fromstring(body)
+        except ET.ParseError as exc:
+            return [f"not well-formed XML: {exc}"]
+        path, name = _param("Provisioning.global.ProvisioningServer")
+        urls = [node.get(name, "") for node in root.findall(path)]
+        if len(urls) != 1:
+            return [f"{path}: expected one, found {urls}"]
+        parts = urlsplit(urls[0])
+        found = (unquote(parts.username or ""), unquote(parts.password or ""))
+        if found != (self.user, self.password):
+            return [f"{path}: expected user information {self.user!r}, found {urls[0]!r}"]
+        return []
+
+
+def _gigaset_credentials(user: str, password: str) -> XmlFile:
+    """Gigaset: see `_GigasetServerUrl`."""
+    return _GigasetServerUrl(user=user, password=password)
+
+
 def _reg(name: str) -> tuple[str, str]:
     """Polycom: an attribute of the reg element."""
     return ("reg", name)
@@ -296,6 +334,22 @@ _SPA = XmlFile(texts={
     "User_ID_1_": EXTENSION, "Auth_ID_1_": AUTH_USER, "Password_1_": PASSWORD,
     "Display_Name_1_": DISPLAY_NAME, "Proxy_1_": f"{REGISTRAR}:{PORT}", "SIP_Transport_1_": "TCP",
 })
+
+
+@dataclass(frozen=True, slots=True)
+class _SpaProfileRule:
+    """Cisco SPA/MPP: the credentials are options of the rule's URL, whose server part is the
+    stack's own address: ``[--uid U --pwd P] http://<server>/$MA.xml`` (README)."""
+
+    user: str
+    password: str
+
+    def mismatches(self, body: bytes) -> list[str]:
+        rules = [node.text or "" for node in ET.fromstring(body).findall("Profile_Rule")]
+        prefix = f"[--uid {self.user} --pwd {self.password}] http"
+        if len(rules) == 1 and rules[0].startswith(prefix) and rules[0].endswith("/$MA.xml"):
+            return []
+        return [f"Profile_Rule: expected {prefix}...$MA.xml, found {rules}"]
 _CISCO_79X0 = KeyValueFile(":", {  # UDP only: these phones have no transport key
     "line1_name": EXTENSION, "line1_authname": AUTH_USER, "line1_password": PASSWORD,
     "line1_displayname": DISPLAY_NAME, "proxy1_address": REGISTRAR, "proxy1_port": str(PORT),
@@ -313,13 +367,27 @@ _SNOM = XmlFile(texts={
     "phone-settings/user_realname[@idx='1']": DISPLAY_NAME,
     "phone-settings/user_host[@idx='1']": f"{REGISTRAR}:{PORT};transport=tcp",
 })
-_FANVIL_LINE = "sip/line[@index='1']"
+# The X4 (older firmware) reads <VOIP_CONFIG_FILE>; <sysConf> models use sip/line[@index='1'].
+_FANVIL_LINE = "SIP_CONFIG_MODULE/SIP_Line_List/SIP_Line_List_Entry"
 _FANVIL = XmlFile(texts={
-    f"{_FANVIL_LINE}/PhoneNumber": EXTENSION, f"{_FANVIL_LINE}/RegisterUser": AUTH_USER,
-    f"{_FANVIL_LINE}/RegisterPswd": PASSWORD, f"{_FANVIL_LINE}/DisplayName": DISPLAY_NAME,
-    f"{_FANVIL_LINE}/RegisterAddr": REGISTRAR, f"{_FANVIL_LINE}/RegisterPort": str(PORT),
+    f"{_FANVIL_LINE}/Phone_Number": EXTENSION, f"{_FANVIL_LINE}/Register_User": AUTH_USER,
+    f"{_FANVIL_LINE}/Register_Pswd": PASSWORD, f"{_FANVIL_LINE}/Display_Name": DISPLAY_NAME,
+    f"{_FANVIL_LINE}/Register_Addr": REGISTRAR, f"{_FANVIL_LINE}/Register_Port": str(PORT),
     f"{_FANVIL_LINE}/Transport": "1",
 })
+
+
+def _fanvil_legacy_credentials(user: str, password: str) -> XmlFile:
+    """Fanvil <VOIP_CONFIG_FILE>: the auto-provisioning server user and password."""
+    return XmlFile(texts={
+        "AUTOUPDATE_CONFIG_MODULE/Download_Username": user,
+        "AUTOUPDATE_CONFIG_MODULE/Download_Password": password,
+    })
+
+
+def _aastra_credentials(user: str, password: str) -> KeyValueFile:
+    """Aastra/Mitel: HTTP/HTTPS digest credentials for the configuration server."""
+    return KeyValueFile(":", {"http digest username": user, "http digest password": password})
 _GIGASET = XmlFile(attributes={
     _param("SipAccount.00001.UserName"): EXTENSION,
     _param("SipAccount.00001.AuthName"): AUTH_USER,
@@ -359,6 +427,10 @@ BOOT_CASES: tuple[BootCase, ...] = (
          upload("{mac}-local.cfg"), upload("{mac}-contact.xml")),
         "{mac}.cfg", _YEALINK, _others("yealink", _LIKE_MAC_CFG),
         KeyValueFile("=", {"account.1.label": CLI}),
+        credentials=lambda user, password: KeyValueFile("=", {
+            "static.auto_provision.server.username": user,
+            "static.auto_provision.server.password": password,
+        }),
     ),
     BootCase(  # firmware before 81: no boot files; the MAC comes without colons
         "yealink", "yealink-t56a", "001565f429a4",
@@ -366,6 +438,10 @@ BOOT_CASES: tuple[BootCase, ...] = (
         (common("y000000000058.cfg"), device("{mac}.cfg")),
         "{mac}.cfg", _YEALINK, _others("yealink", _LIKE_MAC_CFG),
         KeyValueFile("=", {"account.1.label": CLI}),
+        credentials=lambda user, password: KeyValueFile("=", {
+            "static.auto_provision.server.username": user,
+            "static.auto_provision.server.password": password,
+        }),
     ),
     BootCase(  # no MAC in the User-Agent
         "polycom", "polycom-vvx-410", "0004f2e6a1b2",
@@ -378,6 +454,12 @@ BOOT_CASES: tuple[BootCase, ...] = (
          upload("{mac}-directory.xml")),
         "{mac}-user.cfg", _POLYCOM, (),
         XmlFile(attributes={_reg("reg.1.label"): CLI}),
+        credentials=lambda user, password: XmlFile(attributes={
+            ("device", "device.set"): "1",
+            ("device", "device.prov.user.set"): "1", ("device", "device.prov.user"): user,
+            ("device", "device.prov.password.set"): "1",
+            ("device", "device.prov.password"): password,
+        }),
     ),
     BootCase(
         "cisco_spa", "cisco-spa508g", "0002fdff2103",
@@ -385,13 +467,15 @@ BOOT_CASES: tuple[BootCase, ...] = (
         (common("spa508G.cfg"), device("{mac}.xml"), upload("{mac}-report.xml", "PUT")),
         "{mac}.xml", _SPA, ("gigaset",),
         XmlFile(texts={"Short_Name_1_": CLI}),
+        credentials=_SpaProfileRule,
     ),
-    BootCase(  # MPP 3PCC: the first file name is unverified (vendors.md)
+    BootCase(  # MPP 3PCC: the factory rule /$PSN.xml, $PSN = "8841-3PCC" (README)
         "cisco_spa", "cisco-cp-8841-3pcc", "00562b043615",
         "Cisco-CP-8841-3PCC/11.0 ({mac})", "11.0",
-        (common("CP-8841-3PCC.xml"), device("{mac}.xml"), upload("{mac}-report.xml", "POST")),
+        (common("8841-3PCC.xml"), device("{mac}.xml"), upload("{mac}-report.xml", "POST")),
         "{mac}.xml", _SPA, ("gigaset",),
         XmlFile(texts={"Short_Name_1_": CLI}),
+        credentials=_SpaProfileRule,
     ),
     BootCase(  # 7940/7960 with SIP firmware: TFTP, no User-Agent
         "cisco_sep", "cisco-cp-7960", "000d28fa1b2c", None, None,
@@ -414,6 +498,10 @@ BOOT_CASES: tuple[BootCase, ...] = (
          common("cfg.xml")),
         "cfg{mac}.xml", _p_values("config"), ("htek",),
         XmlFile(texts={"config/P270": CLI}),
+        # Config HTTP/HTTPS user name and password (README: GXP21xx config template)
+        credentials=lambda user, password: XmlFile(texts={
+            "config/P1360": user, "config/P1361": password,
+        }),
     ),
     BootCase(
         "snom", "snom-d785", "000413922d24",
@@ -422,18 +510,24 @@ BOOT_CASES: tuple[BootCase, ...] = (
         (common("snomD785.htm"), device("snomD785-{MAC}.htm")),
         "snomD785-{MAC}.htm", _SNOM, (),
         XmlFile(texts={"phone-settings/user_idle_text[@idx='1']": CLI}),
+        credentials=lambda user, password: XmlFile(texts={
+            "phone-settings/http_client_user": user,
+            "phone-settings/http_client_pass": password,
+        }),
     ),
     BootCase(
         "fanvil", "fanvil-x4", "0c383e07e16c",
         "Fanvil X4 2.10.2.6887 {mac}", "2.10.2.6887",
         (common("f0X4hw1.100.cfg"), device("{mac}.cfg")),
         "{mac}.cfg", _FANVIL, _others("fanvil", _LIKE_MAC_CFG),
+        credentials=_fanvil_legacy_credentials,
     ),
     BootCase(
         "gigaset", "gigaset-n870", "7c2f80e0d605",
         "Gigaset N870 IP PRO/83.V2.11.0+build.a546b91;{MAC}", "83.V2.11.0+build.a546b91",
         (device("{MAC}.xml"),),
         "{MAC}.xml", _GIGASET, ("cisco_spa",),
+        credentials=_gigaset_credentials,
     ),
     BootCase(  # .tuz: encrypted variants, tried only by phones set up for them
         "aastra", "aastra-6731i", "00085d237429",
@@ -441,12 +535,14 @@ BOOT_CASES: tuple[BootCase, ...] = (
         (common("aastra.cfg"), optional("aastra.tuz"), common("6731i.cfg"),
          device("{MAC}.cfg"), optional("{MAC}.tuz")),
         "{MAC}.cfg", _AASTRA, _others("aastra", _LIKE_MAC_CFG),
+        credentials=_aastra_credentials,
     ),
     BootCase(  # Mitel 69xx read startup.cfg instead of aastra.cfg
         "aastra", "mitel-6940", "1400e91b4524",
         "Mitel6940 MAC:{MAC_dash} V:6.4.0.140-SIP", "6.4.0.140",
         (common("startup.cfg"), common("6940.cfg"), device("{MAC}.cfg")),
         "{MAC}.cfg", _AASTRA, _others("aastra", _LIKE_MAC_CFG),
+        credentials=_aastra_credentials,
     ),
     BootCase(  # {MODEL}.cfg names the three files; the order they are read in is unverified
         "panasonic", "panasonic-kx-ut113", "0080f0c8c381",
@@ -454,6 +550,9 @@ BOOT_CASES: tuple[BootCase, ...] = (
         (common("KX-UT113.cfg"), device("Config{MAC}.cfg"), common("ConfigKX-UT113.cfg"),
          common("ConfigCom.cfg")),
         "Config{MAC}.cfg", _PANASONIC, (),
+        credentials=lambda user, password: KeyValueFile("=", {
+            "HTTP_AUTH_ID": user, "HTTP_AUTH_PASS": password,
+        }, crlf=True),
     ),
     BootCase(
         "htek", "htek-uc926", "001fc11a2b3c",
@@ -461,6 +560,9 @@ BOOT_CASES: tuple[BootCase, ...] = (
         (common("cfg0010.xml"), device("cfg{mac}.xml")),
         "cfg{mac}.xml", _p_values("config"), ("grandstream",),
         XmlFile(texts={"config/P20000": CLI}),
+        credentials=lambda user, password: XmlFile(texts={
+            "config/P1360": user, "config/P1361": password,
+        }),
     ),
 )
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tomllib
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
@@ -10,6 +11,7 @@ import pytest
 
 from provisiond.domain.identify import VendorSpec, match_path
 from provisiond.provisioning.render import Renderer
+from provisiond.provisioning.timezones import zone_rules
 from provisiond.provisioning.vendors import load_vendor
 from tests.template_context import DEFAULTS, sample_context
 
@@ -35,6 +37,7 @@ def renderer() -> Renderer:
 def render(renderer: Renderer, vendor: VendorSpec, **options: Any) -> ET.Element:
     """Render the per-MAC file and parse it (it must be clean XML)."""
     (found,) = match_path([vendor], DEVICE_FILE)
+    options.setdefault("vendor", "gigaset")
     context = sample_context("device", model="gigaset-n870", mac="7c2f80e0d605", **options)
     text = renderer.render("gigaset", found.spec, context).decode("utf-8")
     for leftover in ("{{", "{%", "{#", "None"):
@@ -88,12 +91,74 @@ def test_outbound_proxy_only_when_set(renderer: Renderer, vendor: VendorSpec) ->
     assert PROVIDER + "OutboundProxyAddress" not in unset
 
 
+def test_events(vendor: VendorSpec) -> None:
+    """Resync re-reads the file without a reboot; a reboot request says reboot=true."""
+    assert vendor.resync_event == "check-sync;reboot=false"
+    assert vendor.reboot_event == "check-sync;reboot=true"
+
+
+def test_reboot_on_request_enabled(renderer: Renderer, vendor: VendorSpec) -> None:
+    """Without CheckSyncRebootEnabled the base ignores reboot=true (firmware 2.52+)."""
+    assert params(render(renderer, vendor))["SystemSettings.global.CheckSyncRebootEnabled"] == "1"
+
+
 def test_time_and_provisioning(renderer: Renderer, vendor: VendorSpec) -> None:
-    """NTP server, time zone and the provisioning server URL."""
+    """NTP server, time zone and the provisioning server URL (no credentials: plain URL)."""
     values = params(render(renderer, vendor))
     assert values["DmGlobal.0.NtpServer"] == DEFAULTS["ntp_server"]
-    assert values["DmGlobal.0.TimeZone"] == DEFAULTS["timezone"]
+    assert values["DmGlobal.0.TimeZone"] == "Europe/Rome"
     assert values["Provisioning.global.ProvisioningServer"] == "http://192.0.2.10:8080"
+
+
+@pytest.mark.parametrize(
+    ("timezone", "expected"),
+    [
+        ("Europe/Rome", "Europe/Rome"),  # in the base's list: its name
+        ("America/New_York", "America/New_York"),
+        ("Australia/Sydney", "Australia/Sydney"),  # southern hemisphere, in the list
+        ("Australia/Melbourne", "Australia/Sydney"),  # same rules as a listed zone
+        ("UTC", "Greenwich"),  # the old default, which the base did not know
+        ("Asia/Kolkata", None),  # half-hour offset, no listed zone: the key is left out
+        ("Pacific/Auckland", None),
+    ],
+)
+def test_time_zone_is_a_name_from_the_base_list(
+    renderer: Renderer, vendor: VendorSpec, timezone: str, expected: str | None
+) -> None:
+    """A name the base knows (it applies the summer-time rules itself), never the raw IANA name."""
+    values = params(render(renderer, vendor, timezone=timezone))
+    assert values.get("DmGlobal.0.TimeZone") == expected
+
+
+def test_zone_table_maps_only_to_equal_rules() -> None:
+    """Every non-identity entry names a listed zone with the same rules as the zone itself."""
+    table = tomllib.loads((ROOT / "gigaset" / "timezones.toml").read_text(encoding="utf-8"))
+    listed = {value for name, value in table["zones"].items() if name == value}
+
+    def key(name: str) -> tuple[object, ...]:
+        rules = zone_rules(name)
+        dst = rules.dst
+        summer = None if dst is None else (dst.offset_minutes, dst.start, dst.end)
+        return (rules.offset_minutes, summer)
+
+    for name, value in table["zones"].items():
+        assert value in listed or value in {"Europe/Kiev", "Greenwich"}, name
+        assert key(name) == key(value), name
+
+
+def test_provisioning_credentials_in_the_server_url(renderer: Renderer, vendor: VendorSpec) -> None:
+    """The base's own digest user and password ride in the URL, percent-encoded."""
+    values = params(render(renderer, vendor, prov_username="7c2f80e0d605", prov_password="a/b:c@d"))
+    url = values["Provisioning.global.ProvisioningServer"]
+    assert url == "http://7c2f80e0d605:a%2Fb%3Ac%40d@192.0.2.10:8080"
+
+
+def test_handset_registration_for_the_account(renderer: Renderer, vendor: VendorSpec) -> None:
+    """Handset 00001 is opened for DECT registration: its SIP account needs a handset."""
+    (oper,) = render(renderer, vendor).findall("./nvm/oper")
+    assert (oper.get("name"), oper.get("value")) == ("add_hs", "00001")
+    assert [(p.get("name"), p.get("value")) for p in oper] == [("hs.RegStatus", "ToReg")]
+    assert render(renderer, vendor, enabled=False).find("./nvm/oper") is None
 
 
 def test_firmware_only_when_set(renderer: Renderer, vendor: VendorSpec) -> None:
