@@ -76,7 +76,9 @@ def _requests() -> list[tuple[str, str, str | None]]:
             if step.role in RENDERED:
                 wanted.append((case.model, case.path(step.path), case.user_agent()))
     for model, mac in sorted(_extra_macs().items()):
-        case = next(c for c in BOOT_CASES if c.vendor == MODELS[model]["vendor"])
+        vendor, family = MODELS[model]["vendor"], MODELS[model]["family"]
+        ours = [c for c in BOOT_CASES if c.vendor == vendor]  # the same family's, if any
+        case = next((c for c in ours if MODELS[c.model]["family"] == family), ours[0])
         wanted.append((model, case.device_path.format_map(mac_forms(mac)), None))
     return wanted
 

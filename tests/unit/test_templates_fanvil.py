@@ -104,6 +104,12 @@ def test_device_file_shows_label_and_presented_number(
     assert root.findtext("./phone/display/LCDTitle") == f"Rossi & <Figli> {DEFAULTS['cli']}"
     root = render(renderer, vendor, DEVICE_FILE, "fanvil-x6u", label="Reception", cli="200")
     assert root.findtext("./phone/display/LCDTitle") == "Reception 200"
+    # As the resolver passes it, a device without a label of its own has the CLI as label:
+    # the title is then the name and the number once, never the number twice.
+    root = render(renderer, vendor, DEVICE_FILE, "fanvil-x6u", label="200", cli="200")
+    assert root.findtext("./phone/display/LCDTitle") == "Rossi & <Figli> 200"
+    root = render(renderer, vendor, DEVICE_FILE, "fanvil-x6u", display_name="200", cli="200")
+    assert root.findtext("./phone/display/LCDTitle") == "200"
 
 
 def test_disabled_device_does_not_register(renderer: Renderer, vendor: VendorSpec) -> None:
