@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import time
 import urllib.request
 from pathlib import Path
 
@@ -20,6 +21,16 @@ def _get(url: str) -> tuple[int, str]:
         return error.code, error.read().decode()
 
 
+def _wait_for_devices(admin: str, count: int, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        text = _get(admin + "/metrics")[1]
+        if f"provisiond_devices_loaded {float(count)}" in text:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"the server did not load {count} device(s) within {timeout} s")
+
+
 def test_metrics_health_and_json_logs(tmp_path: Path) -> None:
     with serve(tmp_path / "var", {"PROVISIOND_LOG_FORMAT": "json"}) as server:
         cli = [
@@ -34,6 +45,9 @@ def test_metrics_health_and_json_logs(tmp_path: Path) -> None:
             "001565aabbcc",
         ]
         subprocess.run(cli, cwd=REPO, env=server.env, check=True, capture_output=True)
+        # Another process wrote the device: the server's feed polls the audit log every 0.5 s
+        # on SQLite, so wait (bounded) until it is loaded instead of racing the poll.
+        _wait_for_devices(f"http://127.0.0.1:{server.admin_port}", 1)
         phone = f"http://127.0.0.1:{server.phone_port}/"
         urllib.request.urlopen(phone + "y000000000066.cfg", timeout=5).read()
         for _ in range(3):
