@@ -89,15 +89,26 @@ async def user_update(s: Services, a: argparse.Namespace) -> Any:
     return await s.users.update(a.id, parse(UserPatch, _user_body(a)), _actor())
 
 
+def _site_field(value: str | None) -> dict[str, Any]:
+    """``--site ID`` (or ``none`` to unbind) as the body's site_id."""
+    if value is None:
+        return {}
+    if value.lower() == "none":
+        return {"site_id": None}
+    if not value.isascii() or not value.isdigit():
+        raise InvalidInput(f"--site takes a site id or none, not {value!r}", field="site_id")
+    return {"site_id": int(value)}
+
+
 async def device_create(s: Services, a: argparse.Namespace) -> Any:
-    body = _fields(a, [*_DEVICE_FIELDS, "user_id"])
+    body = _fields(a, [*_DEVICE_FIELDS, "user_id"]) | _site_field(a.site)
     if a.inactive:
         body["active"] = False
     return await s.devices.create(parse(DeviceCreate, body), _actor())
 
 
 async def device_update(s: Services, a: argparse.Namespace) -> Any:
-    body = _fields(a, _DEVICE_FIELDS)
+    body = _fields(a, _DEVICE_FIELDS) | _site_field(a.site)
     if a.active is not None:
         body["active"] = a.active == "true"
     return await s.devices.update(a.id, parse(DevicePatch, body), _actor())
@@ -222,6 +233,9 @@ def _device_options(p: argparse.ArgumentParser, *, create: bool) -> None:
     p.add_argument("--sip-username", dest="sip_username")
     p.add_argument("--sip-password", dest="sip_password", help="generated when omitted")
     p.add_argument("--label")
+    p.add_argument(
+        "--site", help="id of the site it belongs to (`provisiond site list`); none: no site"
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:

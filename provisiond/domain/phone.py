@@ -8,6 +8,7 @@ Block sizes, retries and headers never reach the handler; the handler never sees
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -25,7 +26,8 @@ class Outcome(enum.Enum):
     FORBIDDEN = "forbidden"  # policy refused (ban, network, consistency)
     UNAUTHORIZED = "unauthorized"  # credentials needed or wrong
     TOO_LARGE = "too_large"  # upload over the cap
-    BAD_REQUEST = "bad_request"  # malformed path or method not allowed for that file
+    BAD_REQUEST = "bad_request"  # malformed path
+    NOT_ALLOWED = "not_allowed"  # an upload to a name that takes none (HTTP 405)
     NOT_MODIFIED = "not_modified"
 
 
@@ -72,6 +74,11 @@ class PhoneResponse:
     detail: str = ""
     headers: tuple[tuple[str, str], ...] = field(default_factory=tuple)
     vendor: str | None = None  # whose file it is, when known (for counters)
+    # For a refusal over a transport whose source address is unproven (TFTP: one forged UDP
+    # packet): what the pipeline would count against the source (a miss, a sighting). The
+    # frontend calls it once the source has answered a packet of ours (RFC 2347 OACK -> ACK),
+    # and never otherwise, so forged packets ban no one. None: already counted, or nothing.
+    on_proven: Callable[[], None] | None = field(default=None, compare=False, repr=False)
 
     @property
     def ok(self) -> bool:
@@ -86,9 +93,10 @@ class PhoneHandler(Protocol):
         """Answer one phone request (GET/HEAD for files, PUT/POST for uploads)."""
         ...
 
-    def upload_limit(self, request: PhoneRequest) -> int | None:
-        """Byte cap for an upload to `request.path`, or None when no upload is allowed there.
+    async def admit_upload(self, request: PhoneRequest) -> PhoneResponse | int:
+        """Decide an upload before any of its body is accepted (HTTP before reading the body,
+        TFTP before answering the WRQ): the refusal to send, or the most bytes that may come.
 
-        Lets TFTP refuse a WRQ with an access violation before any data is transferred.
+        The same decisions as `handle` (path, ban, site, policy, device identity).
         """
         ...

@@ -2,8 +2,9 @@
 
 Files fall in three classes:
 - *shared* (common and model files, firmware): no secrets, served to anyone not banned;
-- *boot* (per-MAC files without SIP secrets, which may carry the device's provisioning
-  credentials): served only inside a site's networks, and only to the site a device is locked to;
+- *boot* (per-MAC files without secrets): served only inside a site's networks, to the
+  device's own site, with the same proof as the device's files: a boot file answered without
+  proof where an unknown MAC gets a challenge would tell which MACs exist;
 - *device* (per-MAC files with SIP secrets, and per-device uploads): inside a site's networks,
   with the proof the site's policy asks for: nothing more (`open`), HTTP digest credentials of
   that device (`digest`), or an HTTPS client certificate naming that MAC (`certificate`).
@@ -101,16 +102,17 @@ def decide(
     site: Site | None,
     mac: str | None,
     proof: Proof,
-    locked_site_id: int | None = None,
+    device_site_id: int | None = None,
 ) -> Verdict:
-    """May this request have this file? `mac` is the requested device's MAC."""
+    """May this request have this file? `mac` is the requested device's MAC; `device_site_id`
+    the site the device belongs to (explicitly, or where it first booted), if any."""
     if file_class is FileClass.SHARED:
         return Verdict.ALLOW
     if site is None:
         return Verdict.OUTSIDE
-    if locked_site_id is not None and site.id != locked_site_id:
+    if device_site_id is not None and site.id != device_site_id:
         return Verdict.LOCKED
-    if file_class is FileClass.BOOT or site.policy == "open":
+    if site.policy == "open":
         return Verdict.ALLOW
     if site.policy == "digest":
         if proof.protocol == "tftp":

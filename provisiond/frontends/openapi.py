@@ -398,7 +398,7 @@ def _schemas() -> dict[str, Any]:
                     "user_id": _NI,
                     "sip_username": _S,
                     "label": _NS,
-                    "locked_site_id": _NI,
+                    "site_id": _NI,
                     "last_seen": last_seen,
                 }
             ),

@@ -16,13 +16,17 @@ from datetime import datetime
 from typing import Protocol, cast
 
 import netaddr
-from sqlalchemy import Table, bindparam, select, update
+from sqlalchemy import Table, bindparam, delete, func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from provisiond.storage.database import Database
 from provisiond.storage.models import AuditEntry, Device, UnprovisionedDevice, utcnow
 
 log = logging.getLogger(__name__)
 MAX_PENDING = 100_000  # beyond this, new unknown MACs are dropped until the next flush
+# Unprovisioned MACs kept for the administrator: beyond this the least recently seen go, so
+# walkers inside a site (each banned after a few dozen) can never grow the table without end.
+MAX_UNPROVISIONED = 10_000
 
 
 _DEVICES = cast(Table, Device.__table__)
@@ -162,8 +166,8 @@ class ActivityRecorder:
                 # Only the first boot binds: a lock set meanwhile is not overwritten.
                 result = await session.execute(
                     update(Device)
-                    .where(Device.id == device_id, Device.locked_site_id.is_(None))
-                    .values(locked_site_id=site_id, updated_at=Device.updated_at)
+                    .where(Device.id == device_id, Device.site_id.is_(None))
+                    .values(site_id=site_id, updated_at=Device.updated_at)
                     .execution_options(synchronize_session=False)
                 )
                 if getattr(result, "rowcount", 0):
@@ -173,7 +177,7 @@ class ActivityRecorder:
                             action="device.lock",
                             object_type="device",
                             object_id=str(device_id),
-                            after={"locked_site_id": site_id},
+                            after={"site_id": site_id},
                         )
                     )
         for device_id in locks:
@@ -206,6 +210,8 @@ class ActivityRecorder:
                     self._written.clear()  # bounded; at worst a few rows are written again
                 for device_id, s in seen.items():
                     self._written[device_id] = (s.at, s.ip, s.user_agent, s.firmware)
+            if unknown:
+                await _make_room(session, len(unknown))
             for mac, (s, count) in unknown.items():
                 eui = netaddr.EUI(int(mac, 16), version=48)
                 if await session.scalar(select(Device.id).where(Device.mac == eui)) is not None:
@@ -219,6 +225,22 @@ class ActivityRecorder:
                 row.vendor = s.vendor or row.vendor
                 row.model_guess = s.model_guess or row.model_guess
                 row.requests += count
+
+
+async def _make_room(session: AsyncSession, coming: int) -> None:
+    """Forget the least recently seen unprovisioned MACs so that `coming` more fit the cap."""
+    rows = await session.scalar(select(func.count()).select_from(UnprovisionedDevice)) or 0
+    excess = rows + coming - MAX_UNPROVISIONED
+    if excess > 0:
+        oldest = (
+            select(UnprovisionedDevice.mac)
+            .order_by(UnprovisionedDevice.last_seen_at)
+            .limit(excess)
+            .scalar_subquery()
+        )
+        await session.execute(
+            delete(UnprovisionedDevice).where(UnprovisionedDevice.mac.in_(oldest))
+        )
 
 
 def now() -> datetime:

@@ -53,7 +53,7 @@ class PhoneDevice:
     user_display_name: str | None
     main_extension: str | None
     cli_custom: str | None
-    locked_site_id: int | None
+    site_id: int | None
     updated_at: datetime
     user_id: int | None = None
     revision: int = 0  # bumped by the in-memory directory at each reload: the render-cache key
@@ -108,7 +108,7 @@ def phone_device(device: Device, user: User | None) -> PhoneDevice:
         user_display_name=user.display_name if user else None,
         main_extension=user.main_extension if user else None,
         cli_custom=user.cli_custom if user else None,
-        locked_site_id=device.locked_site_id,
+        site_id=device.site_id,
         user_id=device.user_id,
         firmware=device.last_seen_firmware,
         updated_at=max(device.updated_at, user.updated_at) if user else device.updated_at,

@@ -9,6 +9,7 @@ against the source by the enumeration guard, so a MAC walk is banned within the 
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections import OrderedDict
@@ -38,10 +39,15 @@ FILE_CLASS = {
 
 @dataclass(frozen=True, slots=True)
 class Access:
-    """The gate's answer for a per-device request: a refusal, or the site to serve under."""
+    """The gate's answer for a per-device request: a refusal, or the site to serve under.
+
+    `unknown` marks a refusal because no device of this vendor has the MAC (the resolver
+    records the sighting for the administrator).
+    """
 
     refusal: PhoneResponse | None
     site: policy.Site | None = None
+    unknown: bool = False
 
 
 def _inside(ip: str, network: netaddr.IPNetwork) -> bool:
@@ -55,23 +61,28 @@ class WalkMemory:
     """Which MACs each source asked for in vain, recently: a phone only ever asks for its own.
 
     A source that missed on another MAC within the window is walking: it gets no file with a
-    secret (boot or device) unless it proves itself (digest or certificate), even before the
-    ban. So a walker's first lucky hit on a known MAC yields nothing. Bounded (LRU).
+    secret (boot or device) unless it proves itself (digest, certificate, or a User-Agent
+    naming the MAC it asks for), even before the ban. So a walker's first lucky hit on a known
+    MAC yields nothing. A miss over TFTP whose source never answered us (one forged UDP packet
+    can claim any address) marks the source for TFTP only: a forger can then delay a TFTP
+    phone at that address for one window, never ban it or touch its HTTP. Bounded (LRU).
     """
 
     def __init__(self, window_s: float, max_sources: int = 100_000) -> None:
         self._window = window_s
         self._max = max_sources
-        self._missed: OrderedDict[str, tuple[float, str, str | None]] = OrderedDict()
+        # ip -> (last miss, first MAC, a second MAC or None, any miss proven)
+        self._missed: OrderedDict[str, tuple[float, str, str | None, bool]] = OrderedDict()
 
-    def missed(self, ip: str, mac: str, now: float) -> None:
-        """`ip` asked for the unknown `mac`."""
+    def missed(self, ip: str, mac: str, now: float, *, proven: bool = True) -> None:
+        """`ip` asked for `mac`, which it may not have (`proven`: the source is real)."""
         entry = self._missed.pop(ip, None)
         if entry is None or now - entry[0] > self._window:
-            self._missed[ip] = (now, mac, None)
+            self._missed[ip] = (now, mac, None, proven)
         else:
-            first, second = entry[1], entry[2]
-            self._missed[ip] = (now, first, second or (mac if mac != first else None))
+            _, first, second, was_proven = entry
+            second = second or (mac if mac != first else None)
+            self._missed[ip] = (now, first, second, was_proven or proven)
         while len(self._missed) > self._max:
             self._missed.popitem(last=False)
 
@@ -85,12 +96,33 @@ class WalkMemory:
         for ip in [ip for ip in self._missed if _inside(ip, network)]:
             del self._missed[ip]
 
-    def walked(self, ip: str, mac: str, now: float) -> bool:
-        """Did `ip` recently ask for a MAC other than `mac`?"""
+    def walked(self, ip: str, mac: str, now: float, *, tftp: bool = False) -> bool:
+        """Did `ip` recently ask for a MAC other than `mac`? Unproven misses count for a TFTP
+        request only."""
         entry = self._missed.get(ip)
-        if entry is None or now - entry[0] > self._window:
+        if entry is None or now - entry[0] > self._window or not (entry[3] or tftp):
             return False
         return entry[1] != mac or entry[2] is not None
+
+
+class MissMemo:
+    """Which (source, MAC) misses were counted within the window, so that the ban counts
+    distinct MACs: fifty phones behind one NAT, a few of them new and each retrying its own
+    name, stay far below a threshold that a walk over other MACs reaches. Bounded (LRU)."""
+
+    def __init__(self, window_s: float, max_entries: int = 200_000) -> None:
+        self._window = window_s
+        self._max = max_entries
+        self._seen: OrderedDict[tuple[str, str], float] = OrderedDict()
+
+    def first(self, ip: str, mac: str, now: float) -> bool:
+        """Whether this is the first miss of `ip` on `mac` within the window (and note it)."""
+        key = (ip, mac)
+        last = self._seen.pop(key, None)
+        self._seen[key] = now if last is None or now - last > self._window else last
+        while len(self._seen) > self._max:
+            self._seen.popitem(last=False)
+        return last is None or now - last > self._window
 
 
 class Gate:
@@ -109,6 +141,7 @@ class Gate:
         self.secrets = secrets
         self.strict_model = model_check == "strict"
         self.walks = WalkMemory(guard.config.window_s)
+        self._misses = MissMemo(guard.config.window_s)
         guard.lift_hooks.append(self.walks.forget)
         self._clock = clock
         self._sites_seen: tuple[policy.Site, ...] | None = None
@@ -145,79 +178,126 @@ class Gate:
         self.guard.record(request.client_ip, "auth_failure")
         return PhoneResponse(Outcome.FORBIDDEN, detail=why)
 
-    def unknown_mac(
-        self, request: PhoneRequest, mac: str, site: policy.Site | None
-    ) -> PhoneResponse:
-        """An unknown MAC: counted towards a ban, and answered exactly as a known device would
-        be answered without proof, so a walk cannot tell which MACs exist: 403 outside every
-        site, a 401 challenge under `digest` (403 over TFTP, which cannot authenticate), 403
-        under `certificate`; only an `open` site, which serves known devices, answers 404.
-        """
-        self.guard.record(request.client_ip, "unknown_mac")
-        self.walks.missed(request.client_ip, mac, self._clock())
-        if site is None:
-            return PhoneResponse(Outcome.FORBIDDEN, detail="outside every site")
-        if site.policy == "open":
-            return PhoneResponse(Outcome.NOT_FOUND, detail="unknown device")
-        return self._refusal(request, site, "unknown device")
+    def admit(
+        self,
+        request: PhoneRequest,
+        *,
+        mac: str,
+        kind: FileKind,
+        device: PhoneDevice | None,
+        site: policy.Site | None,
+        ban: Ban | None,
+        agent: UserAgentInfo | None,
+    ) -> Access:
+        """The one decision on a per-MAC request: may this source have this file?
 
-    def _refusal(self, request: PhoneRequest, site: policy.Site | None, why: str) -> PhoneResponse:
-        """The answer to a request without valid proof: a challenge where digest applies."""
+        `device` is None for an unknown MAC and for a known MAC under another vendor's file
+        name: both are answered and counted alike. A device of another site gets the same
+        answer too. A ban is lifted only by valid digest credentials inside a digest site (a
+        phone behind a banned NAT logs in), never by the mere presence of a header.
+        """
+        now = self._clock()
+        if agent is not None and agent.mac is not None and agent.mac != mac:
+            why = f"User-Agent MAC {agent.mac} differs from path"
+            self.suspicious(request, why)
+            return Access(self.not_for_you(request, site), site)
+        file_class = FILE_CLASS.get(kind, policy.FileClass.SHARED)
+        digest_ok, stale = False, False
+        if (
+            device is not None
+            and site is not None
+            and site.policy == "digest"
+            and file_class is not policy.FileClass.SHARED
+            and device.site_id in (None, site.id)
+        ):
+            digest_ok, stale = self._digest(request, device)
+        if ban is not None and not digest_ok:
+            self.guard.note_refused(ban)
+            return Access(self.not_for_you(request, site), site)
+        if device is None:
+            return Access(self._miss(request, mac, site, agent, now), site, unknown=True)
+        proof = policy.Proof(request.protocol, digest_ok, request.client_cert_macs)
+        verdict = policy.decide(
+            file_class, site=site, mac=mac, proof=proof, device_site_id=device.site_id
+        )
+        if verdict is policy.Verdict.LOCKED:  # another site's device: as if it did not exist
+            return Access(self._miss(request, mac, site, agent, now), site)
+        if verdict is policy.Verdict.NEED_DIGEST:
+            return Access(self.challenge(stale=stale), site)
+        if verdict is not policy.Verdict.ALLOW:
+            return Access(self._policy_refusal(request, site, verdict), site)
+        proven = digest_ok or mac in request.client_cert_macs
+        self_named = agent is not None and agent.mac == mac
+        if (
+            file_class is not policy.FileClass.SHARED
+            and not (proven or self_named)
+            and self.walks.walked(request.client_ip, mac, now, tftp=request.protocol == "tftp")
+        ):
+            # Its misses were counted already; refusing its hits is the point, not counting.
+            log.warning("refused %s to %s: it asked for other MACs", mac, request.client_ip)
+            return Access(self.not_for_you(request, site), site)
+        return Access(self.model_refusal(request, agent, device), site)
+
+    def not_for_you(self, request: PhoneRequest, site: policy.Site | None) -> PhoneResponse:
+        """The one answer to "this per-device file is not for you", whatever the reason, as a
+        known device is answered without proof: 404 in an `open` site (which serves known
+        devices to anyone inside), the digest challenge in a `digest` site (403 over TFTP,
+        which cannot authenticate), 403 under `certificate` and outside every site."""
+        if site is not None and site.policy == "open":
+            return PhoneResponse(Outcome.NOT_FOUND, detail="not for you")
         if site is not None and site.policy == "digest" and request.protocol != "tftp":
             return self.challenge(stale=False)
-        return PhoneResponse(Outcome.FORBIDDEN, detail=why)
+        return PhoneResponse(Outcome.FORBIDDEN, detail="not for you")
 
-    def banned_answer(
-        self, request: PhoneRequest, ban: Ban, sites: tuple[policy.Site, ...]
+    def _policy_refusal(
+        self, request: PhoneRequest, site: policy.Site | None, verdict: policy.Verdict
     ) -> PhoneResponse:
-        """A banned source asking for a per-device file without credentials.
+        """A known device refused by the site's policy, counted like a failed authentication:
+        at once over HTTP, over TFTP only once the source has answered us (a forged packet
+        from outside every site must not ban the address it claims)."""
+        why = f"policy: {verdict.value}"
+        answer = self.not_for_you(request, site)
 
-        Inside a digest site it gets a challenge (and nothing else), so a phone behind a banned
-        NAT can authenticate from scratch; everywhere else a bare 403.
-        """
-        self.guard.note_refused(ban)
-        return self._refusal(request, self.site_for(request.client_ip, sites), "banned")
+        def count() -> None:
+            self.suspicious(request, why)
+
+        if request.protocol == "tftp":
+            return dataclasses.replace(answer, on_proven=count)
+        count()
+        return answer
+
+    def _miss(
+        self,
+        request: PhoneRequest,
+        mac: str,
+        site: policy.Site | None,
+        agent: UserAgentInfo | None,
+        now: float,
+    ) -> PhoneResponse:
+        """A MAC this source may not have: counted once per MAC and window (a phone retrying
+        its own name is one miss), and remembered as a walk unless the User-Agent names that
+        very MAC (a new phone asking for itself, e.g. behind an office NAT). Over TFTP, whose
+        source address one forged packet can claim, the count waits for proof of address."""
+        self_named = agent is not None and agent.mac == mac
+        ip = request.client_ip
+
+        def count() -> None:
+            if self._misses.first(ip, mac, now):
+                self.guard.record(ip, "unknown_mac")
+            if not self_named:
+                self.walks.missed(ip, mac, now)
+
+        answer = self.not_for_you(request, site)
+        if request.protocol == "tftp":
+            self.walks.missed(ip, mac, now, proven=False)
+            return dataclasses.replace(answer, on_proven=count)
+        count()
+        return answer
 
     def challenge(self, *, stale: bool) -> PhoneResponse:
         """401 with one WWW-Authenticate challenge per algorithm."""
         headers = tuple(("WWW-Authenticate", c) for c in self.digest.challenges(stale=stale))
         return PhoneResponse(Outcome.UNAUTHORIZED, detail="credentials needed", headers=headers)
-
-    def check(
-        self,
-        request: PhoneRequest,
-        kind: FileKind,
-        device: PhoneDevice,
-        sites: tuple[policy.Site, ...],
-        ban: Ban | None,
-        locked_site_id: int | None,
-    ) -> Access:
-        """May this request have this per-device file of a known device?"""
-        site = self.site_for(request.client_ip, sites)
-        file_class = FILE_CLASS.get(kind, policy.FileClass.SHARED)
-        digest_ok, stale = False, False
-        if site is not None and site.policy == "digest" and file_class is policy.FileClass.DEVICE:
-            digest_ok, stale = self._digest(request, device)
-        if ban is not None and not digest_ok:
-            return Access(self.refuse_banned(ban))
-        proven = digest_ok or device.mac in request.client_cert_macs
-        if (
-            file_class is not policy.FileClass.SHARED
-            and not proven
-            and self.walks.walked(request.client_ip, device.mac, self._clock())
-        ):
-            self.suspicious(request, "source asked for other phones' MACs")
-            return Access(self._refusal(request, site, "walking"))
-        proof = policy.Proof(request.protocol, digest_ok, request.client_cert_macs)
-        verdict = policy.decide(
-            file_class, site=site, mac=device.mac, proof=proof, locked_site_id=locked_site_id
-        )
-        if verdict is policy.Verdict.ALLOW:
-            return Access(None, site)
-        if verdict is policy.Verdict.NEED_DIGEST:
-            return Access(self.challenge(stale=stale))
-        self.suspicious(request, f"policy: {verdict.value}")
-        return Access(self._refusal(request, site, verdict.value))
 
     def _digest(self, request: PhoneRequest, device: PhoneDevice) -> tuple[bool, bool]:
         sealed = device.provisioning_password_sealed

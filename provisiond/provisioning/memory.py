@@ -46,7 +46,7 @@ def _device_query() -> Any:  # a Select of the columns below
         Device.sip_password,
         Device.provisioning_password,
         Device.label,
-        Device.locked_site_id,
+        Device.site_id,
         # Raw values: SQLAlchemy's per-row datetime processing was a third of loading
         # 100,000 devices; `_when` parses the raw text with datetime.fromisoformat.
         type_coerce(Device.updated_at, String).label("updated_at"),
@@ -114,7 +114,7 @@ class MemoryDirectory:
             sip_password,
             provisioning_password,
             label,
-            locked_site_id,
+            site_id,
             updated_at,
             user_id,
             firmware,
@@ -139,7 +139,7 @@ class MemoryDirectory:
             display_name,
             main_extension,
             cli_custom,
-            locked_site_id,
+            site_id,
             updated,
             user_id,
             next(_revisions),
@@ -203,8 +203,8 @@ class MemoryDirectory:
     def note_lock(self, device_id: int, site_id: int) -> None:
         """Bind in memory now; the activity recorder writes it (and audits it for the others)."""
         device = self._by_id.get(device_id)
-        if device is not None and device.locked_site_id is None:
-            locked = dataclasses.replace(device, locked_site_id=site_id, revision=next(_revisions))
+        if device is not None and device.site_id is None:
+            locked = dataclasses.replace(device, site_id=site_id, revision=next(_revisions))
             self._by_id[device_id] = locked
             self._by_mac[locked.mac] = locked
 

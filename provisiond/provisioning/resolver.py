@@ -5,21 +5,26 @@ sockets, blocks or headers beyond the transport-neutral request.
 
 Decisions, in order:
 1. the path must be safe (no traversal, NUL, backslash, overlong) or the answer is 400;
-2. the path is matched against every vendor's file names; no match -> 404;
-3. a banned source is refused at once (unless it brings digest credentials: a phone behind a
-   banned NAT still provisions);
-4. per-MAC names: a User-Agent MAC that differs from the path's is refused (403); an unknown
-   MAC -> 404 and an unprovisioned record; a known device is served from its own vendor's
-   spec (so ``<mac>.cfg`` gives a Yealink file to a Yealink and a Polycom one to a Polycom),
-   after the gate's policy checks (site networks, digest, certificate, first-boot lock, model);
-5. common names are served without secrets; firmware comes from the firmware store, which
-   refuses images that failed verification. Rendered files name the model's target firmware
-   (`firmware.url`/`.version`) only when the phone reports another version (from this
-   request's User-Agent, else the last one recorded) or none at all.
+2. the path is matched against every vendor's file names; no match -> 404; names we never
+   serve (trust lists, encrypted variants) -> 404 for every MAC, before any lookup;
+3. shared names (common and model files, firmware): served without secrets to anyone not
+   banned;
+4. per-MAC names: the device is looked up and the gate admits the request once
+   (`Gate.admit`): ban, User-Agent/path MAC consistency, the device's own site, the site's
+   policy (digest, certificate), the walk memory and the model check. Every "not for you"
+   (unknown MAC, a known MAC under another vendor's name, a device of another site, a ban) gets
+   the one answer of the source's site, so no answer tells a known MAC from an unknown one. A
+   known device is served from its own vendor's spec (``<mac>.cfg`` gives a Yealink file to a
+   Yealink and a Polycom one to a Polycom);
+5. rendered files name the model's target firmware (`firmware.url`/`.version`) only when the
+   phone reports another version (from this request's User-Agent, else the last one recorded)
+   or none at all; firmware comes from the firmware store, which refuses images that failed
+   verification.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import re
@@ -38,7 +43,6 @@ from provisiond.domain.identify import (
 )
 from provisiond.domain.phone import Outcome, PhoneRequest, PhoneResponse
 from provisiond.provisioning.activity import ActivitySink, Sighting, now
-from provisiond.provisioning.bans import Ban
 from provisiond.provisioning.context import build_context
 from provisiond.provisioning.directory import ModelInfo, PhoneDevice, PhoneDirectory
 from provisiond.provisioning.firmware import FirmwareStore
@@ -129,15 +133,22 @@ class Resolver:
             self._path_matches[path] = found
         return found
 
-    def upload_limit(self, request: PhoneRequest) -> int | None:
-        """The byte cap for an upload to this path, or None when nothing may be uploaded there."""
-        path = safe_path(request.path)
-        if path is None:
-            return None
-        for match in self._matches(path):
-            if match.spec.kind is FileKind.UPLOAD:
-                return match.spec.max_upload
-        return None
+    async def admit_upload(self, request: PhoneRequest) -> PhoneResponse | int:
+        """Before any byte of an upload is accepted: the refusal, or the most bytes that may
+        come (the name's cap). The same admission as `handle`, so a banned source, another
+        site, an unknown MAC or a foreign name is refused before the body is read."""
+        admitted = await self._admit(request)
+        refusal: PhoneResponse | None = None
+        if isinstance(admitted, PhoneResponse):
+            refusal = admitted
+        elif admitted.device is None:
+            refusal = PhoneResponse(Outcome.NOT_ALLOWED, detail="uploads only to per-device names")
+        elif admitted.match.spec.kind is not FileKind.UPLOAD:
+            refusal = PhoneResponse(Outcome.NOT_ALLOWED, detail="this file cannot be uploaded")
+        else:
+            return self.uploads.cap(admitted.match.spec.max_upload)
+        self.stats.record(request, refusal, None)  # `handle` never sees a refused upload
+        return refusal
 
     async def handle(self, request: PhoneRequest) -> PhoneResponse:
         """Answer one phone request (and count it)."""
@@ -146,72 +157,98 @@ class Resolver:
         return answer
 
     async def _handle(self, request: PhoneRequest) -> PhoneResponse:
+        admitted = await self._admit(request)
+        if isinstance(admitted, PhoneResponse):
+            return admitted
+        match, device, agent = admitted.match, admitted.device, admitted.agent
+        uploading = request.method in ("PUT", "POST")
+        if device is None:
+            if uploading:
+                return PhoneResponse(Outcome.NOT_ALLOWED, detail="uploads only to per-device names")
+            return await self._shared(admitted.path, match, agent)
+        if match.spec.kind is FileKind.UPLOAD:
+            return await self._upload(request, admitted.path, match, device)
+        if uploading:
+            return PhoneResponse(Outcome.NOT_ALLOWED, detail="this file cannot be uploaded")
+        reported = agent.firmware if agent is not None and agent.firmware else device.firmware
+        return await self._render(match, device.model, device, reported)
+
+    async def _admit(self, request: PhoneRequest) -> PhoneResponse | _Admitted:
+        """Identify the request and let the gate decide, once, whether it may have the file.
+
+        Every "not for you" (unknown MAC, a known MAC under another vendor's name, another
+        site, a ban) gets the gate's one answer for the source's site, so no answer tells a
+        known MAC from an unknown one.
+        """
         path = safe_path(request.path)
         if path is None:
             return PhoneResponse(Outcome.BAD_REQUEST, detail="invalid path")
-        ban = self.gate.banned(request)
         matches = self._matches(path)
-        if ban is not None and request.header("authorization") is None:
-            # Cheap: no device lookup for a banned walker. A per-device path inside a digest
-            # site is answered with a challenge, so a phone behind a banned NAT can log in.
-            if any(m.mac is not None for m in matches):
-                return self.gate.banned_answer(request, ban, await self.directory.sites())
-            return self.gate.refuse_banned(ban)
-        if not matches:
-            return _not_found("unknown file")
-        agent = parse_user_agent(self.vendors, request.user_agent)
+        ban = self.gate.banned(request)
         per_mac = [m for m in matches if m.mac is not None]
-        if per_mac:
-            return await self._per_device(request, path, per_mac, agent, ban)
-        if ban is not None:
-            return self.gate.refuse_banned(ban)
-        if request.method in ("PUT", "POST"):
-            return PhoneResponse(Outcome.BAD_REQUEST, detail="uploads only to per-device names")
-        return await self._shared(request, path, _prefer(matches, agent), agent)
-
-    async def _per_device(
-        self,
-        request: PhoneRequest,
-        path: str,
-        matches: list[FileMatch],
-        agent: UserAgentInfo | None,
-        ban: Ban | None,
-    ) -> PhoneResponse:
-        mac = matches[0].mac
-        assert mac is not None
-        if agent is not None and agent.mac is not None and agent.mac != mac:
-            return self.gate.suspicious(request, f"User-Agent MAC {agent.mac} differs from path")
-        device = await self.directory.device_by_mac(mac)
-        sites = await self.directory.sites()
-        if device is None:
+        agent = parse_user_agent(self.vendors, request.user_agent) if matches else None
+        if not per_mac:
             if ban is not None:
                 return self.gate.refuse_banned(ban)
-            self.activity.unknown(self._sighting(request, path, mac, agent, matches))
-            site = self.gate.site_for(request.client_ip, sites)
-            return self.gate.unknown_mac(request, mac, site)
-        match = next((m for m in matches if m.vendor.id == device.model.vendor), None)
-        if match is None:
-            return _not_found(f"not a {device.model.vendor} file")
-        if match.spec.kind is FileKind.OPTIONAL:
+            if not matches:
+                return _not_found("unknown file")
+            return _Admitted(path, _prefer(matches, agent), None, agent)
+        served = [m for m in per_mac if m.spec.kind is not FileKind.OPTIONAL]
+        if not served:  # names we never serve: the same 404 for every MAC, before any lookup
             return _not_found("not served")
-        locked = device.locked_site_id  # the directory applies a new lock at once
-        access = self.gate.check(request, match.spec.kind, device, sites, ban, locked)
+        mac = served[0].mac
+        assert mac is not None
+        device = await self.directory.device_by_mac(mac)
+        match = None
+        if device is not None:
+            match = next((m for m in served if m.vendor.id == device.model.vendor), None)
+        sites = await self.directory.sites()
+        site = self.gate.site_for(request.client_ip, sites)
+        access = self.gate.admit(
+            request,
+            mac=mac,
+            kind=match.spec.kind if match is not None else served[0].spec.kind,
+            device=device if match is not None else None,
+            site=site,
+            ban=ban,
+            agent=agent,
+        )
+        if device is None and access.unknown and access.site is not None:
+            assert access.refusal is not None  # an unknown MAC is never served
+            sighting = self._sighting(request, path, mac, agent, served)
+            return self._remember_unknown(request, access.refusal, sighting)
         if access.refusal is not None:
             return access.refusal
-        refusal = self.gate.model_refusal(request, agent, device)
-        if refusal is not None:
-            return refusal
-        self.activity.seen(device.id, self._sighting(request, path, mac, agent, matches))
-        site = access.site
-        if site is not None and site.lock_on_first_boot and site.id is not None and not locked:
+        assert device is not None
+        assert match is not None
+        self.activity.seen(device.id, self._sighting(request, path, mac, agent, served))
+        if (
+            site is not None
+            and site.lock_on_first_boot
+            and site.id is not None
+            and device.site_id is None
+            and match.spec.kind is FileKind.DEVICE  # a boot file (no secret) never binds
+        ):
             self.activity.lock(device.id, site.id)
             self.directory.note_lock(device.id, site.id)
-        if match.spec.kind is FileKind.UPLOAD:
-            return await self._upload(request, path, match, device)
-        if request.method in ("PUT", "POST"):
-            return PhoneResponse(Outcome.BAD_REQUEST, detail="this file cannot be uploaded")
-        reported = agent.firmware if agent is not None and agent.firmware else device.firmware
-        return await self._render(match, device.model, device, reported)
+        return _Admitted(path, match, device, agent)
+
+    def _remember_unknown(
+        self, request: PhoneRequest, refusal: PhoneResponse, sighting: Sighting
+    ) -> PhoneResponse:
+        """Record an unknown MAC for the administrator (only from inside a site); over an
+        unproven transport (TFTP) only once the source has answered a packet of ours."""
+        if request.protocol != "tftp":
+            self.activity.unknown(sighting)
+            return refusal
+        counted = refusal.on_proven
+
+        def proven() -> None:
+            if counted is not None:
+                counted()
+            self.activity.unknown(sighting)
+
+        return dataclasses.replace(refusal, on_proven=proven)
 
     @staticmethod
     def _sighting(
@@ -235,13 +272,16 @@ class Resolver:
     async def _upload(
         self, request: PhoneRequest, path: str, match: FileMatch, device: PhoneDevice
     ) -> PhoneResponse:
-        name = path.rsplit("/", 1)[-1]
+        # Stored under its canonical (lower-case) name; the name's cap and the global ceiling
+        # bound one upload, the device's quota all of them (see provisioning/uploads.py).
+        name = self.uploads.canonical(path.rsplit("/", 1)[-1])
         if request.method in ("PUT", "POST"):
             body = request.body or b""
-            limit = match.spec.max_upload or 0
+            limit = self.uploads.cap(match.spec.max_upload)
             if len(body) > limit:
                 return PhoneResponse(Outcome.TOO_LARGE, detail=f"upload over {limit} bytes")
-            await self.uploads.save(device.mac, name, body)
+            if not await self.uploads.save(device.mac, name, body):
+                return PhoneResponse(Outcome.TOO_LARGE, detail="device upload quota reached")
             return PhoneResponse(Outcome.OK, content_type="text/plain")
         stored = await self.uploads.load(device.mac, name)
         if stored is None:
@@ -251,7 +291,7 @@ class Resolver:
         )
 
     async def _shared(
-        self, request: PhoneRequest, path: str, match: FileMatch, agent: UserAgentInfo | None
+        self, path: str, match: FileMatch, agent: UserAgentInfo | None
     ) -> PhoneResponse:
         kind = match.spec.kind
         if kind is FileKind.OPTIONAL:
@@ -387,6 +427,16 @@ class Resolver:
     def _open(self, sealed: str) -> str:
         """Decrypt a stored secret (microseconds; the key never leaves memory)."""
         return self.secrets.decrypt(sealed)
+
+
+@dataclass(frozen=True, slots=True)
+class _Admitted:
+    """A request the gate let through: the file it names, and the device for per-MAC names."""
+
+    path: str
+    match: FileMatch
+    device: PhoneDevice | None
+    agent: UserAgentInfo | None
 
 
 def _prefer(matches: list[FileMatch], agent: UserAgentInfo | None) -> FileMatch:

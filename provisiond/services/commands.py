@@ -75,6 +75,7 @@ class DeviceCreate(Command):
     sip_username: StrictStr | None = None
     sip_password: StrictStr | None = None
     label: StrictStr | None = None
+    site_id: StrictInt | None = None  # the site it belongs to (else its first boot may bind it)
 
 
 class DevicePatch(Command):
@@ -87,6 +88,7 @@ class DevicePatch(Command):
     sip_username: StrictStr | None = None
     sip_password: StrictStr | None = None
     label: StrictStr | None = None
+    site_id: StrictInt | None = None  # null: belongs to no site (the first-boot lock may bind it)
 
 
 class PrimaryDevice(Command):

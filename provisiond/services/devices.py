@@ -16,6 +16,7 @@ from provisiond.domain.mac import parse_mac
 from provisiond.services.assignments import attach, detach, load_device
 from provisiond.services.commands import DeviceCreate, DevicePatch
 from provisiond.services.context import MAX_ID, ServiceContext, audit, clamp_page
+from provisiond.services.sites import load_site
 from provisiond.services.users import load_user
 from provisiond.services.views import device_view, page
 from provisiond.storage.models import Device, DeviceModel, UnprovisionedDevice, User
@@ -146,6 +147,8 @@ class DeviceService:
                 label=rules.check_text(cmd.label, "label", max_len=64) if cmd.label else None,
                 **credentials(self.ctx.secrets, extension, cmd.sip_username, cmd.sip_password),
             )
+            if cmd.site_id is not None:
+                device.site_id = (await load_site(session, cmd.site_id)).id
             session.add(device)
             await session.flush()
             if cmd.user_id is not None:
@@ -187,6 +190,9 @@ class DeviceService:
                 device.label = (
                     rules.check_text(patch.label, "label", max_len=64) if patch.label else None
                 )
+            if "site_id" in sent:
+                site_id = patch.site_id
+                device.site_id = None if site_id is None else (await load_site(session, site_id)).id
             await session.flush()
             after = device_view(device)
             changed = {"sip_password": "changed"} if "sip_password" in sent else {}

@@ -149,7 +149,7 @@ class SiteService:
             site = await load_site(session, site_id)
             before = site_view(site)
             await session.execute(
-                update(Device).where(Device.locked_site_id == site_id).values(locked_site_id=None)
+                update(Device).where(Device.site_id == site_id).values(site_id=None)
             )
             await session.delete(site)
             audit(session, actor, "site.delete", "site", site_id, before, None)
@@ -158,8 +158,8 @@ class SiteService:
         """Let a device locked on first boot provision from another site again."""
         async with self.ctx.db.write() as session:
             device = await load_device(session, device_id)
-            before = {"locked_site_id": device.locked_site_id}
-            device.locked_site_id = None
+            before = {"site_id": device.site_id}
+            device.site_id = None
             await session.flush()
             audit(
                 session,
@@ -168,6 +168,6 @@ class SiteService:
                 "device",
                 device_id,
                 before,
-                {"locked_site_id": None},
+                {"site_id": None},
             )
             return device_view(device)

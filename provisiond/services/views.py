@@ -29,7 +29,7 @@ def device_view(device: Device) -> dict[str, Any]:
         "user_id": device.user_id,
         "sip_username": device.sip_username,
         "label": device.label,
-        "locked_site_id": device.locked_site_id,
+        "site_id": device.site_id,
         "last_seen": last_seen,
     }
 

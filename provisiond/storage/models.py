@@ -154,9 +154,11 @@ class Device(Base):
     # HTTP digest secret the phone uses to fetch its files under a `digest` site (encrypted).
     provisioning_password: Mapped[str | None] = mapped_column(String(255), info={"secret": True})
     label: Mapped[str | None] = mapped_column(String(64))
-    # Lock on first boot: the site that first provisioned the device (when the site asks).
-    locked_site_id: Mapped[int | None] = mapped_column(
-        ForeignKey("sites.id", ondelete="SET NULL"), index=True
+    # The site the device belongs to: set by an admin, or by its first boot in a site with
+    # lock_on_first_boot. Its files are served only inside that site, under its policy. (The
+    # column keeps the name it had when only the first-boot lock could set it.)
+    site_id: Mapped[int | None] = mapped_column(
+        "locked_site_id", ForeignKey("sites.id", ondelete="SET NULL"), index=True
     )
 
     last_seen_at: Mapped[datetime | None] = mapped_column(UtcDateTime)

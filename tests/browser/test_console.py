@@ -270,6 +270,28 @@ def test_create_device_with_a_catalogue_model(page: Page, console: Console) -> N
     assert (device["model"], device["user_id"]) == ("snom-d785", user["id"])
 
 
+def test_a_device_is_bound_to_a_site_from_its_row(page: Page, console: Console) -> None:
+    """The Site column shows where the device belongs and changes it through the API."""
+    site = console.call(
+        "POST", "/sites", {"name": "branch", "networks": ["10.9.0.0/16"], "policy": "digest"}
+    )
+    user = console.user("mrossi", "200")
+    device = console.call(
+        "POST",
+        "/devices",
+        {"extension": "200", "model": "yealink-t46s", "mac": "001565aabbcc", "user_id": user["id"]},
+    )
+    open_user(page, console, user["id"])
+    choice = device_row(page, "200").get_by_label("Site of 200")
+    expect(choice).to_have_value("")
+    choice.select_option(label="branch (digest)")
+    expect(page.locator("#devices-status")).to_have_text("200 now belongs to site branch.")
+    assert console.call("GET", f"/devices/{device['id']}")["site_id"] == site["id"]
+    choice.select_option("")
+    expect(page.locator("#devices-status")).to_have_text("200 now belongs to no site.")
+    assert console.call("GET", f"/devices/{device['id']}")["site_id"] is None
+
+
 def test_primary_with_another_extension_changes_the_main_extension(
     page: Page, console: Console
 ) -> None:

@@ -17,11 +17,12 @@ from aiohttp import web
 
 from provisiond.app import build_guard, build_resolver
 from provisiond.frontends.phone_http import create_phone_app
-from provisiond.frontends.phone_tftp import TftpConfig, TftpServer
+from provisiond.frontends.phone_tftp import TftpServer
 from provisiond.provisioning.activity import ActivityRecorder
 from provisiond.provisioning.changes import ChangeFeed
 from provisiond.provisioning.memory import MemoryDirectory
 from provisiond.provisioning.resolver import Resolver
+from provisiond.server import tftp_config
 from provisiond.services import Services
 
 
@@ -69,7 +70,7 @@ async def phone_stack(services: Services) -> AsyncIterator[PhoneStack]:
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
     port = runner.addresses[0][1]
-    tftp = TftpServer(resolver, TftpConfig(host="127.0.0.1", port=0))
+    tftp = TftpServer(resolver, tftp_config(settings, "127.0.0.1", 0))
     await tftp.start()
     try:
         yield PhoneStack(

@@ -16,6 +16,7 @@ credentials are computed here from RFC 7616 with hashlib, independently of the s
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import os
 import re
@@ -34,10 +35,11 @@ from multidict import CIMultiDictProxy
 
 from provisiond.app import build_guard, build_resolver
 from provisiond.frontends.phone_http import create_phone_app
-from provisiond.frontends.phone_tftp import TftpConfig, TftpServer
+from provisiond.frontends.phone_tftp import TftpServer
 from provisiond.provisioning.activity import ActivityRecorder
 from provisiond.provisioning.bans import EnumerationGuard
 from provisiond.provisioning.resolver import Resolver
+from provisiond.server import tftp_config
 from provisiond.services import Services
 from provisiond.services.commands import DeviceCreate
 from provisiond.settings import Settings
@@ -155,7 +157,7 @@ async def secure_stack(services: Services, api_factory: ApiFactory) -> AsyncIter
         )
         http_port = await _serve(create_phone_app(resolver), runners, None)
         https_port = await _serve(create_phone_app(resolver), runners, tls) if tls else None
-        tftp = TftpServer(resolver, TftpConfig(host=SERVER, port=0))
+        tftp = TftpServer(resolver, tftp_config(settings, SERVER, 0))
         await tftp.start()
         servers.append(tftp)
         return SecureStack(
@@ -356,15 +358,18 @@ class SourcedTftp(RawClient):
         self.sock.settimeout(timeout)
 
 
-def tftp_get_blocking(port: int, name: str, source: str) -> Download:
-    """Download `name` from the stack's TFTP server, from `source` (a fresh socket)."""
+def tftp_get_blocking(port: int, name: str, source: str, **options: str) -> Download:
+    """Download `name` from the stack's TFTP server, from `source` (a fresh socket), with
+    RFC 2347 `options` if any (then the source proves its address by ACKing the OACK)."""
     with SourcedTftp(SERVER, port, source) as client:
-        return client.download(name, max_packets=10_000)
+        return client.download(name, max_packets=10_000, **options)
 
 
-async def tftp_get(stack: SecureStack, name: str, source: str) -> Download:
+async def tftp_get(stack: SecureStack, name: str, source: str, **options: str) -> Download:
     """`tftp_get_blocking` off the event loop (the server shares the test's loop)."""
-    return await asyncio.to_thread(tftp_get_blocking, stack.tftp_port, name, source)
+    return await asyncio.to_thread(
+        functools.partial(tftp_get_blocking, stack.tftp_port, name, source, **options)
+    )
 
 
 # -- one fetch, whatever the transport -----------------------------------------------------
@@ -394,12 +399,12 @@ def http_fetcher(stack: SecureStack, clients: HttpClients) -> Fetch:
     return get
 
 
-def tftp_fetcher(stack: SecureStack) -> Fetch:
+def tftp_fetcher(stack: SecureStack, **options: str) -> Fetch:
     """RRQ over TFTP: data served, error 1 not found, error 2 (access violation) refused."""
     kinds = {FILE_NOT_FOUND: NOT_FOUND, ACCESS_VIOLATION: REFUSED}
 
     async def get(name: str, source: str) -> Got:
-        download = await tftp_get(stack, name, source)
+        download = await tftp_get(stack, name, source, **options)
         if download.error is None:
             return Got(SERVED, download.data)
         code, message = download.error
@@ -409,8 +414,14 @@ def tftp_fetcher(stack: SecureStack) -> Fetch:
 
 
 def fetcher(transport: str, stack: SecureStack, clients: HttpClients) -> Fetch:
-    """The fetch function of a transport."""
-    return http_fetcher(stack, clients) if transport == "http" else tftp_fetcher(stack)
+    """The fetch function of a transport: "http", "tftp" (a bare RRQ, whose source address
+    is never proven) or "tftp+options" (blksize: the client ACKs our OACK, proving it)."""
+    if transport == "http":
+        return http_fetcher(stack, clients)
+    if transport == "tftp+options":
+        return tftp_fetcher(stack, blksize="1024")
+    return tftp_fetcher(stack)
 
 
-TRANSPORTS = ["http", "tftp"]
+TRANSPORTS = ["http", "tftp", "tftp+options"]
+PROVEN = ["http", "tftp+options"]  # transports whose misses count towards a ban

@@ -40,6 +40,7 @@ from tests.integration.security_fixtures import (
     COMMON_FILE,
     NOT_FOUND,
     PHONE,
+    PROVEN,
     REFUSED,
     SERVED,
     TRANSPORTS,
@@ -70,6 +71,7 @@ WALK_START = 0x100000  # the walk covers 00:15:65:10:00:00 .. 00:15:65:10:27:0f
 KNOWN_AT: tuple[int, ...] = (2, 9, 15, 40, 64, 99, 150, 333, 512, 1000, 1500, 2048, 3000)
 KNOWN_AT += (4096, 5000, 6000, 7000, 7777, 8888, 9999)
 MORE = 200  # requests sent after the ban was observed, all of which must be refused
+UNPROVEN_WALK = 300  # MACs a bare-RRQ TFTP walker tries (never banned: bounded by this)
 MARGIN = 5  # requests a ban may take beyond its threshold
 SPREAD_SOURCES = [f"127.0.5.{n}" for n in range(1, 31)]
 SPREAD_EACH = 5
@@ -143,6 +145,21 @@ async def test_walk_is_banned_and_harvests_nothing(
     get = fetcher(transport, stack, clients)
     threshold = stack.settings.security.ban_unknown_per_source
 
+    if transport not in PROVEN:
+        # Bare RRQs: the source never answers a packet of ours, so its address is unproven
+        # (one forged packet each) and nothing is counted: no ban, no sighting. It still gets
+        # no file: outside every site nothing per-device is served; inside, its misses mark it
+        # as walking for TFTP, so the known MACs it reaches get the unknown MACs' answer.
+        walk = await walk_until_banned(get, walk_macs()[:UNPROVEN_WALK], {d.mac for d in known})
+        assert walk.answered_before_ban is None
+        assert walk.known_before_ban >= 5
+        assert set(walk.kinds) == {NOT_FOUND if where == "inside" else REFUSED}, walk.kinds
+        assert leaks(walk.bodies, known) == []
+        assert await bans(stack) == {}
+        await stack.activity.flush()
+        assert (await stack.api.ok("GET", "/api/v1/unprovisioned"))["total"] == 0
+        return
+
     walk = await walk_until_banned(get, walk_macs(), {d.mac for d in known})
     assert walk.answered_before_ban is not None, "a 10,000-MAC walk was never banned"
     assert walk.answered_before_ban <= threshold + MARGIN, walk.kinds
@@ -150,10 +167,11 @@ async def test_walk_is_banned_and_harvests_nothing(
     assert SERVED not in walk.kinds, "the walker was served a per-device file"
     assert set(walk.kinds) <= {NOT_FOUND, REFUSED}, walk.kinds
 
-    # The rest of the walk is refused: 200 more MACs, known ones among them.
+    # The rest of the walk is refused: 200 more MACs, known ones among them, each with the
+    # site's answer to an unknown MAC (404 inside the open default site, 403 outside).
     start = walk.answered_before_ban + 1
     rest = [await get(f"{mac}.cfg", WALKER) for mac in walk_macs()[start : start + MORE]]
-    assert {got.kind for got in rest} == {REFUSED}
+    assert {got.kind for got in rest} == {NOT_FOUND if where == "inside" else REFUSED}
     assert max(len(got.body) for got in rest) < 64, "a refusal must be cheap"
     assert (await get(COMMON_FILE, WALKER)).kind == REFUSED, "banned: even common files"
     assert leaks(walk.bodies + [got.body for got in rest], known) == []
@@ -207,7 +225,9 @@ async def test_walk_spread_over_a_24_bans_the_24(
     secure_stack: StackFactory, clients: HttpClients, transport: str
 ) -> None:
     """30 addresses of 127.0.5.0/24 ask for 5 unknown MACs each: no address reaches its own
-    threshold, the /24 is banned within its threshold; other networks are not affected."""
+    threshold, the /24 is banned within its threshold; other networks are not affected. Every
+    per-MAC answer, before and after the ban, is the site's answer to an unknown MAC; the ban
+    shows on the common file. Bare TFTP RRQs (unproven sources) never ban a prefix."""
     stack = await secure_stack()
     await stack.site("office", [f"{PHONE}/32", "127.0.5.0/24"], "open")
     phone = await stack.device(0, yealink_mac(0x200000))
@@ -218,6 +238,7 @@ async def test_walk_spread_over_a_24_bans_the_24(
 
     kinds: list[str] = []
     bodies: list[bytes] = []
+    first: int | None = None
     offset = 0x300000
     for source in SPREAD_SOURCES:
         for _ in range(SPREAD_EACH):
@@ -225,12 +246,16 @@ async def test_walk_spread_over_a_24_bans_the_24(
             got = await get(f"{yealink_mac(offset)}.cfg", source)
             kinds.append(got.kind)
             bodies.append(got.body)
-    first = kinds.index(REFUSED) if REFUSED in kinds else None
+            if first is None and (await get(COMMON_FILE, "127.0.5.250")).kind == REFUSED:
+                first = len(kinds)
+    assert set(kinds) == {NOT_FOUND}
+    assert leaks(bodies, [phone]) == []
+    if transport not in PROVEN:
+        assert first is None, "forged-able UDP banned a prefix"
+        assert await bans(stack) == {}
+        return
     assert first is not None, "the spread walk was never banned"
     assert first <= cfg.ban_unknown_per_prefix + MARGIN
-    assert set(kinds[:first]) == {NOT_FOUND}
-    assert set(kinds[first:]) == {REFUSED}
-    assert leaks(bodies, [phone]) == []
 
     listed = await bans(stack)
     assert set(listed) == {"127.0.5.0/24"}, listed
@@ -286,11 +311,12 @@ async def ban_by_guessing(
         device = known[attempt % len(known)]
         first, second = await guess(clients, stack, device.mac, f"guess-{attempt}")
         answers += [first, second]
-        # Banned: credentials that do not check out are refused (the bare challenge is still
-        # offered, so a real phone behind the same address can log in).
-        if first.status == 403 or second.status == 403:
-            return attempt, answers
+        # Banned: per-device answers stay the challenge (so a real phone behind the same
+        # address can log in, and a banned walker learns nothing); the ban shows on the
+        # common file.
         assert (first.status, second.status) == (401, 401), (attempt, first, second)
+        if (await clients.get(WALKER, stack.url(COMMON_FILE))).status == 403:
+            return attempt, answers
     raise AssertionError("the guessing walk was never banned")
 
 
@@ -342,21 +368,21 @@ async def test_digest_guessing_walker_is_banned_and_harvests_nothing(
     assert set(listed) == {WALKER}, listed
     assert "failed authentications" in str(listed[WALKER]["reason"])
 
-    # Banned: wrong or forged credentials are refused, known or unknown MAC, even common files;
-    # a bare request only gets the challenge (that is how a real phone there logs in).
+    # Banned: wrong or forged credentials get the challenge again, known or unknown MAC alike
+    # (a bare request gets it too: that is how a real phone there logs in); common files 403.
     for index in range(MORE // 4):
         device = known[index % len(known)]
         unknown = yealink_mac(WALK_START + 10 + index)
         for mac in (device.mac, unknown):
             first, second = await guess(clients, stack, mac, f"later-{index}")
             answers += [first, second]
-            assert (first.status, second.status) == (401, 403)
+            assert (first.status, second.status) == (401, 401)
             header = authorization(
                 {"realm": "provisiond", "nonce": "AAAA", "opaque": "x"}, mac, "x", f"/{mac}.cfg"
             )
             forged = await clients.get(WALKER, stack.url(f"{mac}.cfg"), {"Authorization": header})
             answers.append(forged)
-            assert forged.status == 403
+            assert forged.status == 401
     assert (await clients.get(WALKER, stack.url(COMMON_FILE))).status == 403
     assert {a.status for a in answers} <= {401, 403}
     assert leaks([a.body for a in answers], known) == []
@@ -435,9 +461,10 @@ async def test_digest_site_tftp_has_no_existence_oracle(secure_stack: StackFacto
 
 
 async def test_digest_site_tftp_walk_harvests_nothing(secure_stack: StackFactory) -> None:
-    """The TFTP walk inside a digest site: no file with secrets, banned within the threshold."""
+    """The TFTP walk inside a digest site: no file with secrets; a walker whose address is
+    proven (it ACKs our OACK) is banned within the threshold."""
     stack, known = await digest_stack(secure_stack)
-    get = tftp_fetcher(stack)
+    get = tftp_fetcher(stack, blksize="1024")
     threshold = stack.settings.security.ban_unknown_per_source
     walk = await walk_until_banned(get, walk_macs(), {d.mac for d in known})
     assert walk.answered_before_ban is not None

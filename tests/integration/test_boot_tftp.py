@@ -35,15 +35,22 @@ def other_mac(case: BootCase) -> str:
     return case.mac[:6] + "c0ffee"
 
 
-async def tftpy_get(stack: PhoneStack, name: str, out: Path) -> bytes | None:
-    """Download `name` with tftpy: its bytes, or None for TFTP "file not found"."""
+async def tftpy_get(
+    stack: PhoneStack, name: str, out: Path, options: dict[str, int] | None = None
+) -> bytes | None:
+    """Download `name` with tftpy (RFC 2347 `options` if given): its bytes, or None for
+    TFTP "file not found"."""
 
     def download() -> bytes | None:
-        client = tftpy.TftpClient(stack.tftp_host, stack.tftp_port)
+        client = tftpy.TftpClient(stack.tftp_host, stack.tftp_port, options=options or {})
         try:
             client.download(name, str(out), timeout=5)
         except tftpy.TftpShared.TftpFileNotFoundError:
             return None
+        except tftpy.TftpShared.TftpException as exc:  # after an OACK tftpy raises it plainly
+            if "errorcode = 1" in str(exc):
+                return None
+            raise
         return out.read_bytes()
 
     return await asyncio.to_thread(download)
@@ -137,11 +144,16 @@ async def test_device_file_with_debian_client(
 async def test_unknown_mac_over_tftp(
     phone_stack: PhoneStack, case: BootCase, tmp_path: Path
 ) -> None:
-    """An unknown MAC gets "file not found" and is listed; the vendor only from a unique name."""
+    """An unknown MAC gets "file not found"; it is listed (the vendor only from a unique name)
+    once the source has proven its address by answering our OACK, never on one bare RRQ,
+    which any forged UDP packet can be."""
     await provision(phone_stack.services, case)
     stranger = other_mac(case)
     name = case.path(case.device_path, stranger)
-    assert await tftpy_get(phone_stack, name, tmp_path / "out") is None
+    assert await tftpy_get(phone_stack, name, tmp_path / "out") is None  # no options: no proof
+    await phone_stack.activity.flush()
+    assert (await phone_stack.services.catalogue.unprovisioned())["items"] == []
+    assert await tftpy_get(phone_stack, name, tmp_path / "out", {"blksize": 1024}) is None
     await phone_stack.activity.flush()
     listed = (await phone_stack.services.catalogue.unprovisioned())["items"]
     vendor = None if case.shares_name_with else case.vendor

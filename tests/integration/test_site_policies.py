@@ -19,6 +19,7 @@ from provisiond.frontends.tls import server_ssl_context
 from tests.integration import security_fixtures
 from tests.integration.security_fixtures import (
     COMMON_FILE,
+    NOT_FOUND,
     PHONE,
     REFUSED,
     SERVED,
@@ -122,9 +123,10 @@ async def digest_site(secure_stack: StackFactory, **security: object) -> SecureS
 async def test_digest_site_per_device_files_need_credentials(
     secure_stack: StackFactory, clients: HttpClients
 ) -> None:
-    """No credentials: 401 over HTTP and an access violation over TFTP for the device file;
-    the boot file (no secrets) and the common files are served; another device's valid
-    credentials do not open this device's file; curl --digest (SHA-256) gets the file."""
+    """No credentials: 401 over HTTP and an access violation over TFTP for the device file,
+    and 401 for the boot file too (served without proof it would tell a known MAC from an
+    unknown one, which gets the challenge); the common files are served; another device's valid
+    credentials do not open this device's file; curl --digest (SHA-256) gets both files."""
     stack = await digest_site(secure_stack)
     device, other = await device_pair(stack)
 
@@ -135,7 +137,9 @@ async def test_digest_site_per_device_files_need_credentials(
     assert tftp.error is not None
     assert tftp.error[0] == security_fixtures.ACCESS_VIOLATION
     boot = await clients.get(INSIDE, stack.url(device.boot))
-    assert boot.status == 200
+    assert boot.status == 401
+    unknown = await clients.get(INSIDE, stack.url(f"{yealink_mac(0x2000FF)}.boot"))
+    assert (unknown.status, unknown.body) == (boot.status, boot.body)
     await check_shared_files(stack, clients, INSIDE)
 
     header = authorization(
@@ -153,6 +157,9 @@ async def test_digest_site_per_device_files_need_credentials(
     )
     assert status == 200
     assert device.sip_password.encode() in body
+    credentials = f"{device.mac}:{device.provisioning_password}"
+    status, body = await curl(stack.url(device.boot), "--digest", "--user", credentials)
+    assert (status, body.startswith(b"#!version")) == (200, True)
 
 
 @pytest.mark.parametrize("algorithm", ["SHA-256", "MD5"])
@@ -266,10 +273,10 @@ async def two_locking_sites(secure_stack: StackFactory) -> tuple[SecureStack, in
 
 
 async def locked_to(stack: SecureStack, device: Known) -> int | None:
-    """The device's locked_site_id as the admin API shows it (after writing the batch)."""
+    """The device's site_id as the admin API shows it (after writing the batch)."""
     await stack.activity.flush()
     view = await stack.api.ok("GET", f"/api/v1/devices/{device.id}")
-    locked: int | None = view["locked_site_id"]
+    locked: int | None = view["site_id"]
     return locked
 
 
@@ -277,7 +284,8 @@ async def test_lock_on_first_boot_and_release(
     secure_stack: StackFactory, clients: HttpClients
 ) -> None:
     """The first boot from site A binds the device to A; site B is refused (HTTP and TFTP)
-    until an admin releases the lock; B then provisions and the device is bound to B."""
+    with its answer to an unknown MAC (404 in an open site: no oracle) until an admin
+    releases the lock; B then provisions and the device is bound to B."""
     stack, site_a, site_b, device = await two_locking_sites(secure_stack)
     http = fetcher("http", stack, clients)
     tftp = fetcher("tftp", stack, clients)
@@ -286,17 +294,22 @@ async def test_lock_on_first_boot_and_release(
     assert await locked_to(stack, device) == site_a
     for get in (http, tftp):
         got = await get(device.file, PHONE)
-        assert got.kind == REFUSED
+        assert got.kind == NOT_FOUND
         assert leaks([got.body], [device]) == []
+    stranger = yealink_mac(0x2000FE)  # a new phone asking for itself: the same answer
+    unknown = await clients.get(
+        PHONE, stack.url(f"{stranger}.cfg"), {"User-Agent": ua(mac=stranger)}
+    )
+    assert (unknown.status, unknown.body) == (404, (await http(device.file, PHONE)).body)
     assert (await http(device.file, WALKER)).kind == SERVED, "site A still provisions"
 
     released = await stack.api.ok("POST", f"/api/v1/devices/{device.id}/release-lock")
-    assert released["locked_site_id"] is None
+    assert released["site_id"] is None
     mine = await tftp(device.file, PHONE)
     assert mine.kind == SERVED
     assert device.sip_password.encode() in mine.body
     assert await locked_to(stack, device) == site_b
-    assert (await http(device.file, WALKER)).kind == REFUSED
+    assert (await http(device.file, WALKER)).kind == NOT_FOUND
 
 
 async def test_release_right_after_first_boot(
@@ -356,13 +369,14 @@ async def test_model_check_strict_refuses_other_models(
 async def test_user_agent_mac_must_be_the_paths(
     secure_stack: StackFactory, clients: HttpClients, model_check: str
 ) -> None:
-    """A User-Agent naming another MAC than the path's is refused over HTTP (any model_check);
-    the same request with the device's own MAC, or without a User-Agent, is served."""
+    """A User-Agent naming another MAC than the path's is refused over HTTP (any model_check),
+    with the site's "not for you" answer (404 in an open site); the same request with the
+    device's own MAC, or without a User-Agent, is served."""
     stack = await secure_stack(model_check=model_check)
     device, other = await device_pair(stack)
     url = stack.url(device.file)
     lying = await clients.get(INSIDE, url, {"User-Agent": ua("T46S", other.mac)})
-    assert lying.status == 403
+    assert lying.status == 404
     assert leaks([lying.body], [device, other]) == []
     for headers in ({"User-Agent": ua("T46S", device.mac)}, None):
         answer = await clients.get(INSIDE, url, headers)

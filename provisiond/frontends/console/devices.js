@@ -81,6 +81,7 @@ function deviceRow(user, device) {
     h("td", { class: "ext" }, device.extension, device.label ? h("span", { class: "sub", text: device.label }) : null),
     h("td", {}, modelName(device.model)),
     h("td", { class: "mac" }, device.mac),
+    h("td", { class: "site" }, siteChoice(device)),
     h("td", { class: "status" }, deviceStatus(device)),
     h(
       "td",
@@ -94,6 +95,31 @@ function deviceRow(user, device) {
       }),
     ),
   );
+}
+
+/** The site the device belongs to (its files are served only there), changeable in place. */
+function siteChoice(device) {
+  const id = `site-of-${device.id}`;
+  const select = h("select", { id, onchange: () => changeSite(device, select) });
+  select.append(new Option("No site (first boot may bind it)", ""));
+  for (const site of state.sites.values()) {
+    select.append(new Option(`${site.name} (${site.policy})`, String(site.id)));
+  }
+  select.value = device.site_id === null || device.site_id === undefined ? "" : String(device.site_id);
+  return [h("label", { class: "sr-only", for: id, text: `Site of ${device.extension}` }), select];
+}
+
+async function changeSite(device, select) {
+  const siteId = select.value === "" ? null : Number(select.value);
+  try {
+    await api("PATCH", `/devices/${device.id}`, { site_id: siteId });
+    device.site_id = siteId;
+    const name = siteId === null ? "no site" : `site ${state.sites.get(siteId).name}`;
+    status(`${device.extension} now belongs to ${name}.`);
+  } catch (error) {
+    select.value = device.site_id === null ? "" : String(device.site_id);
+    showError(error);
+  }
 }
 
 /** Last seen, IP and firmware as the phone last reported them. */

@@ -13,16 +13,20 @@ export const state = {
   settings: null,
   /** Licence modules: {MODULE: {count, used}}. */
   licences: {},
+  /** Sites (networks with a policy), by id: a device's files are served only in its own. */
+  sites: new Map(),
 };
 
 /** Load the catalogue, the settings and the licences (after sign-in). */
 export async function loadReference() {
-  const [models, settings, licences] = await Promise.all([
+  const [models, settings, licences, sites] = await Promise.all([
     api("GET", "/models"),
     api("GET", "/settings"),
     api("GET", "/licences"),
+    api("GET", "/sites"),
   ]);
   state.models = new Map(models.map((model) => [model.id, model]));
+  state.sites = new Map(sites.map((site) => [site.id, site]));
   state.settings = settings;
   state.licences = licences;
 }
