@@ -205,8 +205,8 @@ async def serve(image: Path, host: str) -> None:
                 return PhoneResponse(Outcome.OK, file=image)
             return PhoneResponse(Outcome.NOT_FOUND)
 
-        def upload_limit(self, request: PhoneRequest) -> int | None:
-            return None
+        async def admit_upload(self, request: PhoneRequest) -> PhoneResponse | int:
+            return PhoneResponse(Outcome.FORBIDDEN)
 
     server = TftpServer(ImageHandler(), TftpConfig(host=host, port=0))
     await server.start()

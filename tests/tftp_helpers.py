@@ -42,9 +42,11 @@ class FilesHandler:
         self.uploads: dict[str, bytes] = {}
         self.requests: list[PhoneRequest] = []
 
-    def upload_limit(self, request: PhoneRequest) -> int | None:
-        """The cap for our upload names, None elsewhere."""
-        return self.upload_cap if request.path.endswith(UPLOAD_SUFFIX) else None
+    async def admit_upload(self, request: PhoneRequest) -> PhoneResponse | int:
+        """The cap for our upload names, an access refusal elsewhere."""
+        if request.path.endswith(UPLOAD_SUFFIX):
+            return self.upload_cap
+        return PhoneResponse(Outcome.FORBIDDEN, detail="no uploads here")
 
     async def handle(self, request: PhoneRequest) -> PhoneResponse:
         """Serve a file or store an upload."""

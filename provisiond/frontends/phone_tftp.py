@@ -8,13 +8,26 @@ per-transfer state machines in `tftp_transfer`.
   own ephemeral socket on the same local host (`TransferEndpoint`), whose port is the
   server's transfer ID: a packet from any other (host, port) gets ERROR 5 and never
   reaches the transfer. A request repeated by a client whose transfer runs is ignored.
-- RRQ: `handler.handle(GET path)`; the body, or the file streamed from disk, is sent.
-- WRQ: `handler.upload_limit(PUT path)` decides before any data is accepted (None: access
-  violation; a tsize above the cap: ERROR 3); the data is then handed to
-  `handler.handle(PUT path, body)` and the last ACK waits for its answer.
-- Limits: at most `max_transfers` at once ("server busy" beyond), an overall deadline per
-  transfer, requests over 1 KiB refused; bad packets get an ERROR reply or are dropped and
-  never raise out of a protocol callback.
+- RRQ: `handler.handle(GET path)`; the body, or the file streamed from disk, is sent. A
+  refusal ("not found", "access violation") of a RRQ with options starts like a served file:
+  OACK, and the error only after ACK 0 (`RefusalTransfer`), so no answer before a round trip
+  tells a refused name from a served one, and the refusal's `on_proven` (the pipeline's
+  deferred count of an unknown MAC) runs only for a source that proved its address. Without
+  options the error goes at once and `on_proven` is never called: one forged UDP packet
+  bans no one.
+- WRQ: `handler.admit_upload(PUT path)` decides before anything is sent or buffered (a
+  refusal: its TFTP error, never an OACK or ACK 0; a tsize above the cap or the source's
+  upload budget: ERROR 3); the data is then handed to `handler.handle(PUT path, body)` and
+  the last ACK waits for its answer.
+- Limits ("server busy" beyond each, answered from the listener before any socket is
+  opened): `max_transfers` at once, `max_per_source` per source address, and a headroom of
+  `fd_headroom` file descriptors below RLIMIT_NOFILE that TFTP never takes (phone HTTP and
+  the admin API keep theirs). A transfer whose peer stays silent `first_packet_timeout`
+  seconds is dropped, a client's timeout option fixes the timer at most at `max_timeout`,
+  an upload idle `upload_idle_timeout` seconds is dropped, upload buffers are capped per
+  source and in total, and every transfer has an overall deadline. Requests over 1 KiB are
+  refused; bad packets get an ERROR reply or are dropped and never raise out of a protocol
+  callback.
 """
 
 from __future__ import annotations
@@ -23,7 +36,9 @@ import asyncio
 import contextlib
 import logging
 import os
+import resource
 import socket
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,8 +63,10 @@ from provisiond.frontends.tftp_options import (
 from provisiond.frontends.tftp_transfer import (
     BlockSource,
     ReadTransfer,
+    RefusalTransfer,
     TftpStats,
     Transfer,
+    UploadBudget,
     WriteTransfer,
 )
 
@@ -67,7 +84,11 @@ _OUTCOME_ERRORS: dict[Outcome, tuple[ErrorCode, str]] = {
     Outcome.UNAUTHORIZED: (ErrorCode.ACCESS_VIOLATION, "Access violation"),
     Outcome.TOO_LARGE: (ErrorCode.DISK_FULL, "Disk full or allocation exceeded"),
     Outcome.BAD_REQUEST: (ErrorCode.ILLEGAL_OPERATION, "Illegal TFTP operation"),
+    Outcome.NOT_ALLOWED: (ErrorCode.ACCESS_VIOLATION, "Access violation"),
 }
+# Refusals answered after ACK 0 when the RRQ had options: every "not for you" the gate gives.
+_PROVEN_REFUSALS = frozenset({Outcome.NOT_FOUND, Outcome.FORBIDDEN, Outcome.UNAUTHORIZED})
+BUSY = "server busy"
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +101,13 @@ class TftpConfig:
     max_windowsize: int = 64
     max_window_bytes: int = 1 << 20  # caps blksize * windowsize per transfer
     max_transfers: int = 10_000
+    max_per_source: int | None = None  # concurrent transfers per source address (None: no cap)
+    fd_headroom: int = 256  # file descriptors below RLIMIT_NOFILE that TFTP never takes
+    max_timeout: float = 10.0  # longest retransmission timer a client's timeout option fixes
+    first_packet_timeout: float = 8.0  # silence allowed before the peer's first ACK/DATA
+    upload_idle_timeout: float = 10.0  # silence allowed between DATA packets of an upload
+    upload_bytes_per_source: int = 4 << 20  # upload bytes one source may buffer at once
+    upload_bytes_total: int = 64 << 20  # upload bytes all sources may buffer at once
     retries: int = 5
     initial_rto: float = 1.0
     min_rto: float = 0.05
@@ -101,13 +129,16 @@ class TftpServer:
             config.initial_rto, config.min_rto, config.max_rto, config.retries
         )
         self._limits = OptionLimits(
-            config.max_blksize, config.max_windowsize, config.max_window_bytes
+            config.max_blksize, config.max_windowsize, config.max_window_bytes, config.max_timeout
         )
         self._transport: asyncio.DatagramTransport | None = None
         self._sockname: tuple[Any, ...] | None = None
         self._family = socket.AF_INET
         self._active: set[PeerKey] = set()
+        self._per_host: dict[str, int] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self.uploads = UploadBudget(config.upload_bytes_per_source, config.upload_bytes_total)
+        self.fds = FdGauge()
 
     @property
     def sockname(self) -> tuple[str, int]:
@@ -153,7 +184,8 @@ class TftpServer:
         # Linux reports twice the usable size; keep room for headers and bookkeeping.
         sndbuf = sock.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF) // 2 - 512
         cap = max(512, min(self._config.max_blksize, MAX_BLKSIZE, sndbuf))
-        return OptionLimits(cap, self._limits.max_windowsize, self._limits.max_window_bytes)
+        limits = self._limits
+        return OptionLimits(cap, limits.max_windowsize, limits.max_window_bytes, limits.max_timeout)
 
     async def stop(self) -> None:
         """Close the listener and end every running transfer."""
@@ -175,19 +207,30 @@ class TftpServer:
             return  # a retransmitted request: the running transfer's timer answers it
         try:
             request = parse_request(data)
-            if len(self._active) >= self._config.max_transfers:
-                raise TftpError(ErrorCode.NOT_DEFINED, "server busy")
-            params, limit = self._admit_upload(request, key) if request.is_write else (None, 0)
+            self._check_room(key[0])
         except TftpError as exc:
             self.stats.requests_rejected += 1
             if data[:2] != b"\x00\x05":  # never answer an ERROR with an ERROR
                 self._reply(exc.packet(), addr)
             return
         self._active.add(key)
-        self.stats.transfers_started += 1
-        task = asyncio.get_running_loop().create_task(self._serve(request, addr, params, limit))
+        self._per_host[key[0]] = self._per_host.get(key[0], 0) + 1
+        self.fds.opening()
+        task = asyncio.get_running_loop().create_task(self._serve(request, addr))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    def _check_room(self, host: str) -> None:
+        """Refuse a transfer that would pass a limit: all, per source, file descriptors."""
+        cfg = self._config
+        if len(self._active) >= cfg.max_transfers:
+            raise TftpError(ErrorCode.NOT_DEFINED, BUSY)
+        if cfg.max_per_source is not None and self._per_host.get(host, 0) >= cfg.max_per_source:
+            raise TftpError(ErrorCode.NOT_DEFINED, BUSY)
+        left = self.fds.left()
+        if left is not None and left <= cfg.fd_headroom:
+            log.warning("TFTP refuses a transfer: %d file descriptors left", left)
+            raise TftpError(ErrorCode.NOT_DEFINED, BUSY)
 
     def _reply(self, packet: bytes, addr: tuple[Any, ...]) -> None:
         if self._transport is not None:
@@ -200,29 +243,28 @@ class TftpServer:
             return PhoneRequest("tftp", "PUT", request.path, None, key[0], body=body)
         return PhoneRequest("tftp", "GET", request.path, None, key[0])
 
-    def _admit_upload(self, request: TftpRequest, key: PeerKey) -> tuple[TransferParams, int]:
-        """Decide a WRQ before accepting any data: the handler's cap, then tsize."""
+    async def _admit_upload(self, request: TftpRequest, key: PeerKey) -> tuple[TransferParams, int]:
+        """Decide a WRQ before accepting any data: the pipeline's admission, then tsize."""
         try:
-            limit = self._handler.upload_limit(self._phone_request(request, key))
+            decided = await self._handler.admit_upload(self._phone_request(request, key))
         except Exception:  # the handler is not ours to trust with the listener
-            log.exception("TFTP upload_limit failed for %r", request.path)
+            log.exception("TFTP admit_upload failed for %r", request.path)
             raise TftpError(ErrorCode.NOT_DEFINED, "internal error") from None
-        if limit is None:
+        if isinstance(decided, PhoneResponse):
+            _raise_unless_ok(decided)
             raise TftpError(ErrorCode.ACCESS_VIOLATION, "Access violation")
+        limit = decided
         params = negotiate(request.options, self._limits, is_write=True)
         if params.tsize is not None and params.tsize > limit:
             raise TftpError(ErrorCode.DISK_FULL, "upload exceeds the size limit")
+        budget = self.uploads
+        if params.tsize is not None and params.tsize > budget.per_source - budget.held_by(key[0]):
+            raise TftpError(ErrorCode.DISK_FULL, BUSY)
         return params, limit
 
     # -- one transfer ---------------------------------------------------------------------
 
-    async def _serve(
-        self,
-        request: TftpRequest,
-        addr: tuple[Any, ...],
-        params: TransferParams | None,
-        limit: int,
-    ) -> None:
+    async def _serve(self, request: TftpRequest, addr: tuple[Any, ...]) -> None:
         """Run one transfer to its end; count it; always release its socket and slot."""
         key: PeerKey = (str(addr[0]), int(addr[1]))
         endpoint = TransferEndpoint(addr, self.stats)
@@ -230,7 +272,7 @@ class TftpServer:
         failure: str | None = "not started"
         try:
             async with asyncio.timeout(self._config.transfer_deadline):
-                failure = await self._transfer(request, endpoint, key, params, limit, transfer)
+                failure = await self._transfer(request, endpoint, key, transfer)
         except TimeoutError:
             failure = "transfer deadline exceeded"
             endpoint.send(encode_error(ErrorCode.NOT_DEFINED, failure))
@@ -247,22 +289,40 @@ class TftpServer:
             for started in transfer:
                 started.close()
             endpoint.close()
+            self.fds.closed()
             self._active.discard(key)
+            left = self._per_host.get(key[0], 0) - 1
+            if left > 0:
+                self._per_host[key[0]] = left
+            else:
+                self._per_host.pop(key[0], None)
 
     async def _transfer(
         self,
         request: TftpRequest,
         endpoint: TransferEndpoint,
         key: PeerKey,
-        params: TransferParams | None,
-        limit: int,
         started: list[Transfer],
     ) -> str | None:
-        """Open the socket, start the transfer and wait for it; None on success."""
+        """Open the socket, start the transfer and wait for it; None on success.
+
+        A WRQ is decided first: a refusal comes from the listener, before any socket of
+        the transfer exists, so nothing is acknowledged or buffered for it.
+        """
+        upload: tuple[TransferParams, int] | None = None
+        if request.is_write:
+            try:
+                upload = await self._admit_upload(request, key)
+            except TftpError as exc:  # refused, not a failed transfer: none started
+                self.stats.requests_rejected += 1
+                self._reply(exc.packet(), key)
+                log.debug("TFTP WRQ %r from %s refused: %s", request.path, key, exc.message)
+                return None
+        self.stats.transfers_started += 1
         if not await self._open_endpoint(endpoint, key):
             return "no socket"
         try:
-            transfer = await self._start(request, endpoint, key, params, limit)
+            transfer = await self._start(request, endpoint, key, upload)
         except TftpError as exc:
             endpoint.send(exc.packet())
             return exc.message
@@ -292,21 +352,32 @@ class TftpServer:
         request: TftpRequest,
         endpoint: TransferEndpoint,
         key: PeerKey,
-        params: TransferParams | None,
-        limit: int,
+        upload: tuple[TransferParams, int] | None,
     ) -> Transfer:
-        transfer: ReadTransfer | WriteTransfer
-        if params is None:
+        transfer: ReadTransfer | WriteTransfer | RefusalTransfer
+        if upload is None:
             transfer = await self._start_read(request, endpoint, key)
         else:
+            params, limit = upload
 
             async def store(body: bytes) -> None:
                 upload = self._phone_request(request, key, body=body)
                 _raise_unless_ok(await self._call_handler(upload))
 
             netascii = request.mode is Mode.NETASCII
+            cfg = self._config
             transfer = WriteTransfer(
-                endpoint.send, key[0], params, limit, netascii, store, self._policy, self.stats
+                endpoint.send,
+                key[0],
+                params,
+                limit,
+                netascii,
+                store,
+                self._policy,
+                self.stats,
+                budget=self.uploads,
+                first_packet=cfg.first_packet_timeout,
+                idle=cfg.upload_idle_timeout,
             )
         endpoint.transfer = transfer
         transfer.start()
@@ -314,9 +385,12 @@ class TftpServer:
 
     async def _start_read(
         self, request: TftpRequest, endpoint: TransferEndpoint, key: PeerKey
-    ) -> ReadTransfer:
+    ) -> ReadTransfer | RefusalTransfer:
         response = await self._call_handler(self._phone_request(request, key))
-        _raise_unless_ok(response)
+        if not response.ok:
+            if request.options and response.outcome in _PROVEN_REFUSALS:
+                return self._refusal(request, key, endpoint, response)
+            _raise_unless_ok(response)
         netascii = request.mode is Mode.NETASCII
         data, file, size = await _open_content(response, netascii)
         try:
@@ -329,7 +403,30 @@ class TftpServer:
         # session then pins a few KiB, not 64 (2,000 of them stay within a few MB).
         chunk = min(self._config.read_chunk, max(4096, 2 * params.blksize * params.windowsize))
         source = BlockSource(params.blksize, data=data, file=file, netascii=netascii, chunk=chunk)
-        return ReadTransfer(endpoint.send, key[0], source, params, self._policy, self.stats)
+        first = self._config.first_packet_timeout
+        return ReadTransfer(
+            endpoint.send, key[0], source, params, self._policy, self.stats, first_packet=first
+        )
+
+    def _refusal(
+        self, request: TftpRequest, key: PeerKey, endpoint: TransferEndpoint, refused: PhoneResponse
+    ) -> RefusalTransfer:
+        """A refused RRQ with options starts as a served file would: OACK, then (after ACK 0)
+        the error. tsize is declined: only a served file has a size to answer."""
+        code, message = _OUTCOME_ERRORS[refused.outcome]
+        params = negotiate(request.options, self._limits, is_write=False)
+        if not params.oack:  # no option accepted: a served file would start with DATA 1
+            raise TftpError(code, message)
+        return RefusalTransfer(
+            endpoint.send,
+            key[0],
+            params,
+            encode_error(code, message),
+            refused.on_proven,
+            self._policy,
+            self.stats,
+            first_packet=self._config.first_packet_timeout,
+        )
 
     async def _call_handler(self, request: PhoneRequest) -> PhoneResponse:
         try:
@@ -337,6 +434,54 @@ class TftpServer:
         except Exception:  # a handler bug must not take the transfer machinery down
             log.exception("TFTP handler failed for %s %r", request.method, request.path)
             raise TftpError(ErrorCode.NOT_DEFINED, "internal error") from None
+
+
+class FdGauge:
+    """How many file descriptors the process may still open (RLIMIT_NOFILE minus open).
+
+    Counting /proc/self/fd costs a directory listing, so a count is reused for a short while
+    or a few dozen opens, adjusted by the transfer sockets opened and closed since.
+    """
+
+    RECOUNT_S = 0.1
+    RECOUNT_OPENS = 32
+
+    def __init__(self) -> None:
+        self._dir = next((d for d in ("/proc/self/fd", "/dev/fd") if os.path.isdir(d)), None)
+        self._counted_at = -1.0
+        self._count = 0
+        self._delta = 0  # transfer sockets opened minus closed since the count
+        self._opens = 0
+
+    def opening(self) -> None:
+        """A transfer socket is about to be opened."""
+        self._delta += 1
+        self._opens += 1
+
+    def closed(self) -> None:
+        """A transfer socket was closed."""
+        self._delta -= 1
+
+    def open_now(self) -> int | None:
+        """Open descriptors of the process (None when the platform cannot tell)."""
+        if self._dir is None:
+            return None
+        now = time.monotonic()
+        if now - self._counted_at > self.RECOUNT_S or self._opens >= self.RECOUNT_OPENS:
+            try:
+                self._count = len(os.listdir(self._dir))
+            except OSError:
+                return None
+            self._counted_at, self._delta, self._opens = now, 0, 0
+        return self._count + self._delta
+
+    def left(self) -> int | None:
+        """Descriptors that may still be opened, or None (no limit, or no way to count)."""
+        soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if soft == resource.RLIM_INFINITY:
+            return None
+        count = self.open_now()
+        return None if count is None else soft - count
 
 
 def _raise_unless_ok(response: PhoneResponse) -> None:

@@ -108,6 +108,10 @@ class OptionLimits:
     # Caps blksize * windowsize, so one window (what a transfer keeps in flight and in
     # memory) stays bounded whatever a client asks for.
     max_window_bytes: int = 1 << 20
+    # The longest retransmission timer a client's timeout option may fix (seconds). The OACK
+    # still echoes the client's value (RFC 2349 wants it matched); we only resend sooner, so
+    # one 38-byte RRQ with timeout=255 cannot keep a socket for 255 s per retry.
+    max_timeout: float = MAX_TIMEOUT_S
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,7 +120,7 @@ class TransferParams:
 
     blksize: int = DEFAULT_BLKSIZE
     windowsize: int = 1
-    timeout: float | None = None  # fixed retransmission timeout from the timeout option
+    timeout: float | None = None  # fixed retransmission timeout (timeout option, capped)
     tsize: int | None = None  # WRQ: size announced by the client
     oack: tuple[tuple[str, str], ...] = ()
 
@@ -172,7 +176,8 @@ def negotiate(
     """Negotiate the requested options.
 
     `size` is the transfer size answered to tsize on a RRQ (None declines it). Raises
-    `TftpError` (code 8) for a blksize below 8; other unusable values are ignored.
+    `TftpError` (code 8) for a blksize below 8; other unusable values are ignored. A timeout
+    above `limits.max_timeout` is echoed but the timer uses the cap.
     """
     requested = dict(options)
     blksize, windowsize, timeout, tsize = DEFAULT_BLKSIZE, 1, None, None
@@ -190,7 +195,7 @@ def negotiate(
                 oack[name] = str(tsize)
         elif name == "timeout" and number is not None:
             if MIN_TIMEOUT_S <= number <= MAX_TIMEOUT_S:
-                timeout = float(number)
+                timeout = min(float(number), limits.max_timeout)
                 oack[name] = str(number)
         elif name == "windowsize" and number is not None and 1 <= number <= MAX_WINDOWSIZE:
             windowsize = _window_cap(number, blksize, limits)

@@ -12,6 +12,18 @@ Retransmission (RFC 1350 + RFC 6298 + RFC 7440):
 - an ACK for a block inside the window means "received up to here": the next window
   starts after it (RFC 7440); an ACK below the window is stale and ignored;
 - block numbers are 16 bits on the wire and roll over to 0; internally they are absolute.
+
+Silence limits (a watchdog beside the retransmission timer): a transfer whose peer has not
+answered within `first_packet` seconds (ACK 0/1 of a download, the first DATA of an upload)
+is dropped, so a forged or abandoned request holds its socket for seconds, not for
+`retries` rounds of a client-chosen timeout; an upload is also dropped after `idle` seconds
+without DATA. The bytes an upload buffers are taken from an `UploadBudget` (per source and
+in total) and given back when the transfer ends.
+
+`RefusalTransfer` answers a refused RRQ that had options exactly as a served one starts
+(OACK, retransmitted, waiting for ACK 0), then sends the error: the refusal reaches only a
+source that proved its address, and only then is `on_proven` (the pipeline's deferred
+count) called.
 """
 
 from __future__ import annotations
@@ -68,7 +80,14 @@ class Transfer:
     """
 
     def __init__(
-        self, send: Send, peer: str, rtt: RttEstimator, policy: TimerPolicy, stats: TftpStats
+        self,
+        send: Send,
+        peer: str,
+        rtt: RttEstimator,
+        policy: TimerPolicy,
+        stats: TftpStats,
+        *,
+        first_packet: float | None = None,
     ) -> None:
         self._loop = asyncio.get_running_loop()
         self._send = send
@@ -81,6 +100,12 @@ class Transfer:
         self._deadline: float | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._task: asyncio.Task[None] | None = None
+        # The watchdog: the peer must be heard within `_silence` seconds of `_heard_at`.
+        self._silence = first_packet
+        self._heard_at = self._loop.time()
+        self._watchdog: asyncio.TimerHandle | None = None
+        if first_packet is not None:
+            self._watchdog = self._loop.call_at(self._heard_at + first_packet, self._check_silence)
 
     def on_packet(self, packet: TransferPacket) -> None:
         """Handle one packet from the peer."""
@@ -100,6 +125,27 @@ class Transfer:
 
     def _disarm(self) -> None:
         self._deadline = None
+
+    def _watch(self, silence: float | None) -> None:
+        """From now on, fail when the peer stays silent `silence` seconds (None: no limit)."""
+        self._silence = silence
+        self._heard()
+
+    def _heard(self) -> None:
+        """The peer moved the transfer on: restart its silence limit."""
+        self._heard_at = self._loop.time()
+        if self._silence is not None and self._watchdog is None:
+            self._watchdog = self._loop.call_at(self._heard_at + self._silence, self._check_silence)
+
+    def _check_silence(self) -> None:
+        self._watchdog = None
+        if self._silence is None or self.done.done():
+            return
+        due = self._heard_at + self._silence
+        if self._loop.time() < due:
+            self._watchdog = self._loop.call_at(due, self._check_silence)
+            return
+        self.fail(ErrorCode.NOT_DEFINED, "timeout")
 
     def _tick(self) -> None:
         self._timer = None
@@ -150,6 +196,9 @@ class Transfer:
         self._finish("closed")
         if self._timer is not None:
             self._timer.cancel()
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            self._watchdog = None
         if self._task is not None and not self._task.done():
             self._task.cancel()
 
@@ -231,8 +280,11 @@ class ReadTransfer(Transfer):
         params: TransferParams,
         policy: TimerPolicy,
         stats: TftpStats,
+        *,
+        first_packet: float | None = None,
     ) -> None:
-        super().__init__(send, peer, RttEstimator(policy, params.timeout), policy, stats)
+        rtt = RttEstimator(policy, params.timeout)
+        super().__init__(send, peer, rtt, policy, stats, first_packet=first_packet)
         self._source = source
         self._window = params.windowsize
         self._oack = encode_oack(params.oack) if params.oack else None
@@ -281,6 +333,7 @@ class ReadTransfer(Transfer):
         if sample and not self._resent:
             self._rtt.sample(self._loop.time() - self._sent_at)
         self._retries = 0
+        self._watch(None)  # the peer answered: from here the retry budget decides
 
     def _send_window(self) -> None:
         first = self._base + 1
@@ -334,12 +387,53 @@ class ReadTransfer(Transfer):
 UploadDone = Callable[[bytes], Awaitable[None]]
 
 
+class UploadBudget:
+    """The bytes uploads may buffer at once: per source address, and in total.
+
+    A `WriteTransfer` takes each payload before keeping it and gives everything back when
+    it ends, so many small uploads from one NAT fit while one source cannot pin more than
+    `per_source` bytes, nor all sources together more than `total`.
+    """
+
+    def __init__(self, per_source: int, total: int) -> None:
+        self.per_source = per_source
+        self.total = total
+        self.held = 0
+        self._by_source: dict[str, int] = {}
+
+    def take(self, source: str, size: int) -> bool:
+        """Reserve `size` bytes for `source`; False (nothing reserved) when over a cap."""
+        mine = self._by_source.get(source, 0)
+        if mine + size > self.per_source or self.held + size > self.total:
+            return False
+        self._by_source[source] = mine + size
+        self.held += size
+        return True
+
+    def give(self, source: str, size: int) -> None:
+        """Release bytes taken for `source`."""
+        if size <= 0:
+            return
+        left = self._by_source.get(source, 0) - size
+        if left > 0:
+            self._by_source[source] = left
+        else:
+            self._by_source.pop(source, None)
+        self.held -= size
+
+    def held_by(self, source: str) -> int:
+        """Bytes `source` holds now."""
+        return self._by_source.get(source, 0)
+
+
 class WriteTransfer(Transfer):
     """Receive a file (WRQ) into memory, up to `limit` bytes.
 
     The final ACK is sent only after `on_complete` (the handler) accepted the data; it
     raises `TftpError` to refuse. With windowsize the receiver ACKs once per window, and
     once on a gap or duplicate so the sender restarts from the right block (RFC 7440).
+    Every byte kept is first taken from `budget`; the sender must keep sending: `idle`
+    seconds without an in-order DATA end the upload.
     """
 
     def __init__(
@@ -352,8 +446,16 @@ class WriteTransfer(Transfer):
         on_complete: UploadDone,
         policy: TimerPolicy,
         stats: TftpStats,
+        *,
+        budget: UploadBudget | None = None,
+        first_packet: float | None = None,
+        idle: float | None = None,
     ) -> None:
-        super().__init__(send, peer, RttEstimator(policy, params.timeout), policy, stats)
+        rtt = RttEstimator(policy, params.timeout)
+        super().__init__(send, peer, rtt, policy, stats, first_packet=first_packet)
+        self._budget = budget
+        self._held = 0  # bytes taken from the budget
+        self._idle = idle
         self._params = params
         self._limit = limit
         self._netascii = netascii
@@ -409,8 +511,14 @@ class WriteTransfer(Transfer):
             return
         if len(self._data) + len(payload) > self._limit:
             self.fail(ErrorCode.DISK_FULL, "upload exceeds the size limit")
-            self._data = bytearray()
+            self._release()
             return
+        if self._budget is not None:
+            if not self._budget.take(self._peer, len(payload)):
+                self.fail(ErrorCode.DISK_FULL, "server busy")
+                self._release()
+                return
+            self._held += len(payload)
         self._accept(payload)
 
     def _accept(self, payload: bytes) -> None:
@@ -421,10 +529,12 @@ class WriteTransfer(Transfer):
         self._received += 1
         self._reacked = False
         self._retries = 0
+        self._watch(self._idle)
         self.stats.bytes_received += len(payload)
         if len(payload) < self._params.blksize:
             self._finishing = True
             self._disarm()
+            self._watch(None)  # the handler is bounded by the transfer deadline
             self._run(self._complete())
             return
         self._in_window += 1
@@ -452,3 +562,67 @@ class WriteTransfer(Transfer):
         """After success, keep answering a repeated last DATA for a while (RFC 1350)."""
         if self._final_ack is not None and seconds > 0:
             await asyncio.sleep(seconds)
+
+    def _release(self) -> None:
+        """Drop the buffer and give its bytes back to the budget."""
+        self._data = bytearray()
+        if self._budget is not None:
+            self._budget.give(self._peer, self._held)
+        self._held = 0
+
+    def close(self) -> None:
+        """Also give the buffered bytes back."""
+        super().close()
+        self._release()
+
+
+class RefusalTransfer(Transfer):
+    """A refused RRQ that had options: OACK (as if served), ACK 0, then the error.
+
+    The error goes only to a source that answered our OACK from its address; `on_proven`
+    runs then, once. An ERROR from the client, or silence, ends it without either.
+    """
+
+    def __init__(
+        self,
+        send: Send,
+        peer: str,
+        params: TransferParams,
+        error: bytes,
+        on_proven: Callable[[], None] | None,
+        policy: TimerPolicy,
+        stats: TftpStats,
+        *,
+        first_packet: float | None = None,
+    ) -> None:
+        rtt = RttEstimator(policy, params.timeout)
+        super().__init__(send, peer, rtt, policy, stats, first_packet=first_packet)
+        self._oack = encode_oack(params.oack)
+        self._error = error
+        self._on_proven = on_proven
+
+    def start(self) -> None:
+        """Send the OACK and wait for ACK 0."""
+        self._send(self._oack)
+        self._arm()
+
+    def on_packet(self, packet: TransferPacket) -> None:
+        """ACK 0 proves the source: send the error and count; a client ERROR just ends."""
+        if self.done.done():
+            return
+        if packet.opcode == OP_ERROR:
+            self._finish(f"client error {packet.block}")
+        elif packet.opcode == OP_ACK and packet.block == 0:
+            self._send(self._error)
+            self._finish("refused")
+            proven, self._on_proven = self._on_proven, None
+            if proven is not None:
+                try:
+                    proven()
+                except Exception:  # the pipeline's callback must not break the socket
+                    log.exception("TFTP on_proven for %s failed", self._peer)
+
+    def _on_timeout(self) -> None:
+        self._send(self._oack)
+        self.stats.retransmissions += 1
+        self._arm()
