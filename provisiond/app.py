@@ -138,7 +138,11 @@ def build_resolver(
         renderer=Renderer(settings.templates_dir),
         directory=directory or DatabaseDirectory(db, settings.platform),
         activity=activity,
-        uploads=UploadStore(settings.data_dir / "uploads"),
+        uploads=UploadStore(
+            settings.data_dir / "uploads",
+            max_bytes=settings.max_upload_bytes,
+            quota=settings.phone_limits.upload_quota_bytes,
+        ),
         firmware_dir=settings.firmware_dir,
         endpoints=endpoints(settings),
     )

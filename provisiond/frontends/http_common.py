@@ -2,32 +2,257 @@
 
 from __future__ import annotations
 
+import asyncio
+import ipaddress
+import logging
+import ssl
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import cast
 
 from aiohttp import HttpVersion11, web
+
+log = logging.getLogger(__name__)
 
 ExpectHandler = Callable[[web.Request], Awaitable[web.StreamResponse | None]]
 
 
-def make_expect_handler(refuse: Callable[[], web.StreamResponse]) -> ExpectHandler:
+def make_expect_handler(
+    refuse: Callable[[], web.StreamResponse], *, deferred: bool = False
+) -> ExpectHandler:
     """`Expect: 100-continue` as aiohttp does it, and `refuse()` (a 417) for anything else.
 
     aiohttp's own handler echoes the header value in its 417 text, and a value that is not
     UTF-8 then fails to encode: a 500. We never echo it; the admin side answers in JSON.
+    `deferred`: send no 100 here; the handler calls `send_continue` once it has decided to
+    read the body (the phone side: after the upload was admitted, so a refused client never
+    starts sending).
     """
 
     async def expect_handler(request: web.Request) -> web.StreamResponse | None:
         if request.version != HttpVersion11:
             return None
         if request.headers.get("Expect", "").lower() == "100-continue":
-            await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
-            request.writer.output_size = 0  # the body has not started yet
+            if not deferred:
+                await send_continue(request)
             return None
         return refuse()  # returned, not raised: aiohttp then answers with it directly
 
     return expect_handler
 
 
+async def send_continue(request: web.Request) -> None:
+    """The interim 100 Continue, when the client asked for it (HTTP/1.1 only)."""
+    if request.version != HttpVersion11:
+        return
+    if request.headers.get("Expect", "").lower() != "100-continue":
+        return
+    await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+    request.writer.output_size = 0  # the body has not started yet
+
+
 expect_handler = make_expect_handler(
     lambda: web.Response(status=417, text="unsupported Expect header\n")
 )
+phone_expect_handler = make_expect_handler(
+    lambda: web.Response(status=417, text="unsupported Expect header\n"), deferred=True
+)
+
+
+# -- connection limits of the phone listeners ----------------------------------------------
+#
+# aiohttp bounds an idle keep-alive connection (`keepalive_timeout`, which also closes a
+# connection whose next request head is still incomplete when it fires) but has no separate
+# limit for the first request's head and none per source. `GuardedSite` listens like
+# `web.TCPSite` and puts a thin protocol in front of aiohttp's: it refuses a connection over
+# the per-source cap with a bare 503 before aiohttp sees it, and aborts a connection whose
+# first request head is not complete within the header timeout (TLS: the handshake has the
+# same bound). Later heads on a kept-alive connection are bounded by the idle timeout.
+
+_BUSY = b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+_HEAD_ENDS = (b"\r\n\r\n", b"\n\n")
+
+
+def source_key(address: str) -> str:
+    """What the per-source cap counts: an IPv4 address, or the /64 of an IPv6 address (one
+    host owns a whole /64, so counting its addresses one by one would cap nothing)."""
+    try:
+        ip = ipaddress.ip_address(address.split("%", 1)[0])
+    except ValueError:
+        return address
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network((ip, 64), strict=False))
+    return str(ip)
+
+
+@dataclass
+class SourceCounter:
+    """Open connections per source across the listeners of one process."""
+
+    cap: int
+    open: dict[str, int] = field(default_factory=dict)
+    refused: int = 0  # connections refused over the cap, since start
+    _warned: set[str] = field(default_factory=set)
+
+    def acquire(self, key: str) -> bool:
+        """Count a new connection from `key`, or False when the source is at its cap."""
+        count = self.open.get(key, 0)
+        if count >= self.cap:
+            self.refused += 1
+            if key not in self._warned and len(self._warned) < 1000:
+                self._warned.add(key)
+                log.warning("phone HTTP: %s holds %d connections, refusing more", key, count)
+            return False
+        self.open[key] = count + 1
+        return True
+
+    def release(self, key: str) -> None:
+        """Forget one connection of `key`."""
+        count = self.open.get(key, 0) - 1
+        if count > 0:
+            self.open[key] = count
+        else:
+            self.open.pop(key, None)
+            self._warned.discard(key)
+
+    @property
+    def connections(self) -> int:
+        """Connections open now."""
+        return sum(self.open.values())
+
+
+class _Guarded(asyncio.Protocol):
+    """In front of one aiohttp connection: the per-source cap and the first head's timeout."""
+
+    __slots__ = ("_counter", "_header_timeout", "_inner", "_key", "_tail", "_timer", "_transport")
+
+    def __init__(
+        self, inner: asyncio.Protocol, counter: SourceCounter, header_timeout: float
+    ) -> None:
+        self._inner = inner
+        self._counter = counter
+        self._header_timeout = header_timeout
+        self._key: str | None = None  # None: refused (never handed to aiohttp)
+        self._timer: asyncio.TimerHandle | None = None
+        self._tail = b""
+        self._transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        transport = cast(asyncio.Transport, transport)  # uvloop's are not subclasses
+        peer = transport.get_extra_info("peername")
+        key = source_key(str(peer[0])) if peer else ""
+        if not self._counter.acquire(key):
+            transport.write(_BUSY)
+            transport.close()
+            return
+        self._key = key
+        self._transport = transport
+        loop = asyncio.get_running_loop()
+        self._timer = loop.call_later(self._header_timeout, self._head_expired)
+        self._inner.connection_made(transport)
+
+    def _head_expired(self) -> None:
+        self._timer = None
+        if self._transport is not None:
+            self._transport.abort()  # nothing to flush; never wait on a silent peer
+
+    def data_received(self, data: bytes) -> None:
+        if self._key is None:
+            return
+        if self._timer is not None:
+            seen = self._tail + data
+            if any(end in seen for end in _HEAD_ENDS):
+                self._timer.cancel()
+                self._timer = None
+                self._tail = b""
+            else:
+                self._tail = seen[-3:]
+        self._inner.data_received(data)
+
+    def eof_received(self) -> bool | None:
+        if self._key is None:
+            return None
+        return self._inner.eof_received()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._key is None:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._counter.release(self._key)
+        self._transport = None
+        self._inner.connection_lost(exc)
+
+    def pause_writing(self) -> None:
+        if self._key is not None:
+            self._inner.pause_writing()
+
+    def resume_writing(self) -> None:
+        if self._key is not None:
+            self._inner.resume_writing()
+
+
+class GuardedSite(web.BaseSite):
+    """A TCP listener like `web.TCPSite`, each connection behind `_Guarded`."""
+
+    __slots__ = ("_bound", "_counter", "_header_timeout", "_host", "_port", "_reuse_port")
+
+    def __init__(
+        self,
+        runner: web.BaseRunner,
+        host: str,
+        port: int,
+        *,
+        counter: SourceCounter,
+        header_timeout: float,
+        ssl_context: ssl.SSLContext | None = None,
+        reuse_port: bool = False,
+    ) -> None:
+        super().__init__(runner, ssl_context=ssl_context)
+        self._host = host
+        self._port = port
+        self._counter = counter
+        self._header_timeout = header_timeout
+        self._reuse_port = reuse_port
+        self._bound: tuple[str, int] | None = None
+
+    @property
+    def name(self) -> str:
+        """The listener's URL (as aiohttp names sites)."""
+        scheme = "https" if self._ssl_context else "http"
+        host, port = self._bound or (self._host, self._port)
+        return f"{scheme}://{host}:{port}"
+
+    @property
+    def port(self) -> int:
+        """The bound port (useful after binding port 0)."""
+        return self._bound[1] if self._bound else self._port
+
+    async def start(self) -> None:
+        """Bind and listen."""
+        await super().start()
+        loop = asyncio.get_running_loop()
+        server = self._runner.server
+        assert server is not None
+        aiohttp_server = server
+        counter, timeout = self._counter, self._header_timeout
+
+        def factory() -> asyncio.Protocol:
+            return _Guarded(aiohttp_server(), counter, timeout)
+
+        tls = self._ssl_context
+        self._server = await loop.create_server(
+            factory,
+            self._host,
+            self._port,
+            ssl=tls,
+            ssl_handshake_timeout=timeout if tls is not None else None,
+            backlog=self._backlog,
+            reuse_address=True,
+            reuse_port=self._reuse_port or None,
+        )
+        sockname = self._server.sockets[0].getsockname()
+        self._bound = (str(sockname[0]), int(sockname[1]))

@@ -4,24 +4,79 @@ GET/HEAD on any path (at the root or under the configured prefix), PUT/POST for 
 uploads. Conditional GET (ETag / If-None-Match, Last-Modified / If-Modified-Since) answers 304;
 firmware is streamed from disk by aiohttp's FileResponse, which handles Range and ETag.
 No per-request access log here: phones are many and their requests are counted instead.
+
+Hostile networks (issue 12): `start_phone_listener` runs the app behind `GuardedSite`
+(http_common): a per-source connection cap and a timeout for the first request head, with
+aiohttp's keep-alive timeout as the idle limit. An upload is admitted by the pipeline before
+its body is read (and before `100 Continue` is sent); the body must arrive whole within the
+body timeout and stay under the smaller of the admitted size and the listener's ceiling. A
+request whose `Host` is not one of ours (DNS rebinding from a browser inside a site) gets a
+bare 421 before anything else.
 """
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import ipaddress
 import logging
+import ssl
+from dataclasses import dataclass
 from email.utils import format_datetime, parsedate_to_datetime
 
 from aiohttp import web
 from multidict import CIMultiDict
 
 from provisiond.domain.phone import Outcome, PhoneHandler, PhoneRequest, PhoneResponse
-from provisiond.frontends.http_common import expect_handler
+from provisiond.frontends.http_common import (
+    GuardedSite,
+    SourceCounter,
+    phone_expect_handler,
+    send_continue,
+)
 from provisiond.frontends.tls import peer_macs
 
 log = logging.getLogger(__name__)
 HANDLER = web.AppKey("phone_handler", PhoneHandler)
 PREFIX = web.AppKey("phone_prefix", str)
+LINGER_S = 2.0  # after a refused or cut-off upload: how long unread body bytes are drained
+
+
+@dataclass(frozen=True, slots=True)
+class HttpLimits:
+    """Timeouts, caps and accepted Host names of a phone listener (settings.phone_limits).
+
+    `allowed_hosts` None: any Host (tests and embedders); otherwise lower-case names, "*" for
+    any; IP literals are always accepted (a rebinding attack needs a name).
+    """
+
+    header_timeout: float = 10.0
+    idle_timeout: float = 15.0
+    body_timeout: float = 30.0
+    max_connections_per_source: int = 256
+    max_body: int = 1 << 20
+    allowed_hosts: frozenset[str] | None = None
+
+
+LIMITS = web.AppKey("phone_limits", HttpLimits)
+
+
+def host_allowed(value: str | None, allowed: frozenset[str] | None) -> bool:
+    """Whether a `Host` header value names us (absent or empty: HTTP/1.0 phones, allowed)."""
+    if allowed is None or not value or "*" in allowed:
+        return True
+    host = value.strip().lower()
+    if host.startswith("["):  # [v6] or [v6]:port
+        host = host[1 : host.find("]")] if "]" in host else host
+    elif host.count(":") == 1:
+        host = host.split(":", 1)[0]
+    host = host.rstrip(".")
+    try:
+        ipaddress.ip_address(host)
+        return True
+    except ValueError:
+        return host in allowed
+
 
 _STATUS = {
     Outcome.NOT_FOUND: 404,
@@ -29,6 +84,7 @@ _STATUS = {
     Outcome.UNAUTHORIZED: 401,
     Outcome.TOO_LARGE: 413,
     Outcome.BAD_REQUEST: 400,
+    Outcome.NOT_ALLOWED: 405,
     Outcome.NOT_MODIFIED: 304,
 }
 _TEXT = {
@@ -70,21 +126,37 @@ def _not_modified(request: web.Request, answer: PhoneResponse) -> bool:
     return False
 
 
-async def _read_upload(request: web.Request, limit: int) -> bytes | None:
-    """The body, or None when it is over `limit` (announced or actual)."""
+async def _read_upload(request: web.Request, limit: int, within_s: float) -> bytes | int:
+    """The body; or the status to answer: 413 when it is over `limit` (announced or actual),
+    408 when it did not arrive whole within `within_s` seconds."""
     if request.content_length is not None and request.content_length > limit:
-        return None
+        return 413
+    await send_continue(request)  # admitted: now the client may send
     chunks, size = [], 0
-    async for chunk in request.content.iter_chunked(65536):
-        size += len(chunk)
-        if size > limit:
-            return None
-        chunks.append(chunk)
+    try:
+        async with asyncio.timeout(within_s):
+            async for chunk in request.content.iter_chunked(65536):
+                size += len(chunk)
+                if size > limit:
+                    return 413
+                chunks.append(chunk)
+    except TimeoutError:
+        return 408
     return b"".join(chunks)
+
+
+def _closing(status: int) -> web.Response:
+    """A bare refusal that also ends the connection (the rest of the body is not read)."""
+    response = web.Response(status=status)
+    response.force_close()
+    return response
 
 
 async def handle_phone(request: web.Request) -> web.StreamResponse:
     """Every phone request, whatever the path."""
+    limits = request.app[LIMITS]
+    if not host_allowed(request.headers.get("Host"), limits.allowed_hosts):
+        return web.Response(status=421)  # no body: nothing for a rebinding page to read
     path = _strip_prefix(request.path, request.app[PREFIX])
     handler = request.app[HANDLER]
     method = request.method
@@ -101,12 +173,12 @@ async def handle_phone(request: web.Request) -> web.StreamResponse:
         client_cert_macs=peer_macs(request.transport) if request.secure else frozenset(),
     )
     if method in ("PUT", "POST"):
-        limit = handler.upload_limit(phone)
-        if limit is None:
-            return _plain(405 if path else 404)
-        body = await _read_upload(request, limit)
-        if body is None:
-            return _plain(413)
+        decided = await handler.admit_upload(phone)  # before one byte of the body is read
+        if isinstance(decided, PhoneResponse):
+            return _respond(request, decided)
+        body = await _read_upload(request, min(decided, limits.max_body), limits.body_timeout)
+        if isinstance(body, int):
+            return _closing(body)
         phone = dataclasses.replace(phone, body=body)
     answer = await handler.handle(phone)
     return _respond(request, answer)
@@ -132,11 +204,59 @@ def _respond(request: web.Request, answer: PhoneResponse) -> web.StreamResponse:
 
 
 def create_phone_app(
-    handler: PhoneHandler, *, prefix: str = "", max_body: int = 1 << 20
+    handler: PhoneHandler,
+    *,
+    prefix: str = "",
+    max_body: int = 1 << 20,
+    limits: HttpLimits | None = None,
 ) -> web.Application:
-    """The phone-facing application (HTTP or HTTPS: TLS is the site's concern)."""
+    """The phone-facing application (HTTP or HTTPS: TLS is the site's concern).
+
+    `max_body` is the ceiling of any upload body (settings.max_upload_bytes), on top of the
+    size the pipeline admits; `limits` the rest (defaults: no Host check).
+    """
+    limits = dataclasses.replace(limits or HttpLimits(), max_body=max_body)
     app = web.Application(client_max_size=max_body)
     app[HANDLER] = handler
     app[PREFIX] = prefix.strip("/")
-    app.router.add_route("*", "/{tail:.*}", handle_phone, expect_handler=expect_handler)
+    app[LIMITS] = limits
+    app.router.add_route("*", "/{tail:.*}", handle_phone, expect_handler=phone_expect_handler)
     return app
+
+
+async def start_phone_listener(
+    app: web.Application,
+    host: str,
+    port: int,
+    *,
+    counter: SourceCounter,
+    tls: ssl.SSLContext | None = None,
+    reuse_port: bool = False,
+) -> tuple[web.AppRunner, GuardedSite]:
+    """Serve `app` on host:port with its limits: per-source cap (`counter`, shared by the
+    listeners of a process), head, idle and TLS handshake timeouts. Clean up the runner."""
+    limits = app[LIMITS]
+    runner = web.AppRunner(
+        app,
+        access_log=None,
+        handle_signals=False,
+        keepalive_timeout=limits.idle_timeout,
+        lingering_time=min(LINGER_S, limits.body_timeout),
+        handler_cancellation=True,  # a client gone mid-request frees its handler at once
+    )
+    await runner.setup()
+    site = GuardedSite(
+        runner,
+        host,
+        port,
+        counter=counter,
+        header_timeout=limits.header_timeout,
+        ssl_context=tls,
+        reuse_port=reuse_port,
+    )
+    try:
+        await site.start()
+    except BaseException:
+        await runner.cleanup()
+        raise
+    return runner, site

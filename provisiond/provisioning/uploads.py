@@ -3,6 +3,15 @@
 Layout: ``<data_dir>/uploads/<mac>/<name>``; names come from the vendors' upload patterns and
 were checked by the resolver, and are checked again here so nothing escapes the folder.
 Writes go to a temporary file renamed into place, so a phone never reads half an upload.
+
+Names are stored **lower-case, whole** (vendor patterns match case-insensitively, so
+``001565AABBCC-Local.CFG`` and ``001565aabbcc-local.cfg`` are one file, not 2^n variants);
+a legacy variant in another case is removed when the name is next written. Every upload is
+held to the global ceiling (`max_bytes`, settings.max_upload_bytes) on top of its name's own
+cap, and the files of one device together to `quota` bytes (settings.phone_limits
+.upload_quota_bytes). Saves of one device are serialised in this process, so two concurrent
+uploads cannot both squeeze under the quota (across `--workers` processes the quota may be
+exceeded by at most one ceiling per extra process).
 """
 
 from __future__ import annotations
@@ -13,29 +22,82 @@ import re
 import tempfile
 from pathlib import Path
 
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,254}")
+_NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,254}")
 _MAC = re.compile(r"[0-9a-f]{12}")
+DEFAULT_MAX_BYTES = 256 << 10
+DEFAULT_QUOTA = 4 << 20
+
+
+class _CountedLock:
+    __slots__ = ("lock", "users")
+
+    def __init__(self) -> None:
+        self.lock = asyncio.Lock()
+        self.users = 0
 
 
 class UploadStore:
     """Per-device upload folder."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(
+        self, root: Path, *, max_bytes: int = DEFAULT_MAX_BYTES, quota: int = DEFAULT_QUOTA
+    ) -> None:
         self.root = root
+        self.max_bytes = max_bytes
+        self.quota = quota
+        self._locks: dict[str, _CountedLock] = {}
+
+    def cap(self, name_cap: int | None) -> int:
+        """The most bytes one upload may have: its name's cap, never over the ceiling."""
+        return min(name_cap or 0, self.max_bytes)
+
+    @staticmethod
+    def canonical(name: str) -> str:
+        """The stored form of an upload name (lower-case)."""
+        return name.lower()
 
     def _path(self, mac: str, name: str) -> Path:
+        name = self.canonical(name)
         if not _MAC.fullmatch(mac) or not _NAME.fullmatch(name) or ".." in name:
             raise ValueError(f"unsafe upload name {name!r}")
         return self.root / mac / name
 
-    async def save(self, mac: str, name: str, body: bytes) -> None:
-        """Store an upload atomically."""
-        await asyncio.to_thread(self._save, self._path(mac, name), body)
+    async def save(self, mac: str, name: str, body: bytes) -> bool:
+        """Store an upload atomically: True; False (nothing written) when it would take the
+        device over its quota; ValueError for an unsafe name or a body over the ceiling."""
+        path = self._path(mac, name)
+        if len(body) > self.max_bytes:
+            raise ValueError(f"upload over the {self.max_bytes}-byte ceiling")
+        lock = self._locks.get(mac)
+        if lock is None:
+            lock = self._locks[mac] = _CountedLock()
+        lock.users += 1
+        try:
+            async with lock.lock:
+                return await asyncio.to_thread(self._save, path, body, self.quota)
+        finally:
+            lock.users -= 1
+            if not lock.users:  # bounded: only devices with a save in progress keep a lock
+                del self._locks[mac]
 
     @staticmethod
-    def _save(path: Path, body: bytes) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".upload-")
+    def _save(path: Path, body: bytes, quota: int) -> bool:
+        folder = path.parent
+        folder.mkdir(parents=True, exist_ok=True)
+        others, variants = 0, []
+        with os.scandir(folder) as entries:
+            for entry in entries:
+                if not entry.is_file(follow_symlinks=False):
+                    continue
+                if entry.name.lower() == path.name:  # this name, in any case (legacy)
+                    if entry.name != path.name:
+                        variants.append(Path(entry.path))
+                    continue
+                if not entry.name.startswith(".upload-"):  # another save's temp is not ours
+                    others += entry.stat(follow_symlinks=False).st_size
+        if others + len(body) > quota:
+            return False
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".upload-")
         try:
             with os.fdopen(fd, "wb") as handle:
                 handle.write(body)
@@ -43,6 +105,9 @@ class UploadStore:
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
+        for variant in variants:
+            variant.unlink(missing_ok=True)
+        return True
 
     async def load(self, mac: str, name: str) -> bytes | None:
         """A stored upload, or None."""
@@ -51,3 +116,17 @@ class UploadStore:
             return await asyncio.to_thread(path.read_bytes)
         except FileNotFoundError:
             return None
+
+    async def used(self, mac: str) -> int:
+        """Bytes stored for a device."""
+        folder = self.root / mac
+        if not _MAC.fullmatch(mac):
+            raise ValueError(f"not a MAC {mac!r}")
+
+        def total() -> int:
+            try:
+                return sum(p.stat().st_size for p in folder.iterdir() if p.is_file())
+            except FileNotFoundError:
+                return 0
+
+        return await asyncio.to_thread(total)
