@@ -3,12 +3,22 @@
 Errors are always JSON ``{"error": code, "detail": text, "field": name}`` (DESIGN.md section
 4): DomainErrors map to 4xx by kind, and anything unexpected is logged and answered with a
 500 that carries no trace.
+
+The token throttle: ten failed token attempts from one address in a minute refuse that
+address's *failing* attempts with 429 for five minutes. A valid token is checked first and is
+never refused for failures it did not make: every local client (the CLI's scripts, the
+console, curl) shares 127.0.0.1, so one script with a stale token must not lock the admin out.
+While an address is throttled, a token that is not even well formed (``pvd_`` and 43 base64url
+characters) is refused without a database look-up; a well-formed one costs one indexed
+equality on the token's SHA-256. Tokens carry 256 random bits, so the throttle is about
+noise and load (and a log line per ban), not about making a guess any likelier to fail.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -37,6 +47,8 @@ GUARD = web.AppKey("guard", EnumerationGuard)
 THROTTLE = web.AppKey("token_throttle", EnumerationGuard)
 TOKEN_THROTTLE = GuardConfig(window_s=60, auth_failures_per_source=10, ban_s=300)
 PUBLIC = frozenset({"/api/v1/openapi.json"})
+# The shape of every token TokenService.create makes: "pvd_" + token_urlsafe(32).
+_TOKEN_SHAPE = re.compile(r"pvd_[A-Za-z0-9_-]{43}")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 _STATUS: list[tuple[type[DomainError], int]] = [
@@ -95,7 +107,10 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
 
 @web.middleware
 async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Bearer token required on /api/v1 (except the OpenAPI document); read-only tokens GET only."""
+    """Bearer token required on /api/v1 (except the OpenAPI document); read-only tokens GET only.
+
+    The token is checked before the throttle: a valid token passes whatever others failed.
+    """
     if not request.path.startswith("/api/") or request.path in PUBLIC:
         return await handler(request)
     for name, value in request.query.items():
@@ -104,17 +119,20 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
     throttle = request.app[THROTTLE]
     client = request.remote or ""
     blocked = throttle.banned(client)
-    if blocked is not None:
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    token = token.strip() if scheme.lower() == "bearer" else ""
+    caller = None
+    if token and (blocked is None or _TOKEN_SHAPE.fullmatch(token)):
+        caller = await request.app[SERVICES].tokens.authenticate(token)
+    if caller is None and blocked is not None:
         throttle.note_refused(blocked)
         retry = max(1, int((blocked.until - datetime.now(UTC)).total_seconds()))
         response = error_response(429, "throttled", "too many failed token attempts; wait")
         response.headers["Retry-After"] = str(retry)
         return response
-    header = request.headers.get("Authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
+    if not token:
         return _unauthorized("missing bearer token")
-    caller = await request.app[SERVICES].tokens.authenticate(token.strip())
     if caller is None:
         throttle.record(client, "auth_failure")
         return _unauthorized("unknown token")

@@ -47,6 +47,7 @@ from provisiond.services.fleet_rows import (
     ImportRow,
     LineError,
     RawRow,
+    csv_cell,
     csv_rows,
     json_rows,
     parse_rows,
@@ -225,14 +226,19 @@ class FleetService:
         ]
 
     async def export_csv(self) -> str:
-        """The export as CSV with a header (the columns the import takes)."""
+        """The export as CSV with a header (the columns the import takes).
+
+        A text that a spreadsheet would run as a formula (``=HYPERLINK(...)`` as a display
+        name) is written with a leading single quote; the CSV import removes it again
+        (provisiond.services.fleet_rows.csv_cell and csv_value). The JSON export is verbatim.
+        """
         out = io.StringIO()
         writer = csv.writer(out, lineterminator="\n")
         writer.writerow(COLUMNS)
         for row in await self.export_rows():
             writer.writerow(
                 [
-                    "1" if row[c] is True else "0" if row[c] is False else (row[c] or "")
+                    "1" if row[c] is True else "0" if row[c] is False else csv_cell(row[c] or "")
                     for c in COLUMNS
                 ]
             )

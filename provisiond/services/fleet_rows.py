@@ -7,12 +7,20 @@ the single-object API (provisiond.domain.rules, parse_mac); nothing here touches
 Every problem is collected with its line number instead of stopping at the first, so an admin
 fixes a file in one pass: `LineError(line, field, detail)`. Line numbers are the file's own
 (the header is line 1); for JSON rows, ``line`` is the row's position counting from 1.
+
+Spreadsheet formulas (CSV injection): a cell the export writes that a spreadsheet would run as
+a formula (it starts, after any spaces and quotes, with ``= + - @``, a tab or a carriage
+return: OWASP's list) gets a single quote in front (`csv_cell`), so ``=HYPERLINK(...)`` is
+shown as text. The CSV import removes exactly that quote again (`csv_value`), so an export
+re-imports to the same values; a cell of a hand-written file that starts with ``'=`` is
+therefore read as ``=``, as a spreadsheet shows it. JSON rows are never changed either way.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -28,6 +36,9 @@ OPTIONAL = ("main_extension", "active", "label")
 COLUMNS = REQUIRED + OPTIONAL
 _ALIASES = {"display name": "display_name", "main extension": "main_extension"}
 MAX_ROWS = 100_000
+# A cell a spreadsheet would evaluate: '=', '+', '-', '@', tab or CR first, after any run of
+# whitespace and single quotes (so that quoting is reversible: see csv_cell and csv_value).
+_FORMULA = re.compile(r"[\s']*[=+\-@\t\r]")
 _TRUE = frozenset({"1", "true", "yes", "y", "x"})
 _FALSE = frozenset({"0", "false", "no", "n", ""})
 
@@ -120,6 +131,16 @@ def csv_rows(text: str) -> list[RawRow]:
     return rows
 
 
+def csv_cell(value: str) -> str:
+    """A text cell as the CSV export writes it: a would-be formula gets a leading quote."""
+    return "'" + value if _FORMULA.match(value) else value
+
+
+def csv_value(cell: str) -> str:
+    """The inverse of `csv_cell`, applied to every cell the CSV import reads."""
+    return cell[1:] if cell.startswith("'") and _FORMULA.match(cell, 1) else cell
+
+
 def _header(header: list[str]) -> list[str]:
     names = [_ALIASES.get(h.strip().lower(), h.strip().lower()) for h in header]
     problems = [
@@ -143,7 +164,7 @@ def _record(names: list[str], record: list[str], line: int) -> dict[str, Any]:
     if len(record) != len(names):
         # Reported by parse_rows as a problem of this line, not of the whole file.
         return {"__cells__": f"{len(record)} values for {len(names)} columns"}
-    return dict(zip(names, record, strict=True))
+    return dict(zip(names, map(csv_value, record), strict=True))
 
 
 def _check_count(count: int) -> None:

@@ -7,15 +7,25 @@ take one transaction-scoped advisory lock, which gives the same serial order acr
 Admin writes are human-paced, so serialising them costs nothing and keeps every rule simple.
 Phone-side bookkeeping (last seen, unprovisioned MACs) uses `Database.background()`, which
 never takes that lock.
+
+The SQLite file holds every device and user (SIP secrets encrypted, but names, extensions and
+the audit log in clear), so it is private to the service's user whatever the umask: an engine
+creates the file with mode 0600 before SQLite opens it, and narrows an existing file and its
+``-wal``, ``-shm`` and ``-journal`` files to 0600 (SQLite gives those the mode of the database
+file when it creates them). systemd's ``UMask=0077`` does the same; this also holds outside it.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
+import stat
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event, text
+from sqlalchemy import event, make_url, text
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -38,6 +48,31 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any, *, foreign_keys: bool =
     cursor.close()
 
 
+_SIDE_FILES = ("-wal", "-shm", "-journal")
+
+
+def sqlite_path(url: str) -> Path | None:
+    """The file of a SQLite URL; None for an in-memory or URI-style (``file:``) database."""
+    database = make_url(url).database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    return Path(database)
+
+
+def private_sqlite_files(path: Path) -> None:
+    """Create the database file 0600 if missing; narrow it and its side files to 0600.
+
+    A file owned by someone else is left alone (chmod would fail; it is theirs to fix).
+    """
+    with contextlib.suppress(FileExistsError, FileNotFoundError):  # no directory: SQLite says
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600))
+    for name in (path, *(path.with_name(path.name + end) for end in _SIDE_FILES)):
+        with contextlib.suppress(OSError):
+            found = os.stat(name, follow_symlinks=False)
+            if stat.S_ISREG(found.st_mode) and found.st_mode & 0o077:
+                os.chmod(name, stat.S_IMODE(found.st_mode) & 0o600)
+
+
 def _make_begin(mode: str) -> Any:
     def _begin(conn: Any) -> None:
         conn.exec_driver_sql(f"BEGIN {mode}")
@@ -55,12 +90,17 @@ def create_engine(
     keys with PRAGMA foreign_key_check afterwards.
     """
     if url.startswith("sqlite"):
+        path = sqlite_path(url)
+        if path is not None:
+            private_sqlite_files(path)
         engine = create_async_engine(url, **kwargs)
-        event.listen(
-            engine.sync_engine,
-            "connect",
-            lambda conn, record: _sqlite_pragmas(conn, record, foreign_keys=not migrating),
-        )
+
+        def on_connect(conn: Any, record: Any) -> None:
+            _sqlite_pragmas(conn, record, foreign_keys=not migrating)
+            if path is not None:  # side files an older version left readable
+                private_sqlite_files(path)
+
+        event.listen(engine.sync_engine, "connect", on_connect)
         event.listen(engine.sync_engine, "begin", _make_begin("IMMEDIATE" if immediate else ""))
         return engine
     kwargs.setdefault("pool_size", 10)

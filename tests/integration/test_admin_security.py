@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import re
 import shutil
 import sqlite3
 import time
@@ -261,18 +260,17 @@ async def test_reveal_password_is_admin_only_and_audited_without_the_secret(
 
 # -- provisiond serve: the database file ---------------------------------------------------
 
-TOKEN_LINE = re.compile(r"created the first admin API token \(shown once\): (\S+)")
-
 
 def first_token(log: Path, timeout: float = 20.0) -> str:
-    """The admin token `provisiond serve` prints on its first start."""
+    """The admin token `provisiond serve` writes on its first start, to
+    <data_dir>/first-admin-token (mode 0600); `serve()` puts its log in the data dir."""
+    path = log.parent / "first-admin-token"
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        found = TOKEN_LINE.search(log.read_text(encoding="utf-8"))
-        if found:
-            return found.group(1)
+        if path.exists() and (token := path.read_text(encoding="utf-8").strip()):
+            return token
         time.sleep(0.05)
-    raise AssertionError(f"no first-start token in {log}")
+    raise AssertionError(f"no first-start token in {path}")
 
 
 def caller(base: str, token: str) -> Callable[..., Any]:
