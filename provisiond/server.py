@@ -14,11 +14,14 @@ import contextlib
 import json
 import logging
 import multiprocessing
+import os
 import signal
+import socket
 import ssl
 import sys
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -28,13 +31,15 @@ from provisiond.app import (
     build_guard,
     build_resolver,
     build_services,
+    endpoints,
     open_secrets,
     prepare_database,
     tls_context,
 )
 from provisiond.frontends.admin_api import create_admin_app
+from provisiond.frontends.http_common import SourceCounter
 from provisiond.frontends.metrics import Sources, add_metrics_routes
-from provisiond.frontends.phone_http import create_phone_app
+from provisiond.frontends.phone_http import HttpLimits, create_phone_app, start_phone_listener
 from provisiond.frontends.phone_tftp import TftpConfig, TftpServer
 from provisiond.provisioning.activity import ActivityRecorder
 from provisiond.provisioning.auto_resync import AutoResync
@@ -117,6 +122,7 @@ class Server:
     phone: PhoneSide | None = None
     metrics: Sources | None = None
     auto_resync: AutoResync | None = None
+    phone_connections: SourceCounter | None = None  # open phone connections per source
 
     async def _serve_http(
         self, app: web.Application, listen: str, tls: ssl.SSLContext | None = None
@@ -156,16 +162,30 @@ class Server:
         if not self.db.is_sqlite:
             self.db.after_write.append(self._notify_others)
         self.db.after_write.append(self._follow)
+        # Phone listeners: per-source connection cap shared by HTTP and HTTPS of this process,
+        # head/idle/body timeouts and the accepted Host names (settings.phone_limits).
+        limits = phone_http_limits(settings)
+        self.phone_connections = SourceCounter(limits.max_connections_per_source)
         for listen, tls in self._phone_listeners():
             app = create_phone_app(
                 self.phone.resolver,
                 prefix=settings.phone_http_prefix,
                 max_body=settings.max_upload_bytes,
+                limits=limits,
             )
-            await self._serve_http(app, listen, tls)
+            host, port = parse_listen(listen)
+            runner, _ = await start_phone_listener(
+                app,
+                host,
+                port,
+                counter=self.phone_connections,
+                tls=tls,
+                reuse_port=self.reuse_port,
+            )
+            self.runners.append(runner)
         if self.services is not None:
             host, port = parse_listen(settings.tftp)
-            self.tftp = TftpServer(self.phone.resolver, TftpConfig(host=host, port=port))
+            self.tftp = TftpServer(self.phone.resolver, tftp_config(settings, host, port))
             await self.tftp.start()
             self.metrics.tftp = self.tftp
 
@@ -195,18 +215,110 @@ class Server:
             await self.auto_resync.drain()
 
 
+FIRST_TOKEN_FILE = "first-admin-token"  # noqa: S105 (a file name, not a secret)
+
+
+def allowed_hosts(settings: Settings) -> frozenset[str] | None:
+    """The Host names the phone listeners answer (besides IP literals, always accepted):
+    `phone_limits.allowed_hosts`, the public URL's host, the listen hosts, this machine's
+    name and localhost. None when "*" is listed (any Host)."""
+    names = {name.strip().lower().rstrip(".") for name in settings.phone_limits.allowed_hosts}
+    if "*" in names:
+        return None
+    if settings.public_url:
+        names.add(endpoints(settings).tftp_host.lower())  # the URL's host
+    for listen in (settings.phone_http, settings.tls.listen):
+        if listen:
+            names.add(parse_listen(listen)[0].lower())
+    hostname = socket.gethostname().lower()
+    names.update({"localhost", hostname, hostname.split(".", 1)[0]})
+    return frozenset(name for name in names if name)
+
+
+def phone_http_limits(settings: Settings) -> HttpLimits:
+    """The phone listeners' limits from settings.phone_limits."""
+    limits = settings.phone_limits
+    return HttpLimits(
+        header_timeout=limits.header_timeout_s,
+        idle_timeout=limits.idle_timeout_s,
+        body_timeout=limits.body_timeout_s,
+        max_connections_per_source=limits.max_connections_per_source,
+        max_body=settings.max_upload_bytes,
+        allowed_hosts=allowed_hosts(settings),
+    )
+
+
+def tftp_config(settings: Settings, host: str, port: int) -> TftpConfig:
+    """The TFTP frontend's configuration: the listen address and `settings.tftp_limits`."""
+    limits = settings.tftp_limits
+    return TftpConfig(
+        host=host,
+        port=port,
+        max_transfers=limits.max_transfers,
+        max_per_source=limits.max_per_source,
+        fd_headroom=limits.fd_headroom,
+        max_timeout=limits.max_timeout_s,
+        first_packet_timeout=limits.first_packet_timeout_s,
+        upload_idle_timeout=limits.upload_idle_timeout_s,
+        upload_bytes_per_source=limits.upload_bytes_per_source,
+        upload_bytes_total=limits.upload_bytes_total,
+    )
+
+
 async def first_start_token(services: Services, settings: Settings) -> None:
-    """On an empty database, create an admin token and print it once with a curl example."""
+    """On an empty database, create an admin token and write it to a private file.
+
+    The token goes to ``<data_dir>/first-admin-token`` (mode 0600, in the data directory,
+    which is made 0700); stdout says where, since under systemd stdout is the journal, which
+    others may read and which keeps it. The token itself is printed only when stdout is an
+    interactive terminal (`make run`), with a curl example.
+    """
+    _private_dir(settings.data_dir)
     if await services.tokens.count():
         return
     token = await services.tokens.create(TokenCreate(name="initial-admin"), "provisiond serve")
+    path = settings.data_dir.resolve() / FIRST_TOKEN_FILE  # not the file: it may be a link
+    _write_private(path, token + "\n")
     host, port = parse_listen(settings.admin_http)
     host = "127.0.0.1" if host in ("0.0.0.0", "::") else host  # noqa: S104 (a wildcard, not a bind)
-    print(f"provisiond: created the first admin API token (shown once): {token}", flush=True)
+    url = f"http://{host}:{port}/api/v1/users"
+    if sys.stdout.isatty():
+        print(f"provisiond: created the first admin API token (shown once): {token}", flush=True)
+        print(f"  (also in {path}, mode 0600: delete it once stored)", flush=True)
+        print(f'  try: curl -H "Authorization: Bearer {token}" {url}', flush=True)
+        return
     print(
-        f'  try: curl -H "Authorization: Bearer {token}" http://{host}:{port}/api/v1/users',
+        f"provisiond: created the first admin API token in {path} (mode 0600, readable by "
+        "this user only); store it elsewhere, then delete the file",
         flush=True,
     )
+    print(f'  try: curl -H "Authorization: Bearer $(cat {path})" {url}', flush=True)
+
+
+def _private_dir(directory: Path) -> None:
+    """The data directory: created 0700, an existing one narrowed to 0700 (if ours)."""
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    try:
+        if directory.stat().st_mode & 0o077:
+            directory.chmod(0o700)
+    except OSError as exc:
+        log.warning("cannot make the data directory %s private (0700): %s", directory, exc)
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Write `text` to `path` atomically, mode 0600 from the start (whatever the umask)."""
+    temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            os.fchmod(handle.fileno(), 0o600)
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temp, path)
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
 
 
 def _stop_event() -> asyncio.Event:

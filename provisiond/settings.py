@@ -140,6 +140,43 @@ class TlsSettings(_Strict):
         return value
 
 
+class PhoneLimits(_Strict):
+    """Limits of the phone HTTP(S) listeners and of phone uploads (issue 12, findings 7-9).
+
+    Every limit is per process (each `--workers` process counts its own connections).
+    """
+
+    header_timeout_s: Annotated[float, Field(gt=0, le=300)] = 10.0  # first request's head
+    idle_timeout_s: Annotated[float, Field(gt=0, le=3600)] = 15.0  # keep-alive, and next head
+    body_timeout_s: Annotated[float, Field(gt=0, le=3600)] = 30.0  # a whole upload body
+    max_connections_per_source: Annotated[int, Field(ge=1)] = 256  # per IPv4 address / IPv6 /64
+    allowed_hosts: tuple[str, ...] = ()  # Host names besides the derived ones; "*": any
+    upload_quota_bytes: Annotated[int, Field(ge=1024)] = 4 << 20  # all uploads of one device
+
+    @field_validator("allowed_hosts", mode="before")
+    @classmethod
+    def _hosts(cls, value: object) -> object:
+        if isinstance(value, str):  # from the environment: comma-separated
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+
+class TftpLimits(_Strict):
+    """TFTP resource limits (issue 12, findings 4-5; docs/security.md, "TFTP limits").
+
+    Per process (TFTP runs in the first process only).
+    """
+
+    max_transfers: Annotated[int, Field(ge=1)] = 4096  # at once, all sources together
+    max_per_source: Annotated[int, Field(ge=1)] = 64  # at once per address (a NAT of phones)
+    fd_headroom: Annotated[int, Field(ge=0)] = 256  # descriptors TFTP leaves to HTTP and admin
+    max_timeout_s: Annotated[float, Field(ge=1, le=255)] = 10.0  # cap on the timeout option
+    first_packet_timeout_s: Annotated[float, Field(gt=0, le=60)] = 8.0  # until the first ACK
+    upload_idle_timeout_s: Annotated[float, Field(gt=0, le=120)] = 10.0  # between upload DATA
+    upload_bytes_per_source: Annotated[int, Field(ge=1024)] = 4 << 20  # buffered at once
+    upload_bytes_total: Annotated[int, Field(ge=1024)] = 64 << 20  # buffered at once, all
+
+
 class Settings(_Strict):
     """Everything provisiond reads at start-up."""
 
@@ -161,6 +198,8 @@ class Settings(_Strict):
     security: SecuritySettings = SecuritySettings()
     tls: TlsSettings = TlsSettings()
     resync: ResyncSettings = ResyncSettings()
+    phone_limits: PhoneLimits = PhoneLimits()  # HTTP timeouts, caps, hosts, quota
+    tftp_limits: TftpLimits = TftpLimits()  # TFTP transfer, fd, timer and upload caps
 
     @field_validator("cors_origins", mode="before")
     @classmethod
@@ -228,6 +267,20 @@ ENVIRONMENT: dict[str, tuple[str, ...]] = {
     "PROVISIOND_TLS_KEY": ("tls", "key"),
     "PROVISIOND_TLS_CLIENT_CA": ("tls", "client_ca"),
     "PROVISIOND_TLS_LEGACY": ("tls", "legacy"),
+    "PROVISIOND_TFTP_MAX_TRANSFERS": ("tftp_limits", "max_transfers"),
+    "PROVISIOND_TFTP_MAX_PER_SOURCE": ("tftp_limits", "max_per_source"),
+    "PROVISIOND_TFTP_FD_HEADROOM": ("tftp_limits", "fd_headroom"),
+    "PROVISIOND_TFTP_MAX_TIMEOUT_S": ("tftp_limits", "max_timeout_s"),
+    "PROVISIOND_TFTP_FIRST_PACKET_TIMEOUT_S": ("tftp_limits", "first_packet_timeout_s"),
+    "PROVISIOND_TFTP_UPLOAD_IDLE_TIMEOUT_S": ("tftp_limits", "upload_idle_timeout_s"),
+    "PROVISIOND_TFTP_UPLOAD_BYTES_PER_SOURCE": ("tftp_limits", "upload_bytes_per_source"),
+    "PROVISIOND_TFTP_UPLOAD_BYTES_TOTAL": ("tftp_limits", "upload_bytes_total"),
+    "PROVISIOND_HTTP_HEADER_TIMEOUT_S": ("phone_limits", "header_timeout_s"),
+    "PROVISIOND_HTTP_IDLE_TIMEOUT_S": ("phone_limits", "idle_timeout_s"),
+    "PROVISIOND_HTTP_BODY_TIMEOUT_S": ("phone_limits", "body_timeout_s"),
+    "PROVISIOND_HTTP_MAX_CONNECTIONS_PER_SOURCE": ("phone_limits", "max_connections_per_source"),
+    "PROVISIOND_HTTP_ALLOWED_HOSTS": ("phone_limits", "allowed_hosts"),
+    "PROVISIOND_UPLOAD_QUOTA_BYTES": ("phone_limits", "upload_quota_bytes"),
     "PROVISIOND_MCS_INTERCONNECTED": ("platform", "mcs_interconnected"),
     "PROVISIOND_NTP_SERVER": ("platform", "ntp_server"),
     "PROVISIOND_TIMEZONE": ("platform", "timezone"),

@@ -163,6 +163,40 @@ ENV_TABLE: list[tuple[str, str, tuple[str, ...], Any]] = [
         ("platform", "team_app", "callback_enabled"),
         False,
     ),
+    ("PROVISIOND_TFTP_MAX_TRANSFERS", "100", ("tftp_limits", "max_transfers"), 100),
+    ("PROVISIOND_TFTP_MAX_PER_SOURCE", "8", ("tftp_limits", "max_per_source"), 8),
+    ("PROVISIOND_TFTP_FD_HEADROOM", "512", ("tftp_limits", "fd_headroom"), 512),
+    ("PROVISIOND_TFTP_MAX_TIMEOUT_S", "5", ("tftp_limits", "max_timeout_s"), 5.0),
+    ("PROVISIOND_TFTP_FIRST_PACKET_TIMEOUT_S", "3", ("tftp_limits", "first_packet_timeout_s"), 3.0),
+    ("PROVISIOND_TFTP_UPLOAD_IDLE_TIMEOUT_S", "4", ("tftp_limits", "upload_idle_timeout_s"), 4.0),
+    (
+        "PROVISIOND_TFTP_UPLOAD_BYTES_PER_SOURCE",
+        "65536",
+        ("tftp_limits", "upload_bytes_per_source"),
+        65536,
+    ),
+    (
+        "PROVISIOND_TFTP_UPLOAD_BYTES_TOTAL",
+        "1048576",
+        ("tftp_limits", "upload_bytes_total"),
+        1048576,
+    ),
+    ("PROVISIOND_HTTP_HEADER_TIMEOUT_S", "5", ("phone_limits", "header_timeout_s"), 5.0),
+    ("PROVISIOND_HTTP_IDLE_TIMEOUT_S", "7", ("phone_limits", "idle_timeout_s"), 7.0),
+    ("PROVISIOND_HTTP_BODY_TIMEOUT_S", "9", ("phone_limits", "body_timeout_s"), 9.0),
+    (
+        "PROVISIOND_HTTP_MAX_CONNECTIONS_PER_SOURCE",
+        "64",
+        ("phone_limits", "max_connections_per_source"),
+        64,
+    ),
+    (
+        "PROVISIOND_HTTP_ALLOWED_HOSTS",
+        "a.test, b.test",
+        ("phone_limits", "allowed_hosts"),
+        ("a.test", "b.test"),
+    ),
+    ("PROVISIOND_UPLOAD_QUOTA_BYTES", "8192", ("phone_limits", "upload_quota_bytes"), 8192),
 ]
 
 
