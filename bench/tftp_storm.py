@@ -22,6 +22,7 @@ import statistics
 import sys
 import tempfile
 import time
+import zlib
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -144,12 +145,20 @@ class RrqClient(asyncio.DatagramProtocol):
             self.transport.close()
 
 
+def phone_address(name: str) -> str:
+    """The loopback address of the phone asking for `name`: a storm comes from many phones,
+    each with its own address (one address for all would meet the per-source transfer cap,
+    which exists to stop exactly that)."""
+    digest = zlib.crc32(name.encode())
+    return f"127.{64 + (digest >> 16) % 64}.{(digest >> 8) & 255}.{(digest & 254) + 1}"
+
+
 async def fetch(server: Address, name: str, args: argparse.Namespace, stats: StormStats) -> bytes:
-    """One transfer from a fresh local port (a phone's transfer ID)."""
+    """One transfer from a fresh local port (a phone's transfer ID) of the phone's address."""
     loop = asyncio.get_running_loop()
     transport, client = await loop.create_datagram_endpoint(
         lambda: RrqClient(server, name, args.rto, args.retries, stats),
-        local_addr=("127.0.0.1", 0),
+        local_addr=(phone_address(name), 0),
         family=socket.AF_INET,
     )
     try:
