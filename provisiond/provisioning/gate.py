@@ -202,7 +202,7 @@ class Gate:
             self.suspicious(request, why)
             return Access(self.not_for_you(request, site), site)
         file_class = FILE_CLASS.get(kind, policy.FileClass.SHARED)
-        digest_ok, stale = False, False
+        digest_ok, stale, checked = False, False, False
         if (
             device is not None
             and site is not None
@@ -211,21 +211,24 @@ class Gate:
             and device.site_id in (None, site.id)
         ):
             digest_ok, stale = self._digest(request, device)
+            checked = True
         if ban is not None and not digest_ok:
             self.guard.note_refused(ban)
             return Access(self.not_for_you(request, site), site)
         if device is None:
-            return Access(self._miss(request, mac, site, agent, now), site, unknown=True)
+            refusal = self._miss(request, mac, site, agent, now, checked=checked)
+            return Access(refusal, site, unknown=True)
         proof = policy.Proof(request.protocol, digest_ok, request.client_cert_macs)
         verdict = policy.decide(
             file_class, site=site, mac=mac, proof=proof, device_site_id=device.site_id
         )
-        if verdict is policy.Verdict.LOCKED:  # another site's device: as if it did not exist
-            return Access(self._miss(request, mac, site, agent, now), site)
         if verdict is policy.Verdict.NEED_DIGEST:
             return Access(self.challenge(stale=stale), site)
         if verdict is not policy.Verdict.ALLOW:
-            return Access(self._policy_refusal(request, site, verdict), site)
+            # Another site's device, outside every site, no certificate, the wrong transport:
+            # answered and counted exactly as an unknown MAC, so no counter tells them apart.
+            log.info("refused %s to %s: %s", mac, request.client_ip, verdict.value)
+            return Access(self._miss(request, mac, site, agent, now, checked=checked), site)
         proven = digest_ok or mac in request.client_cert_macs
         self_named = agent is not None and agent.mac == mac
         if (
@@ -236,7 +239,9 @@ class Gate:
             # Its misses were counted already; refusing its hits is the point, not counting.
             log.warning("refused %s to %s: it asked for other MACs", mac, request.client_ip)
             return Access(self.not_for_you(request, site), site)
-        return Access(self.model_refusal(request, agent, device), site)
+        if self.model_mismatch(request, agent, device):
+            return Access(self._miss(request, mac, site, agent, now, checked=checked), site)
+        return Access(None, site)
 
     def not_for_you(self, request: PhoneRequest, site: policy.Site | None) -> PhoneResponse:
         """The one answer to "this per-device file is not for you", whatever the reason, as a
@@ -249,23 +254,6 @@ class Gate:
             return self.challenge(stale=False)
         return PhoneResponse(Outcome.FORBIDDEN, detail="not for you")
 
-    def _policy_refusal(
-        self, request: PhoneRequest, site: policy.Site | None, verdict: policy.Verdict
-    ) -> PhoneResponse:
-        """A known device refused by the site's policy, counted like a failed authentication:
-        at once over HTTP, over TFTP only once the source has answered us (a forged packet
-        from outside every site must not ban the address it claims)."""
-        why = f"policy: {verdict.value}"
-        answer = self.not_for_you(request, site)
-
-        def count() -> None:
-            self.suspicious(request, why)
-
-        if request.protocol == "tftp":
-            return dataclasses.replace(answer, on_proven=count)
-        count()
-        return answer
-
     def _miss(
         self,
         request: PhoneRequest,
@@ -273,13 +261,27 @@ class Gate:
         site: policy.Site | None,
         agent: UserAgentInfo | None,
         now: float,
+        *,
+        checked: bool,
     ) -> PhoneResponse:
-        """A MAC this source may not have: counted once per MAC and window (a phone retrying
-        its own name is one miss), and remembered as a walk unless the User-Agent names that
-        very MAC (a new phone asking for itself, e.g. behind an office NAT). Over TFTP, whose
-        source address one forged packet can claim, the count waits for proof of address."""
-        self_named = agent is not None and agent.mac == mac
+        """A MAC this source may not have, known or not: the site's one answer, and one count.
+
+        In a `digest` site the answer is the challenge every phone gets before it logs in, so
+        it counts nothing (a NAT'd office of new phones must not be banned for asking), except
+        an `Authorization` that did not check out: a failed authentication, known MAC or not
+        (`checked`: the device's own verification already counted it). Everywhere else a miss
+        counts once per MAC and window (a phone retrying its own name is one miss), and is
+        remembered as a walk unless the User-Agent names that very MAC (a new phone asking
+        for itself). Over TFTP, whose source address one forged packet can claim, the count
+        waits for proof of address.
+        """
+        answer = self.not_for_you(request, site)
         ip = request.client_ip
+        if answer.outcome is Outcome.UNAUTHORIZED:
+            if not checked and request.header("authorization") is not None:
+                self.guard.record(ip, "auth_failure")
+            return answer
+        self_named = agent is not None and agent.mac == mac
 
         def count() -> None:
             if self._misses.first(ip, mac, now):
@@ -287,7 +289,6 @@ class Gate:
             if not self_named:
                 self.walks.missed(ip, mac, now)
 
-        answer = self.not_for_you(request, site)
         if request.protocol == "tftp":
             self.walks.missed(ip, mac, now, proven=False)
             return dataclasses.replace(answer, on_proven=count)
@@ -318,21 +319,23 @@ class Gate:
             self.guard.record(request.client_ip, "auth_failure")
         return result.ok, result.stale
 
-    def model_refusal(
+    def model_mismatch(
         self, request: PhoneRequest, agent: UserAgentInfo | None, device: PhoneDevice
-    ) -> PhoneResponse | None:
-        """The User-Agent's vendor and model must be the device's (strict) or are logged (warn)."""
+    ) -> bool:
+        """Whether to refuse: the User-Agent's vendor and model must be the device's (strict),
+        or a mismatch is only logged (warn)."""
         if agent is None:
-            return None
+            return False
         model = device.model
         same_vendor = agent.vendor.id == model.vendor
         if same_vendor and (
             agent.model is None
             or policy.model_matches(agent.model, name=model.name, family=model.family)
         ):
-            return None
+            return False
         why = f"User-Agent says {agent.vendor.id} {agent.model}, device is {model.id}"
         if self.strict_model:
-            return self.suspicious(request, why)
+            log.warning("refused %s from %s: %s", request.path, request.client_ip, why)
+            return True
         log.warning("%s from %s: %s (model_check=warn)", request.path, request.client_ip, why)
-        return None
+        return False

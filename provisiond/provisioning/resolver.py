@@ -227,7 +227,8 @@ class Resolver:
             and site.lock_on_first_boot
             and site.id is not None
             and device.site_id is None
-            and match.spec.kind is FileKind.DEVICE  # a boot file (no secret) never binds
+            and match.spec.kind is FileKind.DEVICE  # a boot file (no secret) never binds,
+            and request.method == "GET"  # nor a HEAD, which takes no file away
         ):
             self.activity.lock(device.id, site.id)
             self.directory.note_lock(device.id, site.id)

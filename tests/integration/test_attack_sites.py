@@ -191,8 +191,8 @@ async def test_a_bound_device_is_served_only_in_its_site_under_its_policy(
 async def test_a_boot_file_never_binds_and_a_bound_device_is_never_claimed(
     secure_stack: StackFactory, clients: HttpClients
 ) -> None:
-    """lock_on_first_boot binds on the first device file served, not on a boot file; an
-    admin's binding is never replaced by a first boot elsewhere."""
+    """lock_on_first_boot binds on the first device file served (GET), not on a boot file or a
+    HEAD; an admin's binding is never replaced by a first boot elsewhere."""
     stack = await secure_stack()
     sites = await three_sites(stack)
     device = await stack.device(1, yealink_mac(0x440001))
@@ -200,9 +200,12 @@ async def test_a_boot_file_never_binds_and_a_bound_device_is_never_claimed(
     await bind(stack, other, sites["open"])
 
     assert (await clients.get("127.0.3.50", stack.url(device.boot))).status == 200
+    head = clients.new("127.0.3.52")
+    async with head.head(stack.url(device.file)) as answer:
+        assert answer.status == 200
     await stack.activity.flush()
     view = await stack.api.ok("GET", f"/api/v1/devices/{device.id}")
-    assert view["site_id"] is None, "a boot file bound the device"
+    assert view["site_id"] is None, "a boot file or a HEAD bound the device"
     assert (await clients.get("127.0.1.50", stack.url(device.file))).status == 200
 
     assert (await clients.get("127.0.3.51", stack.url(other.file))).status == 404
@@ -312,19 +315,57 @@ async def test_a_walker_forging_self_naming_user_agents_is_still_banned(
     assert count <= threshold + 1, f"banned only after {count} distinct MACs"
 
 
-async def test_curl_digest_through_the_nat_after_a_walk(secure_stack: StackFactory) -> None:
-    """In the digest site, a phone sharing a banned walker's address still logs in (curl)."""
+async def test_curl_digest_through_the_nat_after_a_ban(
+    secure_stack: StackFactory, clients: HttpClients
+) -> None:
+    """In the digest site, a phone sharing a banned guesser's address still logs in (curl)."""
     stack = await secure_stack()
     await three_sites(stack)
     device = await stack.device(1, yealink_mac(0x490001))
     nat = "127.0.2.120"
-    for offset in range(stack.settings.security.ban_unknown_per_source + 5):
-        await curl(stack.url(f"{yealink_mac(0x4900F0 + offset)}.cfg"), source=nat)
+    for offset in range(stack.settings.security.ban_auth_failures + 2):
+        mac = yealink_mac(0x4900F0 + offset)
+        plain = await clients.get(nat, stack.url(f"{mac}.cfg"))
+        assert plain.status == 401
+        header = authorization(pick(plain.challenges, "SHA-256"), mac, "guess", f"/{mac}.cfg")
+        await clients.get(nat, stack.url(f"{mac}.cfg"), {"Authorization": header})
     assert (await curl(stack.url(COMMON_FILE), source=nat))[0] == 403
     credentials = f"{device.mac}:{device.provisioning_password}"
     status, body = await curl(stack.url(device.file), "--digest", "--user", credentials, source=nat)
     assert status == 200
     assert device.sip_password.encode() in body
+
+
+@pytest.mark.parametrize("where", ["outside", "open", "digest"])
+async def test_the_ban_counter_cannot_tell_known_from_unknown(
+    secure_stack: StackFactory, clients: HttpClients, where: str
+) -> None:
+    """One probe short of the threshold, then a known MAC the source may not have, or an
+    unknown one: the source ends up banned, or not, alike (the attack that found this: 19
+    unknown MACs, then the candidate, then the common file)."""
+    stack = await secure_stack()
+    sites = await three_sites(stack)
+    known = await stack.device(1, yealink_mac(0x4D0001))
+    await bind(stack, known, sites["locking"])  # refused in the open and digest sites
+    cfg = stack.settings.security
+    prefix = {"outside": "127.0.9", "open": "127.0.1", "digest": "127.0.2"}[where]
+    threshold = cfg.ban_auth_failures if where == "digest" else cfg.ban_unknown_per_source
+
+    async def probe(host: int, last: str, base: int) -> bool:
+        source = f"{prefix}.{host}"
+        macs = [yealink_mac(base + n) for n in range(threshold - 1)] + [last]
+        for mac in macs:
+            headers = None
+            if where == "digest":  # a guesser: bare challenges count nothing there
+                plain = await clients.get(source, stack.url(f"{mac}.cfg"))
+                challenge = pick(plain.challenges, "SHA-256")
+                headers = {"Authorization": authorization(challenge, mac, "x", f"/{mac}.cfg")}
+            await clients.get(source, stack.url(f"{mac}.cfg"), headers)
+        return (await clients.get(source, stack.url(COMMON_FILE))).status == 403
+
+    banned_after_known = await probe(150, known.mac, 0x4D1000)
+    banned_after_unknown = await probe(151, yealink_mac(0x4DFFFF), 0x4D2000)
+    assert (banned_after_known, banned_after_unknown) == (True, True)
 
 
 # -- sightings ----------------------------------------------------------------------------
