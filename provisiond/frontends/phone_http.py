@@ -248,9 +248,8 @@ async def start_phone_listener(
         handle_signals=False,
         keepalive_timeout=limits.idle_timeout,
         lingering_time=min(LINGER_S, limits.body_timeout),
-        # No handler_cancellation: it runs every request in a task of its own (about a tenth
-        # of a request's cost in the boot-storm benchmark); the one slow handler, an upload
-        # body, has its own timeout (body_timeout_s).
+        # No handler_cancellation (a task of its own for every request): the only handler
+        # that can wait on a client, an upload body, has its own timeout (body_timeout_s).
     )
     await runner.setup()
     site = GuardedSite(
