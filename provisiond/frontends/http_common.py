@@ -195,6 +195,13 @@ class _Guarded(asyncio.Protocol):
             self._inner.resume_writing()
 
 
+# Connections the kernel completes before we accept them. aiohttp's 128 overflows when a boot
+# storm (or a test's 500 connections) arrives at once: the kernel then drops the handshake's
+# last ACK, the client believes it is connected, and we never see the connection (nor time it
+# out). Capped by net.core.somaxconn (4096 on current kernels).
+BACKLOG = 1024
+
+
 class GuardedSite(web.BaseSite):
     """A TCP listener like `web.TCPSite`, each connection behind `_Guarded`."""
 
@@ -211,7 +218,7 @@ class GuardedSite(web.BaseSite):
         ssl_context: ssl.SSLContext | None = None,
         reuse_port: bool = False,
     ) -> None:
-        super().__init__(runner, ssl_context=ssl_context)
+        super().__init__(runner, ssl_context=ssl_context, backlog=BACKLOG)
         self._host = host
         self._port = port
         self._counter = counter
