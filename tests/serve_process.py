@@ -72,12 +72,32 @@ def serve(data_dir: Path, extra_env: dict[str, str] | None = None) -> Iterator[S
             _wait_ready(server)
             yield server
         finally:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            stop(process)
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM, then SIGKILL after 10 s: a server under test always ends."""
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def run_cli(env: dict[str, str], *argv: str) -> str:
+    """Run ``provisiond ARGV...`` with `env`; its stdout, stripped (fails on a non-zero exit)."""
+    done = subprocess.run(
+        [sys.executable, "-m", "provisiond.cli", *argv],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
 
 
 def _wait_ready(server: ServeProcess, timeout: float = 30.0) -> None:

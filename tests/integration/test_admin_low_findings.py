@@ -44,7 +44,7 @@ from provisiond.services.fleet_rows import csv_cell, csv_value
 from provisiond.storage.database import Database
 from tests.integration.api_fixtures import Api
 from tests.integration.test_fleet import fresh  # noqa: F401 (a fixture: a second, empty database)
-from tests.serve_process import REPO, ServeProcess, free_port, serve
+from tests.serve_process import REPO, ServeProcess, free_port, serve, stop
 
 # -- the token throttle -----------------------------------------------------------------------
 
@@ -338,12 +338,7 @@ def test_first_token_shown_on_a_terminal(tmp_path: Path) -> None:
             if process.poll() is not None:
                 break
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process)
         os.close(master)
     token = (data / "first-admin-token").read_text(encoding="utf-8").strip()
     text = shown.decode("utf-8", "replace")

@@ -22,8 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -32,7 +30,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from tests.serve_process import REPO, ServeProcess, serve
+from tests.serve_process import ServeProcess, run_cli, serve
 
 MAC = "001565aabbcc"
 UA = "Yealink SIP-T46S 66.86.0.15 00:15:65:aa:bb:cc"
@@ -65,26 +63,13 @@ def measure(pid: int) -> Proc:
     return Proc(fds, rss)
 
 
-def _cli(env: dict[str, str], *argv: str) -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "provisiond.cli", *argv],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-
-
 def _server(tmp: Path, limits: dict[str, str]) -> Iterator[ServeProcess]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PROVISIOND_")}
     env["PROVISIOND_DATA_DIR"] = str(tmp)
     tmp.mkdir(parents=True, exist_ok=True)
-    _cli(env, "db", "upgrade")
-    _cli(env, "keys", "init")
-    _cli(env, "device", "create", "--extension", "200", "--model", "yealink-t46s", "--mac", MAC)
+    run_cli(env, "db", "upgrade")
+    run_cli(env, "keys", "init")
+    run_cli(env, "device", "create", "--extension", "200", "--model", "yealink-t46s", "--mac", MAC)
     with serve(tmp, limits) as server:
         yield server
 

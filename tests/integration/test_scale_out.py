@@ -11,8 +11,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -24,7 +22,7 @@ import asyncpg
 import pytest
 
 from tests.databases import PG_URL, pg_database, pg_dsn
-from tests.serve_process import REPO, ServeProcess, serve
+from tests.serve_process import ServeProcess, run_cli, serve
 
 MAC = "001565000a01"
 UA = "Yealink SIP-T46S 66.86.0.15 00:15:65:00:0a:01"
@@ -39,20 +37,6 @@ def empty_database() -> Iterator[str]:
         pytest.skip("the scale-out test needs PROVISIOND_TEST_DATABASE_URL (.ci/run sets it)")
     with pg_database("provisiond_s") as url:
         yield url
-
-
-def _cli(env: dict[str, str], *argv: str) -> str:
-    done = subprocess.run(
-        [sys.executable, "-m", "provisiond.cli", *argv],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    return done.stdout.strip()
 
 
 def _api(server: ServeProcess, token: str) -> Callable[..., Any]:
@@ -143,9 +127,9 @@ def _prepare(url: str, tmp_path: Path) -> tuple[dict[str, str], str]:
         "PROVISIOND_BAN_UNKNOWN_PER_SOURCE": "1000000",
         "PROVISIOND_BAN_UNKNOWN_PER_PREFIX": "1000000",
     }
-    _cli(env, "db", "upgrade")
-    _cli(env, "keys", "init")
-    token = _cli(env, "token", "create", "scale-out-test")
+    run_cli(env, "db", "upgrade")
+    run_cli(env, "keys", "init")
+    token = run_cli(env, "token", "create", "scale-out-test")
     shared = {k: env[k] for k in env if k.startswith("PROVISIOND_") and k != "PROVISIOND_DATA_DIR"}
     return shared, token
 
