@@ -108,6 +108,17 @@ ALLOWED_OACK = {"blksize", "tsize", "timeout", "windowsize"}
 # -- the fuzzer's packets ---------------------------------------------------------------
 
 
+def udp_drops(port: int) -> int:
+    """Datagrams the kernel dropped on the UDP socket bound to `port` (/proc/net/udp)."""
+    suffix = f":{port:04X}"
+    for table in ("/proc/net/udp", "/proc/net/udp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[1].endswith(suffix):
+                return int(fields[-1])
+    raise AssertionError(f"no UDP socket bound to port {port}")
+
+
 def request(
     opcode: int, name: bytes, mode: bytes, fields: list[bytes], *, end: bool = True
 ) -> bytes:
@@ -593,11 +604,17 @@ def test_half_open_sessions_bounded_memory(
     packets = storm_packets(random.Random(SEED), names, sessions)
     with running_server(handler, SLOW_CONFIG) as server:
         assert_serving(server)  # warm every code path before measuring
+        dropped = udp_drops(server.port)
         with ExitStack() as stack:
             peak, after, started, active = heap_growth(
                 server, lambda: half_open_storm(server, stack, packets)
             )
-        assert started == sessions
+        # Every request started a session, but for those the kernel dropped at the listener's
+        # full receive buffer (counted by the kernel, not by us): a busy 2-core CI box once
+        # dropped one of 2,000.
+        dropped = udp_drops(server.port) - dropped
+        assert dropped <= sessions // 100, f"{dropped} requests dropped by the kernel"
+        assert started + dropped == sessions
         assert active >= sessions // 2  # they really were open together
         assert peak < sessions * PER_SESSION_BUDGET, f"peak heap growth {peak / 1e6:.1f} MB"
         assert after < AFTER_DRAIN_SLACK, f"{after / 1e6:.1f} MB left after draining"
