@@ -2,7 +2,8 @@
 
 A phone request only puts a small record in a dict (latest wins per MAC); a background task
 writes the batch every `interval` seconds in one transaction. (First-boot locks, once per
-device, are written at once by their own task.) So the request path never waits
+device, are written at once by their own task, audited under the admin write lock.) So the
+request path never waits
 on the database, and a boot storm of 10,000 phones costs a handful of writes, not 10,000.
 """
 
@@ -157,11 +158,15 @@ class ActivityRecorder:
                 log.exception("could not record phone activity")
 
     async def _write_locks(self) -> None:
-        """Write pending first-boot locks, each audited so other processes follow."""
+        """Write pending first-boot locks, each audited so other processes follow.
+
+        Through `Database.write()`, under the admin write lock like every audit row: the change
+        feed reads audit ids in order and must never see a later one commit first.
+        """
         locks = dict(self._locks)
         if not locks:
             return
-        async with self._db.background() as session:
+        async with self._db.write() as session:
             for device_id, site_id in locks.items():
                 # Only the first boot binds: a lock set meanwhile is not overwritten.
                 result = await session.execute(

@@ -3,11 +3,19 @@
 Every admin mutation writes an audit row in its own transaction (provisiond.services.context
 .audit), so the audit log is a transactional outbox: a row exists exactly when the change
 committed. Each serving process follows it (`SELECT ... WHERE id > last`, an index range scan on
-the primary key, every `interval` seconds) and hands the new rows to its in-memory directory.
-This one mechanism serves a single process, `serve --workers N` and several instances on one
-PostgreSQL alike; PostgreSQL LISTEN/NOTIFY can later wake the follower early instead of
-waiting for the next poll, without changing what it reads. A process that makes an admin
-change polls right after its commit (provisiond.server), so its own phone side never lags.
+the primary key) and hands the new rows to its in-memory directory. This one mechanism serves a
+single process, `serve --workers N` and several instances on one PostgreSQL alike.
+
+Reading `id > last` is gap-proof because audit ids commit in order: every audit row is written
+under the admin write lock (provisiond.storage.database: the PostgreSQL advisory lock, SQLite's
+single writer), which is taken before the id is drawn and released after the row is visible; a
+phone-side session cannot write one. So when a follower sees id N, every id below N that will
+ever exist is already visible.
+
+A follower polls every `interval` seconds as a safety net; on PostgreSQL a NOTIFY after each
+commit wakes every instance at once (provisiond.provisioning.notify), and the process that made
+a change polls right after its commit, so its own phone side never lags. A poll that fails (the
+database restarting) is retried at the next interval from the same `last`: nothing is skipped.
 """
 
 from __future__ import annotations

@@ -8,6 +8,14 @@ Admin writes are human-paced, so serialising them costs nothing and keeps every 
 Phone-side bookkeeping (last seen, unprovisioned MACs) uses `Database.background()`, which
 never takes that lock.
 
+The lock also orders the audit log, which is the change feed every serving process follows
+(provisiond.provisioning.changes reads `id > last seen`): an audit id is drawn after the lock is
+taken and the row is visible before the lock is released, so ids become visible in increasing
+order and a follower can never read past a change still to commit. That holds only if every
+audit row is written under the lock, so a `background()` session refuses to flush one
+(`AuditOutsideLock`): a phone-side change that other processes must learn of (a first-boot
+site lock) is written through `write()`.
+
 The SQLite file holds every device and user (SIP secrets encrypted, but names, extensions and
 the audit log in clear), so it is private to the service's user whatever the umask: an engine
 creates the file with mode 0600 before SQLite opens it, and narrows an existing file and its
@@ -32,6 +40,9 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.orm import Session
+
+from provisiond.storage.models import AuditEntry
 
 # Arbitrary constant: the advisory lock that serialises admin writes on PostgreSQL.
 ADMIN_WRITE_LOCK = 0x70726F76
@@ -109,6 +120,23 @@ def create_engine(
     return create_async_engine(url, **kwargs)
 
 
+class AuditOutsideLock(RuntimeError):
+    """An audit row was about to be written without the admin write lock."""
+
+
+class _BackgroundSession(Session):
+    """The session class of `Database.background()`: refuses audit rows (see the module doc)."""
+
+
+@event.listens_for(_BackgroundSession, "before_flush")
+def _refuse_audit(session: Session, _context: Any, _instances: Any) -> None:
+    if any(isinstance(row, AuditEntry) for row in session.new):
+        raise AuditOutsideLock(
+            "audit rows are written through Database.write() only: the change feed relies on "
+            "their ids committing in order"
+        )
+
+
 class Database:
     """Owns the engines and hands out sessions, one per unit of work."""
 
@@ -119,6 +147,9 @@ class Database:
         self._write_engine = create_engine(url, immediate=True) if self.is_sqlite else self.engine
         self._reads = async_sessionmaker(self.engine, expire_on_commit=False)
         self._writes = async_sessionmaker(self._write_engine, expire_on_commit=False)
+        self._background = async_sessionmaker(
+            self._write_engine, expire_on_commit=False, sync_session_class=_BackgroundSession
+        )
         # Awaited after every committed admin write (e.g. to wake the change feed at once).
         self.after_write: list[Callable[[], Awaitable[None]]] = []
 
@@ -142,8 +173,8 @@ class Database:
 
     @asynccontextmanager
     async def background(self) -> AsyncIterator[AsyncSession]:
-        """Phone-side bookkeeping writes (last seen, unprovisioned): no admin lock."""
-        async with self._writes() as session, session.begin():
+        """Phone-side bookkeeping writes (last seen, unprovisioned): no admin lock, no audit."""
+        async with self._background() as session, session.begin():
             yield session
 
     async def dispose(self) -> None:
