@@ -6,7 +6,7 @@
   one template, so both servers are compared on the same kind of file. MAC i is
   00:15:65 + (i + 1) in the low 24 bits, extension ``200000 + i``.
 - `prerender`: the exact bytes provisiond serves, produced in-process by its own pipeline
-  (`build_resolver` + `Resolver.handle`), for the reference servers and for byte-for-byte checks.
+  (`build_phone_side` + `Resolver.handle`), for the reference servers and for byte-for-byte checks.
 - CPU pinning (server CPUs / client CPUs), the common options, tables and bench/out/*.json.
 The processes themselves (provisiond, nginx, tftpd-hpa) and /proc measurements: servers.py.
 """
@@ -157,7 +157,7 @@ def prerender(fleet: Fleet, indices: Sequence[int], protocol: str) -> dict[str, 
 
 
 async def _prerender(fleet: Fleet, indices: Sequence[int], protocol: str) -> dict[str, bytes]:
-    from provisiond.app import build_resolver
+    from provisiond.app import build_phone_side
     from provisiond.domain.phone import PhoneRequest
     from provisiond.provisioning.activity import DiscardActivity
     from provisiond.settings import load_settings
@@ -167,66 +167,23 @@ async def _prerender(fleet: Fleet, indices: Sequence[int], protocol: str) -> dic
     settings = load_settings(environ=fleet.env)
     db = Database(settings.effective_database_url)
     secrets = SecretBox(settings.keyring_path)
-    resolver = build_resolver(settings, db, secrets, DiscardActivity())
     bodies: dict[str, bytes] = {}
     try:
-        # Same pipeline, devices looked up in bulk first (the per-request ORM query costs
-        # ~6 ms; 10,000 of them would dominate the benchmark's set-up time).
-        resolver.directory = await _preloaded(db, resolver.directory, indices)
+        # The same composition root as `provisiond render`: the directory loaded once.
+        phone = await build_phone_side(
+            settings, db, secrets, activity=DiscardActivity(), follow=False
+        )
         for index in indices:
             mac = device_mac(index)
             agent = USER_AGENT.format(mac=mac) if protocol == "http" else None
             request = PhoneRequest(protocol, "GET", config_path(mac), agent, "127.0.0.1")  # type: ignore[arg-type]
-            answer = await resolver.handle(request)
+            answer = await phone.resolver.handle(request)
             if not answer.ok or not body_ok(answer.body, mac, device_extension(index)):
                 raise RuntimeError(f"pre-render of {mac}: {answer.outcome} {answer.detail}")
             bodies[mac] = answer.body
     finally:
         await db.dispose()
     return bodies
-
-
-class _Preloaded:
-    """A `PhoneDirectory` answering device lookups from a dict, the rest from the database.
-
-    Its revision is the database directory's (None: nothing is cached), so every pre-rendered
-    file is rendered afresh.
-    """
-
-    def __init__(self, inner: Any, devices: dict[str, Any]) -> None:
-        self._inner = inner
-        self._devices = devices
-
-    async def device_by_mac(self, mac: str) -> Any:
-        """The preloaded device, or None."""
-        return self._devices.get(mac)
-
-    def __getattr__(self, name: str) -> Any:
-        # models(), platform(), sites() and whatever the protocol gains: the database's answer.
-        return getattr(self._inner, name)
-
-
-async def _preloaded(db: Any, inner: Any, indices: Sequence[int]) -> _Preloaded:
-    """The wanted devices, flattened by provisiond's own `phone_device`, 500 per query."""
-    from sqlalchemy import select
-    from sqlalchemy.orm import selectinload
-
-    from provisiond.provisioning.directory import phone_device
-    from provisiond.storage.models import Device
-
-    found: dict[str, Any] = {}
-    macs = [int(device_mac(i), 16) for i in indices]
-    for start in range(0, len(macs), 500):
-        query = (
-            select(Device)
-            .where(Device.mac.in_(macs[start : start + 500]))
-            .options(selectinload(Device.model), selectinload(Device.user))
-        )
-        async with db.read() as session:
-            for device in (await session.scalars(query)).all():
-                flat = phone_device(device, device.user)
-                found[flat.mac] = flat
-    return _Preloaded(inner, found)
 
 
 def write_files(directory: Path, bodies: dict[str, bytes]) -> None:

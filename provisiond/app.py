@@ -1,23 +1,31 @@
 """The composition root: builds every component from the settings.
 
-Nothing else in the package constructs services, engines or the phone pipeline;
-provisiond.server runs the listeners with what these functions build.
+Nothing else in the package constructs services, engines or the phone pipeline: the server,
+the CLI (`provisiond render`), bench/ and the tests all call `build_services` and
+`build_phone_side`; provisiond.server runs the listeners with what they build.
 """
 
 from __future__ import annotations
 
 import logging
 import ssl
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
 
 from provisiond.domain.errors import DomainError
+from provisiond.domain.identify import VendorSpec
 from provisiond.frontends.tls import TlsConfigError, server_ssl_context
-from provisiond.provisioning.activity import ActivitySink
+from provisiond.provisioning.activity import ActivityRecorder, ActivitySink
 from provisiond.provisioning.bans import EnumerationGuard, GuardConfig
+from provisiond.provisioning.changes import Change, ChangeFeed
+from provisiond.provisioning.context import Endpoints
 from provisiond.provisioning.digest import DigestAuth
-from provisiond.provisioning.directory import DatabaseDirectory, PhoneDirectory
+from provisiond.provisioning.firmware import FirmwareStore
 from provisiond.provisioning.gate import Gate
+from provisiond.provisioning.memory import MemoryDirectory
+from provisiond.provisioning.notify import ChangeListener, notify_changes
 from provisiond.provisioning.render import Renderer
-from provisiond.provisioning.resolver import Endpoints, Resolver
+from provisiond.provisioning.resolver import Resolver
 from provisiond.provisioning.uploads import UploadStore
 from provisiond.provisioning.vendors import load_vendors
 from provisiond.services import ServiceContext, Services
@@ -70,9 +78,17 @@ async def open_secrets(settings: Settings, db: Database) -> SecretBox:
         raise KeyringProblem(f"{exc}; see `provisiond keys --help`") from exc
 
 
-def build_services(settings: Settings, db: Database, secrets: SecretBox) -> Services:
-    """The service layer over `db`."""
-    return Services(ServiceContext(db=db, settings=settings, secrets=secrets))
+def build_services(
+    settings: Settings,
+    db: Database,
+    secrets: SecretBox,
+    vendors: Sequence[VendorSpec] | None = None,
+) -> Services:
+    """The service layer over `db` (`vendors`: the phone side's, else read from the templates)."""
+    specs = load_vendors(settings.templates_dir) if vendors is None else vendors
+    return Services(
+        ServiceContext(db=db, settings=settings, secrets=secrets, vendors={v.id: v for v in specs})
+    )
 
 
 def endpoints(settings: Settings) -> Endpoints:
@@ -116,15 +132,99 @@ def build_guard(settings: Settings) -> EnumerationGuard:
     )
 
 
-def build_resolver(
+@dataclass
+class PhoneSide:
+    """One process's phone pipeline: the resolver over the in-memory directory, the change
+    feed that keeps it current, and where phone activity goes."""
+
+    resolver: Resolver
+    directory: MemoryDirectory
+    feed: ChangeFeed
+    activity: ActivitySink
+    listener: ChangeListener | None = None  # PostgreSQL: other instances' commits wake the feed
+    _hooks: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    _db: Database | None = None
+
+    async def stop(self) -> None:
+        """Stop following changes and write pending phone activity."""
+        if self._db is not None:
+            for hook in self._hooks:
+                self._db.after_write.remove(hook)
+        if self.listener is not None:
+            await self.listener.stop()
+        await self.feed.stop()
+        if isinstance(self.activity, ActivityRecorder):
+            await self.activity.stop()
+
+
+async def build_phone_side(
     settings: Settings,
     db: Database,
     secrets: SecretBox,
-    activity: ActivitySink,
+    *,
     guard: EnumerationGuard | None = None,
-    directory: PhoneDirectory | None = None,
+    activity: ActivitySink | None = None,
+    vendors: Sequence[VendorSpec] | None = None,
+    follow: bool = True,
+    also: Callable[[list[Change]], None] | None = None,
+) -> PhoneSide:
+    """The phone pipeline, its directory loaded from `db`.
+
+    `follow`: keep the directory current: the change feed polls in the background, right after
+    every write through `db` in this process, and (PostgreSQL) when another instance NOTIFYs;
+    this process's own writes NOTIFY the others. Without it (`provisiond render`) the
+    directory is loaded once. `activity`: where sightings and first-boot locks go (default: a
+    started ActivityRecorder, written in batches). `also` is told of every batch of changes
+    after the directory applied it (resync on change).
+    """
+    directory = MemoryDirectory(db, settings.platform)
+
+    async def apply(changes: list[Change]) -> None:
+        await directory.apply(changes)
+        if also is not None:
+            also(changes)
+
+    feed = ChangeFeed(db, apply)
+    await feed.mark()  # before loading: no change can fall in between
+    await directory.load()
+    if activity is None:
+        recorder = ActivityRecorder(db)
+        recorder.start()
+        activity = recorder
+    side = PhoneSide(
+        resolver=_resolver(settings, secrets, activity, guard, directory, vendors),
+        directory=directory,
+        feed=feed,
+        activity=activity,
+        _db=db,
+    )
+    if follow:
+        feed.start()
+
+        async def follow_own_writes() -> None:
+            await feed.poll()
+
+        side._hooks.append(follow_own_writes)
+        if not db.is_sqlite:
+            side.listener = ChangeListener(db.url, feed.poll)
+            side.listener.start()
+
+            async def wake_others() -> None:
+                await notify_changes(db)
+
+            side._hooks.append(wake_others)
+        db.after_write.extend(side._hooks)
+    return side
+
+
+def _resolver(
+    settings: Settings,
+    secrets: SecretBox,
+    activity: ActivitySink,
+    guard: EnumerationGuard | None,
+    directory: MemoryDirectory,
+    vendors: Sequence[VendorSpec] | None,
 ) -> Resolver:
-    """The phone pipeline; over the database unless a (memory) directory is given."""
     digest = DigestAuth(
         realm=settings.security.digest_realm,
         secret=secrets.derive(b"digest-nonce"),
@@ -134,15 +234,16 @@ def build_resolver(
     return Resolver(
         gate=gate,
         secrets=secrets,
-        vendors=load_vendors(settings.templates_dir),
+        vendors=tuple(load_vendors(settings.templates_dir) if vendors is None else vendors),
         renderer=Renderer(settings.templates_dir),
-        directory=directory or DatabaseDirectory(db, settings.platform),
+        directory=directory,
         activity=activity,
         uploads=UploadStore(
             settings.data_dir / "uploads",
             max_bytes=settings.max_upload_bytes,
             quota=settings.phone_limits.upload_quota_bytes,
         ),
-        firmware_dir=settings.firmware_dir,
+        # Verified here, once: every listed image is hashed before the first request.
+        firmware=FirmwareStore.open(settings.firmware_dir),
         endpoints=endpoints(settings),
     )

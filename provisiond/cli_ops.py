@@ -13,7 +13,7 @@ import json
 import sys
 
 from provisiond.app import (
-    build_resolver,
+    build_phone_side,
     build_services,
     endpoints,
     open_secrets,
@@ -150,7 +150,10 @@ async def render(settings: Settings, args: argparse.Namespace) -> int:
     mac = mac_compact(parse_mac(args.mac))
     db = await prepare_database(settings)
     try:
-        resolver = build_resolver(settings, db, await open_secrets(settings, db), DiscardActivity())
+        phone = await build_phone_side(
+            settings, db, await open_secrets(settings, db), activity=DiscardActivity(), follow=False
+        )
+        resolver = phone.resolver
         named = {m.mac for m in match_path(resolver.vendors, args.path.lstrip("/")) if m.mac}
         if named and mac not in named:
             raise InvalidInput(f"{args.path} names another MAC than {args.mac}", field="path")

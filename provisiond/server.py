@@ -19,7 +19,7 @@ import signal
 import socket
 import ssl
 import sys
-from collections.abc import Callable, Coroutine
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,26 +28,23 @@ from aiohttp import web
 
 from provisiond import sdnotify
 from provisiond.app import (
+    PhoneSide,
     build_guard,
-    build_resolver,
+    build_phone_side,
     build_services,
     endpoints,
     open_secrets,
     prepare_database,
     tls_context,
 )
+from provisiond.domain.identify import VendorSpec
 from provisiond.frontends.admin_api import create_admin_app
 from provisiond.frontends.http_common import SourceCounter
 from provisiond.frontends.metrics import Sources, add_metrics_routes
 from provisiond.frontends.phone_http import HttpLimits, create_phone_app, start_phone_listener
 from provisiond.frontends.phone_tftp import TftpConfig, TftpServer
-from provisiond.provisioning.activity import ActivityRecorder
 from provisiond.provisioning.auto_resync import AutoResync
-from provisiond.provisioning.bans import EnumerationGuard
-from provisiond.provisioning.changes import Change, ChangeFeed
-from provisiond.provisioning.memory import MemoryDirectory
-from provisiond.provisioning.notify import ChangeListener, notify_changes
-from provisiond.provisioning.resolver import Resolver
+from provisiond.provisioning.vendors import load_vendors
 from provisiond.services import Services
 from provisiond.services.commands import TokenCreate
 from provisiond.settings import Settings, parse_listen
@@ -58,57 +55,6 @@ log = logging.getLogger("provisiond")
 
 
 @dataclass
-class PhoneSide:
-    """One process's phone pipeline: memory directory, change feed, activity, resolver."""
-
-    directory: MemoryDirectory
-    feed: ChangeFeed
-    activity: ActivityRecorder
-    resolver: Resolver
-    listener: ChangeListener | None = None  # PostgreSQL: other instances' commits wake the feed
-
-    @classmethod
-    async def start(
-        cls,
-        settings: Settings,
-        db: Database,
-        secrets: SecretBox,
-        guard: EnumerationGuard,
-        also: Callable[[list[Change]], None] | None = None,
-    ) -> PhoneSide:
-        """Load the directory (marking the feed first, so no change falls in between).
-
-        `also` is told of every batch of changes after the directory applied it.
-        """
-        directory = MemoryDirectory(db, settings.platform)
-
-        async def apply(changes: list[Change]) -> None:
-            await directory.apply(changes)
-            if also is not None:
-                also(changes)
-
-        feed = ChangeFeed(db, apply)
-        await feed.mark()
-        await directory.load()
-        feed.start()
-        listener = None
-        if not db.is_sqlite:
-            listener = ChangeListener(db.url, feed.poll)
-            listener.start()
-        activity = ActivityRecorder(db)
-        activity.start()
-        resolver = build_resolver(settings, db, secrets, activity, guard, directory)
-        return cls(directory, feed, activity, resolver, listener)
-
-    async def stop(self) -> None:
-        """Stop following changes and write pending phone activity."""
-        if self.listener is not None:
-            await self.listener.stop()
-        await self.feed.stop()
-        await self.activity.stop()
-
-
-@dataclass
 class Server:
     """The listeners of one provisiond process."""
 
@@ -116,6 +62,7 @@ class Server:
     db: Database
     secrets: SecretBox
     services: Services | None = None  # the first process only: the admin API
+    vendors: tuple[VendorSpec, ...] | None = None  # shared with the services when given
     reuse_port: bool = False
     runners: list[web.AppRunner] = field(default_factory=list)
     tftp: TftpServer | None = None
@@ -153,15 +100,14 @@ class Server:
         if self.services is not None and settings.resync.on_change:
             self.auto_resync = AutoResync(self.services.resync)
         also = self.auto_resync.notice if self.auto_resync is not None else None
-        self.phone = await PhoneSide.start(settings, self.db, self.secrets, guard, also)
-        self.metrics.phone = self.phone.resolver.stats
-        self.metrics.directory = self.phone.directory
         # An admin change made here reaches this process's phone side before the API answers;
         # on PostgreSQL a NOTIFY wakes every other process and instance at once; the 0.5 s
         # poll of the audit log stays as the safety net (and is all SQLite needs).
-        if not self.db.is_sqlite:
-            self.db.after_write.append(self._notify_others)
-        self.db.after_write.append(self._follow)
+        self.phone = await build_phone_side(
+            settings, self.db, self.secrets, guard=guard, vendors=self.vendors, also=also
+        )
+        self.metrics.phone = self.phone.resolver.stats
+        self.metrics.directory = self.phone.directory
         # Phone listeners: per-source connection cap shared by HTTP and HTTPS of this process,
         # head/idle/body timeouts and the accepted Host names (settings.phone_limits).
         limits = phone_http_limits(settings)
@@ -188,13 +134,6 @@ class Server:
             self.tftp = TftpServer(self.phone.resolver, tftp_config(settings, host, port))
             await self.tftp.start()
             self.metrics.tftp = self.tftp
-
-    async def _notify_others(self) -> None:
-        await notify_changes(self.db)
-
-    async def _follow(self) -> None:
-        if self.phone is not None:
-            await self.phone.feed.poll()
 
     def _phone_listeners(self) -> list[tuple[str, ssl.SSLContext | None]]:
         listeners: list[tuple[str, ssl.SSLContext | None]] = [(self.settings.phone_http, None)]
@@ -333,8 +272,9 @@ def _stop_event() -> asyncio.Event:
 async def _primary(settings: Settings, workers: int) -> None:
     db = await prepare_database(settings)
     secrets = await open_secrets(settings, db)
-    services = build_services(settings, db, secrets)
-    server = Server(settings, db, secrets, services, reuse_port=workers > 1)
+    vendors = load_vendors(settings.templates_dir)
+    services = build_services(settings, db, secrets, vendors)
+    server = Server(settings, db, secrets, services, vendors, reuse_port=workers > 1)
     stop = _stop_event()
     children: list[multiprocessing.process.BaseProcess] = []
     watchdog: asyncio.Task[None] | None = None

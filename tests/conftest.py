@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from provisiond.services import ServiceContext, Services
+from provisiond.app import build_services
+from provisiond.services import Services
 from provisiond.settings import Settings, load_settings
 from provisiond.storage import migrate
 from provisiond.storage.database import Database
@@ -95,4 +96,4 @@ def secrets(settings: Settings) -> SecretBox:
 @pytest.fixture
 def services(db: Database, settings: Settings, secrets: SecretBox) -> Services:
     """The service layer over the test database."""
-    return Services(ServiceContext(db=db, settings=settings, secrets=secrets))
+    return build_services(settings, db, secrets)

@@ -6,7 +6,7 @@
 `prepare` runs once per zone, with the real clock: it creates the SQLite database and keyring in
 DATA_DIR through the services (generated provisioning passwords included), with the platform
 time zone ZONE, one device per catalogue model (the boot cases' models keep their own MACs).
-`render` builds the phone pipeline with the composition root (`provisiond.app.build_resolver`,
+`render` builds the phone pipeline with the composition root (`provisiond.app.build_phone_side`,
 as `provisiond render` does) and asks, as the phone would, for every file of each boot case plus
 the device file of every other model of the same vendor. It reads the database only, so the
 test can run it under `faketime` on any date and compare the answers byte for byte.
@@ -21,13 +21,13 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-from provisiond.app import build_resolver, build_services, open_secrets, prepare_database
+from provisiond.app import build_phone_side, build_services, open_secrets, prepare_database
 from provisiond.domain.phone import PhoneRequest
 from provisiond.provisioning.activity import DiscardActivity
 from provisiond.services.commands import DeviceCreate
 from provisiond.settings import Settings, load_settings
 from tests.integration.boot_sequences import BOOT_CASES, Role, mac_forms, provision
-from tests.template_context import MODELS
+from tests.phone_context import catalogue
 
 RENDERED = (Role.COMMON, Role.BOOT, Role.DEVICE)
 
@@ -40,8 +40,8 @@ def _extra_macs() -> dict[str, str]:
     """A MAC for every catalogue model that no boot case uses (its vendor's first case's OUI)."""
     used = {case.model for case in BOOT_CASES}
     macs = {}
-    for number, model in enumerate(sorted(set(MODELS) - used), start=1):
-        vendor = MODELS[model]["vendor"]
+    for number, model in enumerate(sorted(set(catalogue()) - used), start=1):
+        vendor = catalogue()[model].vendor
         first = next(case for case in BOOT_CASES if case.vendor == vendor)
         macs[model] = first.mac[:6] + f"{0xE00000 + number:06x}"
     return macs
@@ -76,9 +76,9 @@ def _requests() -> list[tuple[str, str, str | None]]:
             if step.role in RENDERED:
                 wanted.append((case.model, case.path(step.path), case.user_agent()))
     for model, mac in sorted(_extra_macs().items()):
-        vendor, family = MODELS[model]["vendor"], MODELS[model]["family"]
+        vendor, family = catalogue()[model].vendor, catalogue()[model].family
         ours = [c for c in BOOT_CASES if c.vendor == vendor]  # the same family's, if any
-        case = next((c for c in ours if MODELS[c.model]["family"] == family), ours[0])
+        case = next((c for c in ours if catalogue()[c.model].family == family), ours[0])
         wanted.append((model, case.device_path.format_map(mac_forms(mac)), None))
     return wanted
 
@@ -88,7 +88,10 @@ async def render(data_dir: Path) -> dict[str, str]:
     settings = _settings(data_dir)
     db = await prepare_database(settings)
     try:
-        resolver = build_resolver(settings, db, await open_secrets(settings, db), DiscardActivity())
+        phone = await build_phone_side(
+            settings, db, await open_secrets(settings, db), activity=DiscardActivity(), follow=False
+        )
+        resolver = phone.resolver
         answers = {}
         for label, path, agent in _requests():
             answer = await resolver.handle(PhoneRequest("http", "GET", path, agent, "127.0.0.1"))

@@ -1,7 +1,15 @@
-"""The template context of docs/templates.md, built from a device and the platform settings."""
+"""The template context of docs/templates.md, built from a device and the platform settings.
+
+`RenderInputs` is everything a rendered file depends on; the resolver caches rendered files by
+`RenderInputs.key()`, and `RenderInputs.context()` is the only way it builds a context, so a
+new input becomes part of both at once (tests/unit/test_render_inputs.py checks that every
+field moves the key).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass
 from typing import Any
 
 from provisiond.domain.identify import FileKind, VendorSpec
@@ -10,6 +18,75 @@ from provisiond.domain.timezone import Transition, format_offset
 from provisiond.provisioning.directory import ModelInfo, PhoneDevice
 from provisiond.provisioning.timezones import vendor_zone, zone_rules
 from provisiond.settings import PlatformSettings
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoints:
+    """How phones reach this server, for URLs rendered into files."""
+
+    http_url: str  # ends with "/"
+    tftp_host: str
+    tftp_port: int
+
+
+@dataclass(frozen=True, slots=True)
+class RenderInputs:
+    """What one rendered file depends on, and nothing else (the context reads no clock)."""
+
+    kind: FileKind
+    vendor: VendorSpec
+    template: str | None
+    platform: PlatformSettings
+    platform_revision: int  # changes whenever `platform` (or the sites) change
+    model: ModelInfo | None
+    device: PhoneDevice | None  # its `revision` changes whenever any of its fields does
+    firmware: tuple[str, str]  # (url, version) offered, ("", "") for none
+    endpoints: Endpoints
+
+    def key(self) -> Hashable:
+        """The render-cache key: equal keys give equal files.
+
+        Large inputs stand in by their revision (the platform settings, the device) or their
+        id (the vendor's spec, fixed for the process); the rest are small values.
+        """
+        device = self.device
+        return (
+            self.kind,
+            self.vendor.id,
+            self.template,
+            self.platform_revision,
+            self.model,
+            None if device is None else (device.id, device.revision),
+            self.firmware,
+            self.endpoints,
+        )
+
+    def context(self, open_secret: Callable[[str], str]) -> dict[str, Any]:
+        """The template context; `open_secret` decrypts the device's sealed passwords."""
+        device = self.device if self.kind in (FileKind.DEVICE, FileKind.DEVICE_BOOT) else None
+        per_device = device if self.kind is FileKind.DEVICE else None
+        sealed = per_device.provisioning_password_sealed if per_device is not None else None
+        ends = self.endpoints
+        return build_context(
+            self.kind,
+            vendor=self.vendor,
+            platform=self.platform,
+            # Digest credentials only in the protected per-device file (a boot file is served
+            # inside the site without credentials, so it must not carry them).
+            provisioning={
+                "base_url": ends.http_url,
+                "http_url": ends.http_url,
+                "tftp_host": ends.tftp_host,
+                "tftp_port": ends.tftp_port,
+                "username": per_device.mac if per_device is not None and sealed else "",
+                "password": open_secret(sealed) if sealed else "",
+            },
+            model=self.model,
+            device=device,
+            sip_password=open_secret(per_device.sip_password_sealed) if per_device else "",
+            firmware_url=self.firmware[0],
+            firmware_version=self.firmware[1],
+        )
 
 
 def _transition(when: Transition) -> dict[str, Any]:

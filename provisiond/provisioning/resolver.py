@@ -30,6 +30,7 @@ import logging
 import re
 import time
 from collections import OrderedDict
+from collections.abc import Hashable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,7 +44,7 @@ from provisiond.domain.identify import (
 )
 from provisiond.domain.phone import Outcome, PhoneRequest, PhoneResponse
 from provisiond.provisioning.activity import ActivitySink, Sighting, now
-from provisiond.provisioning.context import build_context
+from provisiond.provisioning.context import Endpoints, RenderInputs
 from provisiond.provisioning.directory import ModelInfo, PhoneDevice, PhoneDirectory
 from provisiond.provisioning.firmware import FirmwareStore
 from provisiond.provisioning.gate import Gate
@@ -56,15 +57,6 @@ log = logging.getLogger(__name__)
 MAX_PATH = 255
 PATH_MEMO = 20_000  # distinct paths remembered: the names a storm is asking for right now
 _SAFE_PATH = re.compile(r"[A-Za-z0-9._\-+~$@=,][A-Za-z0-9._\-+~$@=,/]*")
-
-
-@dataclass(frozen=True, slots=True)
-class Endpoints:
-    """How phones reach this server, for URLs rendered into files."""
-
-    http_url: str  # ends with "/"
-    tftp_host: str
-    tftp_port: int
 
 
 def safe_path(path: str) -> str | None:
@@ -91,36 +83,33 @@ class Resolver:
         directory: PhoneDirectory,
         activity: ActivitySink,
         uploads: UploadStore,
-        firmware_dir: Path,
+        firmware: FirmwareStore,
         endpoints: Endpoints,
         secrets: SecretBox,
         gate: Gate,
         cache_size: int = 20_000,
-        firmware: FirmwareStore | None = None,
     ) -> None:
         self.secrets = secrets
         self.gate = gate
         self.stats = PhoneStats()
         self._path_matches: dict[str, list[FileMatch]] = {}
-        # Rendered files keyed by (directory revision, device revision, model, vendor,
-        # template, firmware offered): everything a file depends on (settings and sites are in
-        # the directory revision; the user, passwords and label in the device's; the context
-        # reads no clock, and the endpoints, templates and tzdata are fixed for the process).
-        # A change anywhere gives new keys, so entries never need invalidating; old ones
-        # simply fall out of the LRU.
+        # Rendered files keyed by RenderInputs.key(): everything a file depends on (templates
+        # and tzdata are fixed for the process). A change anywhere gives a new key, so entries
+        # never need invalidating; old ones simply fall out of the LRU.
         self.cache_size = cache_size
-        self._cache: OrderedDict[
-            tuple[int, int, str, str, str | None, tuple[str, str]], PhoneResponse
-        ] = OrderedDict()
+        self._cache: OrderedDict[Hashable, PhoneResponse] = OrderedDict()
         self.vendors = vendors
         self.renderer = renderer
         self.directory = directory
         self.activity = activity
         self.uploads = uploads
-        self.firmware_dir = firmware_dir
-        # Verified at start-up when not given (hashes every listed image once).
-        self.firmware = firmware or FirmwareStore.open(firmware_dir)
+        self.firmware = firmware
         self.endpoints = endpoints
+
+    @property
+    def firmware_dir(self) -> Path:
+        """Where the firmware images are (the store's root)."""
+        return self.firmware.root
 
     def _matches(self, path: str) -> list[FileMatch]:
         """`match_path`, memoised: a boot storm asks for the same names again and again, and
@@ -349,60 +338,39 @@ class Resolver:
         reported: str | None = None,
     ) -> PhoneResponse:
         """A rendered file, from the render cache when the directory can vouch it is current."""
-        offer = self._firmware_offer(model, reported)
-        revision = self.directory.revision()
-        if revision is None:
-            return await self._render_now(match, model, device, offer)
-        key = (
-            revision,
-            device.revision if device is not None else 0,
-            model.id if model is not None else "",
-            match.vendor.id,
-            match.spec.template,
-            offer,
+        inputs = RenderInputs(
+            kind=match.spec.kind,
+            vendor=match.vendor,
+            template=match.spec.template,
+            platform=await self.directory.platform(),
+            platform_revision=self.directory.revision(),
+            model=model,
+            device=device,
+            firmware=self._firmware_offer(model, reported),
+            endpoints=self.endpoints,
         )
+        key = inputs.key()
         cached = self._cache.get(key)
         if cached is not None:
             self._cache.move_to_end(key)
             self.stats.cache_hits += 1
             return cached
         self.stats.cache_misses += 1
-        answer = await self._render_now(match, model, device, offer)
+        answer = self._render_now(match, inputs)
         self._cache[key] = answer
         if len(self._cache) > self.cache_size:
             self._cache.popitem(last=False)
         return answer
 
-    async def _render_now(
-        self,
-        match: FileMatch,
-        model: ModelInfo | None,
-        device: PhoneDevice | None,
-        offer: tuple[str, str] = ("", ""),
-    ) -> PhoneResponse:
-        kind = match.spec.kind
-        context = build_context(
-            kind,
-            vendor=match.vendor,
-            platform=await self.directory.platform(),
-            # Digest credentials only in the protected per-device file (a boot file is served
-            # inside the site without credentials, so it must not carry them).
-            provisioning=self._provisioning(device if kind is FileKind.DEVICE else None),
-            model=model,
-            device=device,
-            sip_password=self._open(device.sip_password_sealed)
-            if device is not None and kind is FileKind.DEVICE
-            else "",
-            firmware_url=offer[0],
-            firmware_version=offer[1],
-        )
+    def _render_now(self, match: FileMatch, inputs: RenderInputs) -> PhoneResponse:
         started = time.perf_counter()
         try:
-            body = self.renderer.render(match.vendor.id, match.spec, context)
+            body = self.renderer.render(match.vendor.id, match.spec, inputs.context(self._open))
             self.stats.rendered(time.perf_counter() - started)
         except RenderError:
             log.exception("rendering %s for %s failed", match.spec.template, match.vendor.id)
             raise
+        device = inputs.device
         return PhoneResponse(
             Outcome.OK,
             body=body,
@@ -411,19 +379,6 @@ class Resolver:
             last_modified=device.updated_at if device is not None else None,
             vendor=match.vendor.id,
         )
-
-    def _provisioning(self, device: PhoneDevice | None) -> dict[str, object]:
-        """URLs, and the device's own digest credentials for the files that carry them."""
-        ends = self.endpoints
-        sealed = device.provisioning_password_sealed if device is not None else None
-        return {
-            "base_url": ends.http_url,
-            "http_url": ends.http_url,
-            "tftp_host": ends.tftp_host,
-            "tftp_port": ends.tftp_port,
-            "username": device.mac if sealed and device is not None else "",
-            "password": self._open(sealed) if sealed else "",
-        }
 
     def _open(self, sealed: str) -> str:
         """Decrypt a stored secret (microseconds; the key never leaves memory)."""

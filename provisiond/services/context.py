@@ -1,12 +1,15 @@
-"""What every use case needs: the database, the settings and the keyring; the audit helper."""
+"""What every use case needs: the database, the settings, the keyring and the vendors' data;
+the audit helper."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from provisiond.domain.identify import VendorSpec
 from provisiond.settings import Settings
 from provisiond.storage.database import Database
 from provisiond.storage.models import AuditEntry
@@ -23,6 +26,9 @@ class ServiceContext:
     db: Database
     settings: Settings
     secrets: SecretBox
+    # vendor id -> its vendor.toml (NOTIFY events per family): loaded by the composition root,
+    # which the phone pipeline shares, so the services never import the provisioning package.
+    vendors: Mapping[str, VendorSpec]
 
 
 def audit(

@@ -9,28 +9,33 @@ resync is audited with its outcome.
 from __future__ import annotations
 
 import asyncio
-import functools
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import netaddr
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.orm import selectinload
 
 from provisiond.domain.errors import Conflict, InvalidInput
-from provisiond.domain.identify import VendorSpec
-from provisiond.provisioning.vendors import load_vendors
 from provisiond.services.assignments import load_device
 from provisiond.services.context import ServiceContext, audit
 from provisiond.services.sites import load_site
 from provisiond.sip import send_notify
 from provisiond.storage.models import Device
 
-MAX_BULK = 10_000
+MAX_BULK = 10_000  # devices one API request may resync (its answer lists each)
+CHUNK = 1_000  # devices read per query when every device a change altered is resynced
 _NO_EVENT = (
     "model {model} has no SIP NOTIFY for this (reboot={reboot}): "
     "it re-reads its files only when it boots; send a reboot instead"
 )
+
+
+def _seen() -> Select[Device]:
+    """Devices that have asked for their files (so have an address to notify), with models."""
+    return (
+        select(Device).options(selectinload(Device.model)).where(Device.last_seen_ip.is_not(None))
+    )
 
 
 def _not_sent(device: Device, port: int, reboot: bool) -> dict[str, Any]:
@@ -53,14 +58,10 @@ class ResyncService:
     def __init__(self, ctx: ServiceContext) -> None:
         self.ctx = ctx
 
-    @functools.cached_property
-    def _vendors(self) -> Mapping[str, VendorSpec]:
-        """vendor id -> its description (events per family), read once."""
-        return {v.id: v for v in load_vendors(self.ctx.settings.templates_dir)}
-
     def _event(self, device: Device, reboot: bool) -> str:
         """The Event for this device's model: "" when its family has no such action."""
-        resync_event, reboot_event = self._vendors[device.model.vendor].events(device.model.family)
+        vendor = self.ctx.vendors[device.model.vendor]
+        resync_event, reboot_event = vendor.events(device.model.family)
         return reboot_event if reboot else resync_event
 
     async def resync(self, device_id: int, *, reboot: bool, actor: str) -> dict[str, Any]:
@@ -89,14 +90,14 @@ class ResyncService:
         reboot: bool,
         actor: str,
     ) -> list[dict[str, Any]]:
-        """Resync every device of a user, of a model, or last seen inside a site's networks."""
+        """Resync every device of a user, of a model, or last seen inside a site's networks.
+
+        At most MAX_BULK devices: a selection that holds more is refused with its size, never
+        cut short (the answer would claim a site done while part of it was never told).
+        """
         if [user_id, model, site].count(None) != 2:
             raise InvalidInput("name exactly one of user_id, model, site", field="body")
-        query = (
-            select(Device)
-            .options(selectinload(Device.model))
-            .where(Device.last_seen_ip.is_not(None))
-        )
+        query = _seen()
         networks: netaddr.IPSet | None = None
         async with self.ctx.db.read() as session:
             if user_id is not None:
@@ -106,28 +107,50 @@ class ResyncService:
             else:
                 assert site is not None
                 networks = netaddr.IPSet((await load_site(session, site)).networks)
-            devices = (await session.scalars(query.order_by(Device.id).limit(MAX_BULK))).all()
-        if networks is not None:
-            devices = [d for d in devices if d.last_seen_ip and d.last_seen_ip in networks]
+        devices: list[Device] = []
+        async for chunk in self._chunks(query):
+            # A site's networks are CIDRs the database cannot match for us on SQLite: filter
+            # each chunk here, so the bound counts the site's devices, not the first rows read.
+            devices += [d for d in chunk if networks is None or d.last_seen_ip in networks]
+            if len(devices) > MAX_BULK:
+                raise Conflict(
+                    f"more than {MAX_BULK} devices match; resync by model or user to split the "
+                    "request",
+                    field="body",
+                )
         return await self._send_all(devices, reboot, actor)
 
     async def resync_changed(
         self, device_ids: set[int], user_ids: set[int], *, everyone: bool, actor: str
     ) -> list[dict[str, Any]]:
         """Resync devices a change altered: these devices, these users' devices, or all
-        (`everyone`, after a platform settings change); never-seen devices are skipped."""
-        query = (
-            select(Device)
-            .options(selectinload(Device.model))
-            .where(Device.last_seen_ip.is_not(None))
-        )
+        (`everyone`, after a platform settings change); never-seen devices are skipped.
+
+        Every one of them, however many: read and notified CHUNK devices at a time."""
+        query = _seen()
         if not everyone:
             if not device_ids and not user_ids:
                 return []
             query = query.where(Device.id.in_(device_ids) | Device.user_id.in_(user_ids))
-        async with self.ctx.db.read() as session:
-            devices = (await session.scalars(query.order_by(Device.id).limit(MAX_BULK))).all()
-        return await self._send_all(devices, False, actor)
+        results: list[dict[str, Any]] = []
+        async for chunk in self._chunks(query):
+            results += await self._send_all(chunk, False, actor)
+        return results
+
+    async def _chunks(self, query: Select[Device]) -> AsyncIterator[Sequence[Device]]:
+        """The devices `query` selects, CHUNK at a time in id order (keyset pagination)."""
+        after = 0
+        while True:
+            async with self.ctx.db.read() as session:
+                chunk = (
+                    await session.scalars(
+                        query.where(Device.id > after).order_by(Device.id).limit(CHUNK)
+                    )
+                ).all()
+            if not chunk:
+                return
+            yield chunk
+            after = chunk[-1].id
 
     async def _send_all(
         self, devices: Sequence[Device], reboot: bool, actor: str

@@ -11,10 +11,10 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection
 
-from provisiond.settings import REPO_ROOT
 from provisiond.storage.database import create_engine
 
-MIGRATIONS = REPO_ROOT / "db"
+# db/ beside the package (storage imports nothing above it, not even the settings).
+MIGRATIONS = Path(__file__).resolve().parents[2] / "db"
 
 
 def alembic_config(url: str, script_location: Path = MIGRATIONS) -> Config:

@@ -2,9 +2,10 @@
 
 Tests import the `phone_stack` fixture (re-exported by tests/integration/conftest.py): it
 starts the phone HTTP app on an ephemeral port and the TFTP server on another, both calling the
-same `Resolver` as `provisiond serve` does, over the same in-memory directory and change feed.
-Every admin write made through `services` is followed by a feed poll (as the server wakes its
-feed), so a test sees its change on the phone side at once, deterministically.
+same `Resolver` as `provisiond serve` does, built by the same composition root
+(`provisiond.app.build_phone_side`): the in-memory directory and its change feed. Every admin
+write made through `services` is followed by a feed poll (as in the server), so a test sees its
+change on the phone side at once, deterministically.
 """
 
 from __future__ import annotations
@@ -15,12 +16,11 @@ from dataclasses import dataclass
 import pytest
 from aiohttp import web
 
-from provisiond.app import build_guard, build_resolver
+from provisiond.app import build_guard, build_phone_side
 from provisiond.frontends.phone_http import create_phone_app
 from provisiond.frontends.phone_tftp import TftpServer
 from provisiond.provisioning.activity import ActivityRecorder
 from provisiond.provisioning.changes import ChangeFeed
-from provisiond.provisioning.memory import MemoryDirectory
 from provisiond.provisioning.resolver import Resolver
 from provisiond.server import tftp_config
 from provisiond.services import Services
@@ -39,31 +39,16 @@ class PhoneStack:
     feed: ChangeFeed
 
 
-async def followed_directory(services: Services) -> tuple[MemoryDirectory, ChangeFeed]:
-    """The in-memory directory as the server runs it, polled after every admin write."""
-    db = services.ctx.db
-    directory = MemoryDirectory(db, services.ctx.settings.platform)
-    feed = ChangeFeed(db, directory.apply)
-    await feed.mark()
-    await directory.load()
-
-    async def follow() -> None:
-        await feed.poll()
-
-    db.after_write.append(follow)
-    return directory, feed
-
-
 @pytest.fixture
 async def phone_stack(services: Services) -> AsyncIterator[PhoneStack]:
     """Phone HTTP + TFTP on 127.0.0.1 ephemeral ports over the test database."""
     settings = services.ctx.settings
     db = services.ctx.db
     activity = ActivityRecorder(db, interval=3600)  # tests flush explicitly
-    directory, feed = await followed_directory(services)
-    resolver = build_resolver(
-        settings, db, services.ctx.secrets, activity, build_guard(settings), directory
+    phone = await build_phone_side(
+        settings, db, services.ctx.secrets, guard=build_guard(settings), activity=activity
     )
+    resolver = phone.resolver
     app = create_phone_app(resolver, prefix="prov", max_body=settings.max_upload_bytes)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
@@ -74,7 +59,7 @@ async def phone_stack(services: Services) -> AsyncIterator[PhoneStack]:
     await tftp.start()
     try:
         yield PhoneStack(
-            feed=feed,
+            feed=phone.feed,
             http_url=f"http://127.0.0.1:{port}/",
             tftp_host="127.0.0.1",
             tftp_port=tftp.sockname[1],
@@ -85,3 +70,4 @@ async def phone_stack(services: Services) -> AsyncIterator[PhoneStack]:
     finally:
         await tftp.stop()
         await runner.cleanup()
+        await phone.stop()

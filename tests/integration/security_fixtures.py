@@ -1,7 +1,7 @@
 """A phone stack for the security tests: HTTP, TFTP and (optionally) HTTPS sharing one guard.
 
 `secure_stack` is a factory fixture. Each stack runs the real resolver (built by
-provisiond.app.build_resolver, as `provisiond serve` does) behind the phone HTTP app, an
+provisiond.app.build_phone_side, as `provisiond serve` does) behind the phone HTTP app, an
 optional HTTPS listener (`server_ssl_context` with a client CA) and the TFTP server, all on
 127.0.0.1 ephemeral ports, plus the admin API (`Api`) over the *same* `EnumerationGuard`, so a
 ban made on the phone side is listed and lifted through /api/v1/bans. Security settings
@@ -33,7 +33,7 @@ import pytest
 from aiohttp import web
 from multidict import CIMultiDictProxy
 
-from provisiond.app import build_guard, build_resolver
+from provisiond.app import PhoneSide, build_guard, build_phone_side
 from provisiond.frontends.phone_http import create_phone_app
 from provisiond.frontends.phone_tftp import TftpServer
 from provisiond.provisioning.activity import ActivityRecorder
@@ -44,7 +44,6 @@ from provisiond.services import Services
 from provisiond.services.commands import DeviceCreate
 from provisiond.settings import Settings
 from tests.integration.api_fixtures import Api, ApiFactory
-from tests.integration.phone_stack import followed_directory
 from tests.tftp_helpers import Download, RawClient
 
 SERVER = "127.0.0.1"
@@ -145,16 +144,18 @@ async def secure_stack(services: Services, api_factory: ApiFactory) -> AsyncIter
     """
     runners: list[web.AppRunner] = []
     servers: list[TftpServer] = []
+    sides: list[PhoneSide] = []
 
     async def build(*, tls: ssl.SSLContext | None = None, **security: Any) -> SecureStack:
         base = services.ctx.settings
         settings = base.model_copy(update={"security": base.security.model_copy(update=security)})
         guard = build_guard(settings)
         activity = ActivityRecorder(services.ctx.db, interval=3600)  # tests flush explicitly
-        directory, _ = await followed_directory(services)
-        resolver = build_resolver(
-            settings, services.ctx.db, services.ctx.secrets, activity, guard, directory
+        phone = await build_phone_side(
+            settings, services.ctx.db, services.ctx.secrets, guard=guard, activity=activity
         )
+        sides.append(phone)
+        resolver = phone.resolver
         http_port = await _serve(create_phone_app(resolver), runners, None)
         https_port = await _serve(create_phone_app(resolver), runners, tls) if tls else None
         tftp = TftpServer(resolver, tftp_config(settings, SERVER, 0))
@@ -179,6 +180,8 @@ async def secure_stack(services: Services, api_factory: ApiFactory) -> AsyncIter
             await server.stop()
         for runner in reversed(runners):
             await runner.cleanup()
+        for side in sides:
+            await side.stop()
 
 
 def yealink_mac(offset: int) -> str:

@@ -20,9 +20,10 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
+from provisiond.app import build_services
 from provisiond.cli import main
 from provisiond.provisioning.activity import ActivityRecorder, Sighting
-from provisiond.services import ServiceContext, Services
+from provisiond.services import Services
 from provisiond.services.commands import DeviceCreate, DevicePatch, TokenCreate, UserCreate
 from provisiond.services.sites import SiteCreate
 from provisiond.settings import Settings
@@ -166,7 +167,7 @@ async def _check_restored(
     target: Database, settings: Settings, secrets: SecretBox, world: dict[str, Any]
 ) -> None:
     """Secrets decrypt with the same keyring; new rows get fresh ids (sequences follow)."""
-    services = Services(ServiceContext(db=target, settings=settings, secrets=secrets))
+    services = build_services(settings, target, secrets)
     revealed = await services.devices.reveal_password(world["spare"]["id"], ACTOR)
     assert revealed["sip_password"] == CHOSEN
     await services.devices.reveal_password(world["first"]["id"], ACTOR)

@@ -19,8 +19,9 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
+from provisiond.app import build_services
 from provisiond.domain.errors import Conflict
-from provisiond.services import ServiceContext, Services
+from provisiond.services import Services
 from provisiond.services.asterisk import write_config
 from provisiond.services.commands import DeviceCreate, DevicePatch, UserCreate, UserPatch
 from provisiond.services.fleet import ImportRefused
@@ -228,7 +229,7 @@ async def fresh(
         name = await create_pg_database("provisiond_f", request.getfixturevalue("pg_template"))
         url = pg_url(name)
     database = Database(url)
-    yield Services(ServiceContext(db=database, settings=settings, secrets=secrets))
+    yield build_services(settings, database, secrets)
     await database.dispose()
     if name is not None:
         await drop_pg_database(name)

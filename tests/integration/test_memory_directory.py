@@ -70,7 +70,11 @@ async def test_no_database_query_per_phone_request(phone_stack: PhoneStack) -> N
             assert (await _get(phone_stack, "y000000000066.cfg"))[0] == 200
     finally:
         event.remove(engine, "before_cursor_execute", count)
-    assert statements == []
+    # The change feed's own poll (every 0.5 s, whatever the phones do) may fall in the window;
+    # nothing else may.
+    feed = [s for s in statements if s.lstrip().startswith("SELECT audit_log.id")]
+    assert [s for s in statements if s not in feed] == []
+    assert len(feed) <= 2
 
 
 async def test_a_second_process_follows_the_feed(phone_stack: PhoneStack) -> None:

@@ -22,14 +22,12 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from provisiond.app import build_guard, build_resolver
+from provisiond.app import build_phone_side
 from provisiond.frontends.http_common import SourceCounter
 from provisiond.frontends.phone_http import HttpLimits, create_phone_app, start_phone_listener
 from provisiond.provisioning.activity import ActivityRecorder
-from provisiond.provisioning.uploads import UploadStore
 from provisiond.services import Services
 from provisiond.services.commands import DeviceCreate
-from tests.integration.phone_stack import followed_directory
 
 MAC = "001565aabbcc"
 UA = "Yealink SIP-T46S 66.86.0.15 00:15:65:aa:bb:cc"
@@ -49,15 +47,16 @@ class Uploads:
 @pytest.fixture
 async def uploads(services: Services) -> AsyncIterator[Uploads]:
     """The phone listener with the store built from the settings (ceiling) and QUOTA."""
-    settings = services.ctx.settings
-    db = services.ctx.db
-    activity = ActivityRecorder(db, interval=3600)
-    directory, _ = await followed_directory(services)
-    resolver = build_resolver(
-        settings, db, services.ctx.secrets, activity, build_guard(settings), directory
+    base = services.ctx.settings
+    settings = base.model_copy(
+        update={"phone_limits": base.phone_limits.model_copy(update={"upload_quota_bytes": QUOTA})}
     )
+    activity = ActivityRecorder(services.ctx.db, interval=3600)
+    phone = await build_phone_side(
+        settings, services.ctx.db, services.ctx.secrets, activity=activity
+    )
+    resolver = phone.resolver
     root = settings.data_dir / "uploads"
-    resolver.uploads = UploadStore(root, max_bytes=settings.max_upload_bytes, quota=QUOTA)
     await services.devices.create(
         DeviceCreate(extension="200", model="yealink-t46s", mac=MAC, sip_password="s3cretPassw0rd"),
         "test",
@@ -71,6 +70,7 @@ async def uploads(services: Services) -> AsyncIterator[Uploads]:
         yield Uploads(f"http://127.0.0.1:{site.port}/", root / MAC)
     finally:
         await runner.cleanup()
+        await phone.stop()
 
 
 def session(source: str, agent: str = UA) -> aiohttp.ClientSession:
