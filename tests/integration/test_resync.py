@@ -10,14 +10,16 @@ import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 
+import netaddr
 import pytest
-from sqlalchemy import update
+from sqlalchemy import insert, update
 
 from provisiond.domain.errors import Conflict, InvalidInput
 from provisiond.provisioning.auto_resync import AutoResync
 from provisiond.provisioning.changes import Change, ChangeFeed
 from provisiond.services import Services
 from provisiond.services.commands import DeviceCreate, UserCreate, UserPatch
+from provisiond.services.resync import MAX_BULK
 from provisiond.services.sites import SiteCreate
 from provisiond.storage.models import Device
 
@@ -181,3 +183,45 @@ def _noticing(auto: AutoResync) -> Callable[[list[Change]], Awaitable[None]]:
         auto.notice(changes)
 
     return apply
+
+
+async def _many_seen(services: Services, count: int, ip: str) -> None:
+    """`count` devices last seen from `ip`, inserted in one statement (ids before later ones)."""
+    sealed = services.ctx.secrets.encrypt("x")
+    rows = [
+        {
+            "extension": f"9{n:07d}",
+            "model_id": "yealink-t46s",
+            "mac": netaddr.EUI(0x0015650C0000 + n),
+            "sip_username": f"9{n:07d}",
+            "sip_password": sealed,
+            "last_seen_ip": ip,
+            "last_seen_at": datetime.now(UTC),
+        }
+        for n in range(count)
+    ]
+    async with services.ctx.db.write() as session:
+        await session.execute(insert(Device), rows)
+
+
+async def test_resync_by_site_finds_its_devices_behind_ten_thousand_others(
+    services: Services, phones: PhoneFactory
+) -> None:
+    """Issue 13, bug 2: the bulk bound was applied before the site's networks, so a site whose
+    devices came after the first 10,000 seen devices was told nothing."""
+    phone, port = await phones(True)
+    _with_port(services, port)
+    await _many_seen(services, MAX_BULK + 5, "10.9.0.1")  # elsewhere, and first by id
+    inside = await services.sites.create(SiteCreate(name="lo", networks=["127.0.0.0/8"]), "t")
+    for n in range(3):
+        device = await services.devices.create(
+            DeviceCreate(extension=f"70{n}", model="yealink-t46s", mac=f"0015650d000{n}"), "t"
+        )
+        await _seen(services, device["id"])
+    answers = await services.resync.resync_many(site=inside["id"], reboot=False, actor="t")
+    assert len(answers) == 3
+    assert all(a["status"] == 200 for a in answers)
+    everywhere = await services.sites.create(SiteCreate(name="ten", networks=["10.0.0.0/8"]), "t")
+    with pytest.raises(Conflict, match="more than 10000 devices"):  # refused whole, not cut
+        await services.resync.resync_many(site=everywhere["id"], reboot=False, actor="t")
+    assert len(phone.requests) == 3
