@@ -2,7 +2,8 @@
 
 Every admin subcommand calls the same service methods as the admin API, so no rule is written
 twice. Results print as JSON; refusals print ``provisiond: error: ...`` on stderr and exit 1
-(2 for a malformed command line).
+(2 for a malformed command line). `TABLE` declares every command once (see provisiond.cli_table):
+the parser and the dispatch in `main` are both built from it.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ import argparse
 import asyncio
 import json
 import sys
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,19 @@ from provisiond.app import (
     open_secrets,
     prepare_database,
 )
+from provisiond.cli_table import (
+    AdminAction,
+    Arg,
+    Entry,
+    Group,
+    OneOf,
+    admin,
+    arg,
+    blocking,
+    command_of,
+    operation,
+)
+from provisiond.cli_table import build_parser as build_table_parser
 from provisiond.dhcp import SERVERS
 from provisiond.domain.errors import DomainError, InvalidInput
 from provisiond.domain.policy import POLICIES
@@ -36,8 +49,6 @@ from provisiond.services.commands import (
 )
 from provisiond.services.sites import SiteCreate, SitePatch
 from provisiond.settings import Settings, SettingsError, load_settings
-
-Action = Callable[[Services, argparse.Namespace], Awaitable[Any]]
 
 
 def _actor() -> str:
@@ -159,234 +170,291 @@ async def licence_set(s: Services, a: argparse.Namespace) -> Any:
     return await s.platform.put_licences(_assignments(a.counts), _actor())
 
 
-ACTIONS: dict[str, Action] = {
-    "user list": lambda s, a: s.users.list(a.search, a.limit, a.offset),
-    "user show": lambda s, a: s.users.get(a.id),
-    "user create": user_create,
-    "user update": user_update,
-    "user delete": user_delete,
-    "device list": lambda s, a: s.devices.list(
-        extension_prefix=a.prefix, mac=a.mac, user_id=a.user_id, limit=a.limit, offset=a.offset
-    ),
-    "device show": lambda s, a: s.devices.get(a.id),
-    "device create": device_create,
-    "device update": device_update,
-    "device delete": device_delete,
-    "device release-lock": lambda s, a: s.sites.release_lock(a.id, _actor()),
-    "device reveal-password": lambda s, a: s.devices.reveal_password(a.id, _actor()),
-    "device resync": lambda s, a: s.resync.resync(a.id, reboot=a.reboot, actor=_actor()),
-    "resync": lambda s, a: s.resync.resync_many(
-        user_id=a.user_id, model=a.model, site=a.site, reboot=a.reboot, actor=_actor()
-    ),
-    "site list": lambda s, a: s.sites.list(),
-    "site show": lambda s, a: s.sites.get(a.id),
-    "site create": site_create,
-    "site update": site_update,
-    "site delete": site_delete,
-    "assign": lambda s, a: s.assignments.assign(a.user, a.device, move=a.move, actor=_actor()),
-    "unassign": lambda s, a: s.assignments.unassign(
-        a.user, a.device, new_primary=a.new_primary, actor=_actor()
-    ),
-    "primary": lambda s, a: s.assignments.set_primary(a.user, a.device, actor=_actor()),
-    "licence show": lambda s, a: s.platform.get_licences(),
-    "licence set": licence_set,
-    "settings show": lambda s, a: s.platform.get_settings(),
-    "settings set": lambda s, a: s.platform.put_settings(_assignments(a.values), _actor()),
-    "token create": token_create,
-    "token list": lambda s, a: s.tokens.list(),
-    "token revoke": token_revoke,
-    "models": lambda s, a: s.catalogue.models(a.vendor),
-    "unprovisioned": lambda s, a: s.catalogue.unprovisioned(a.limit, a.offset),
-    "directory": lambda s, a: s.directory.lookup(a.number),
-    "import": lambda s, a: cli_fleet.run_import(s, a, _actor()),
-    "export": lambda s, a: cli_fleet.run_export(s, a, _actor()),
-    "firmware add": cli_fleet.firmware_add,
-    "firmware list": cli_fleet.firmware_list,
-    "firmware target": cli_fleet.firmware_target,
-    "firmware verify": cli_fleet.firmware_verify,
-}
+def _serve(settings: Settings, args: argparse.Namespace) -> int:
+    serve(settings, args.workers)
+    return 0
 
 
-def _paging(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--limit", type=int)
-    p.add_argument("--offset", type=int)
+ID = arg("id", type=int)
+TRUE_FALSE = ("true", "false")
 
 
-def _user_options(p: argparse.ArgumentParser, *, create: bool) -> None:
-    p.add_argument("--username", required=create)
-    p.add_argument("--display-name", dest="display_name", required=create)
-    p.add_argument("--main-extension", dest="main_extension", required=create)
-    p.add_argument("--cli-custom", dest="cli_custom", help='custom CLI ("" clears it)')
-    p.add_argument(
-        "--set",
-        action="append",
-        metavar="KEY=VALUE",
-        help="feature fields, e.g. team_app.enabled=true client.web_phone=true "
-        "team_app.gsm_number=+393331234567 team_app.fallback_timeout_s=null",
+def _user_options(*, create: bool) -> tuple[Arg, ...]:
+    return (
+        arg("--username", required=create),
+        arg("--display-name", dest="display_name", required=create),
+        arg("--main-extension", dest="main_extension", required=create),
+        arg("--cli-custom", dest="cli_custom", help='custom CLI ("" clears it)'),
+        arg(
+            "--set",
+            action="append",
+            metavar="KEY=VALUE",
+            help="feature fields, e.g. team_app.enabled=true client.web_phone=true "
+            "team_app.gsm_number=+393331234567 team_app.fallback_timeout_s=null",
+        ),
     )
 
 
-def _device_options(p: argparse.ArgumentParser, *, create: bool) -> None:
-    p.add_argument("--extension", required=create)
-    p.add_argument("--model", required=create, help="catalogue id, see `provisiond models`")
-    p.add_argument("--mac", required=create)
-    p.add_argument("--sip-username", dest="sip_username")
-    p.add_argument("--sip-password", dest="sip_password", help="generated when omitted")
-    p.add_argument("--label")
-    p.add_argument(
-        "--site", help="id of the site it belongs to (`provisiond site list`); none: no site"
+def _device_options(*, create: bool) -> tuple[Arg, ...]:
+    return (
+        arg("--extension", required=create),
+        arg("--model", required=create, help="catalogue id, see `provisiond models`"),
+        arg("--mac", required=create),
+        arg("--sip-username", dest="sip_username"),
+        arg("--sip-password", dest="sip_password", help="generated when omitted"),
+        arg("--label"),
+        arg("--site", help="id of the site it belongs to (`provisiond site list`); none: no site"),
     )
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The whole command line."""
-    parser = argparse.ArgumentParser(prog="provisiond", description=__doc__.split("\n")[0])
-    parser.add_argument("--config", type=Path, help="TOML settings file")
-    sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("serve", help="run the phone-facing listeners and the admin API")
-    p.add_argument(
-        "--workers",
-        type=int,
-        default=1,
-        metavar="N",
-        help="processes sharing the phone HTTP port (SO_REUSEPORT); default 1",
-    )
-    db = sub.add_parser("db", help="database schema").add_subparsers(dest="sub", required=True)
-    for name in ("upgrade", "check", "current"):
-        db.add_parser(name)
-
-    user = sub.add_parser("user", help="users").add_subparsers(dest="sub", required=True)
-    p = user.add_parser("list")
-    p.add_argument("--search")
-    _paging(p)
-    user.add_parser("show").add_argument("id", type=int)
-    _user_options(user.add_parser("create"), create=True)
-    p = user.add_parser("update")
-    p.add_argument("id", type=int)
-    _user_options(p, create=False)
-    user.add_parser("delete").add_argument("id", type=int)
-
-    device = sub.add_parser("device", help="devices").add_subparsers(dest="sub", required=True)
-    p = device.add_parser("list")
-    p.add_argument("--prefix", help="extension prefix (autocomplete)")
-    p.add_argument("--mac")
-    p.add_argument("--user-id", dest="user_id", type=int)
-    _paging(p)
-    device.add_parser("show").add_argument("id", type=int)
-    p = device.add_parser("create")
-    _device_options(p, create=True)
-    p.add_argument("--user", dest="user_id", type=int, help="assign to this user at once")
-    p.add_argument("--inactive", action="store_true")
-    p = device.add_parser("update")
-    p.add_argument("id", type=int)
-    _device_options(p, create=False)
-    p.add_argument("--active", choices=["true", "false"])
-    p = device.add_parser("delete")
-    p.add_argument("id", type=int)
-    p.add_argument("--new-primary", dest="new_primary", type=int)
-    device.add_parser("release-lock", help="undo the first-boot lock").add_argument("id", type=int)
-    device.add_parser("reveal-password", help="print the SIP password (audited)").add_argument(
-        "id", type=int
-    )
-    p = device.add_parser("resync", help="send the phone its vendor's resync NOTIFY")
-    p.add_argument("id", type=int)
-    p.add_argument("--reboot", action="store_true")
-    p = sub.add_parser("resync", help="resync every device of a user, a model or a site")
-    which = p.add_mutually_exclusive_group(required=True)
-    which.add_argument("--user", dest="user_id", type=int)
-    which.add_argument("--model")
-    which.add_argument("--site", type=int, help="site id: devices last seen in its networks")
-    p.add_argument("--reboot", action="store_true")
-
-    site = sub.add_parser("site", help="sites and their access policy").add_subparsers(
-        dest="sub", required=True
-    )
-    site.add_parser("list")
-    site.add_parser("show").add_argument("id", type=int)
-    for name in ("create", "update"):
-        p = site.add_parser(name)
-        if name == "update":
-            p.add_argument("id", type=int)
-        p.add_argument("--name", required=name == "create")
-        p.add_argument(
+def _site_options(*, create: bool) -> tuple[Arg, ...]:
+    return (
+        arg("--name", required=create),
+        arg(
             "--network",
             dest="networks",
             action="append",
-            required=name == "create",
+            required=create,
             help="CIDR, IPv4 or IPv6; repeat for several",
+        ),
+        arg("--policy", choices=POLICIES, default="open" if create else None),
+        arg("--lock-on-first-boot", dest="lock_on_first_boot", action="store_true")
+        if create
+        else arg("--lock-on-first-boot", dest="lock_on_first_boot", choices=TRUE_FALSE),
+    )
+
+
+USER_DEVICE = (arg("user", type=int), arg("device", type=int))
+NEW_PRIMARY = arg("--new-primary", dest="new_primary", type=int)
+REBOOT = arg("--reboot", action="store_true")
+BACKUP_FILE = arg("file", type=Path)
+WORKERS_HELP = "processes sharing the phone HTTP port (SO_REUSEPORT); default 1"
+
+TABLE: tuple[Entry, ...] = (
+    operation(
+        "serve",
+        "run the phone-facing listeners and the admin API",
+        _serve,
+        arg("--workers", type=int, default=1, metavar="N", help=WORKERS_HELP),
+    ),
+    Group("db", "database schema"),
+    *(
+        operation(f"db {name}", text, blocking(lambda st, a: cli_ops.db_command(st, a.sub)))
+        for name, text in (
+            ("upgrade", "create or upgrade the schema to the latest revision"),
+            ("check", "check that the models and the migrations agree"),
+            ("current", "print the schema's revision"),
         )
-        p.add_argument("--policy", choices=POLICIES, default="open" if name == "create" else None)
-        if name == "create":
-            p.add_argument("--lock-on-first-boot", dest="lock_on_first_boot", action="store_true")
-        else:
-            p.add_argument(
-                "--lock-on-first-boot", dest="lock_on_first_boot", choices=["true", "false"]
-            )
-    site.add_parser("delete").add_argument("id", type=int)
+    ),
+    Group("user", "users"),
+    admin(
+        "user list",
+        "users by username; --search matches username, display name or extension",
+        lambda s, a: s.users.list(a.search, a.limit, a.offset),
+        arg("--search"),
+        paging=True,
+    ),
+    admin("user show", "one user with their devices", lambda s, a: s.users.get(a.id), ID),
+    admin("user create", "create a user", user_create, *_user_options(create=True)),
+    admin("user update", "change a user", user_update, ID, *_user_options(create=False)),
+    admin("user delete", "delete a user; their devices stay, unassigned", user_delete, ID),
+    Group("device", "devices"),
+    admin(
+        "device list",
+        "devices by extension prefix, MAC or user",
+        lambda s, a: s.devices.list(
+            extension_prefix=a.prefix, mac=a.mac, user_id=a.user_id, limit=a.limit, offset=a.offset
+        ),
+        arg("--prefix", help="extension prefix (autocomplete)"),
+        arg("--mac"),
+        arg("--user-id", dest="user_id", type=int),
+        paging=True,
+    ),
+    admin("device show", "one device", lambda s, a: s.devices.get(a.id), ID),
+    admin(
+        "device create",
+        "create a device (and assign it with --user)",
+        device_create,
+        *_device_options(create=True),
+        arg("--user", dest="user_id", type=int, help="assign to this user at once"),
+        arg("--inactive", action="store_true"),
+    ),
+    admin(
+        "device update",
+        "change a device",
+        device_update,
+        ID,
+        *_device_options(create=False),
+        arg("--active", choices=TRUE_FALSE),
+    ),
+    admin(
+        "device delete",
+        "delete a device; a user's primary needs --new-primary when others remain",
+        device_delete,
+        ID,
+        NEW_PRIMARY,
+    ),
+    admin(
+        "device release-lock",
+        "undo the first-boot lock",
+        lambda s, a: s.sites.release_lock(a.id, _actor()),
+        ID,
+    ),
+    admin(
+        "device reveal-password",
+        "print the SIP password (audited)",
+        lambda s, a: s.devices.reveal_password(a.id, _actor()),
+        ID,
+    ),
+    admin(
+        "device resync",
+        "send the phone its vendor's resync NOTIFY",
+        lambda s, a: s.resync.resync(a.id, reboot=a.reboot, actor=_actor()),
+        ID,
+        REBOOT,
+    ),
+    admin(
+        "resync",
+        "resync every device of a user, a model or a site",
+        lambda s, a: s.resync.resync_many(
+            user_id=a.user_id, model=a.model, site=a.site, reboot=a.reboot, actor=_actor()
+        ),
+        OneOf(
+            (
+                arg("--user", dest="user_id", type=int),
+                arg("--model"),
+                arg("--site", type=int, help="site id: devices last seen in its networks"),
+            ),
+            required=True,
+        ),
+        REBOOT,
+    ),
+    Group("site", "sites and their access policy"),
+    admin("site list", "every site, by name", lambda s, a: s.sites.list()),
+    admin("site show", "one site", lambda s, a: s.sites.get(a.id), ID),
+    admin("site create", "create a site", site_create, *_site_options(create=True)),
+    admin("site update", "change a site", site_update, ID, *_site_options(create=False)),
+    admin("site delete", "delete a site; devices locked to it are released", site_delete, ID),
+    Group("keys", "the key that encrypts SIP secrets"),
+    *(
+        operation(f"keys {name}", text, blocking(lambda st, a: cli_ops.keys_command(st, a.sub)))
+        for name, text in (
+            ("init", "create the keyring (once per installation)"),
+            ("rotate", "new key, re-encrypt every secret, retire unused keys"),
+            ("status", "which keys the stored secrets use"),
+        )
+    ),
+    admin(
+        "assign",
+        "assign a device to a user",
+        lambda s, a: s.assignments.assign(a.user, a.device, move=a.move, actor=_actor()),
+        *USER_DEVICE,
+        arg("--move", action="store_true", help="take it from another user"),
+    ),
+    admin(
+        "unassign",
+        "take a device from a user",
+        lambda s, a: s.assignments.unassign(
+            a.user, a.device, new_primary=a.new_primary, actor=_actor()
+        ),
+        *USER_DEVICE,
+        NEW_PRIMARY,
+    ),
+    admin(
+        "primary",
+        "choose a user's primary device",
+        lambda s, a: s.assignments.set_primary(a.user, a.device, actor=_actor()),
+        *USER_DEVICE,
+    ),
+    Group("licence", "licences"),
+    admin("licence show", "counts and seats in use", lambda s, a: s.platform.get_licences()),
+    admin(
+        "licence set",
+        "set counts; lowering one below the seats in use is refused",
+        licence_set,
+        arg("counts", nargs="+", metavar="MODULE=COUNT"),
+    ),
+    Group("settings", "platform settings"),
+    admin("settings show", "the effective settings", lambda s, a: s.platform.get_settings()),
+    admin(
+        "settings set",
+        "change settings (nested keys with dots)",
+        lambda s, a: s.platform.put_settings(_assignments(a.values), _actor()),
+        arg("values", nargs="+", metavar="KEY=VALUE"),
+    ),
+    Group("token", "admin API tokens"),
+    admin(
+        "token create",
+        "create a token and print it; it cannot be shown again",
+        token_create,
+        arg("name"),
+        arg("--read-only", action="store_true"),
+    ),
+    admin("token list", "names, scopes and dates; never the tokens", lambda s, a: s.tokens.list()),
+    admin("token revoke", "revoke a token", token_revoke, arg("name")),
+    admin(
+        "models", "the model catalogue", lambda s, a: s.catalogue.models(a.vendor), arg("--vendor")
+    ),
+    admin(
+        "unprovisioned",
+        "MACs that asked for a config",
+        lambda s, a: s.catalogue.unprovisioned(a.limit, a.offset),
+        paging=True,
+    ),
+    admin(
+        "directory",
+        "who answers a number",
+        lambda s, a: s.directory.lookup(a.number),
+        arg("number"),
+    ),
+    *cli_fleet.TABLE,
+    operation(
+        "backup",
+        "every table to FILE, consistent while serving (the keyring is NOT in it)",
+        blocking(cli_ops.backup_command),
+        BACKUP_FILE,
+    ),
+    operation(
+        "restore",
+        "load a backup FILE into an empty database",
+        blocking(cli_ops.backup_command),
+        BACKUP_FILE,
+        arg("--force", action="store_true", help="replace everything the database holds"),
+    ),
+    operation(
+        "dhcp",
+        "print the DHCP options a site's phones need",
+        blocking(cli_ops.dhcp),
+        arg("--server", required=True, choices=SERVERS),
+        arg("--site", required=True, help="site name (see `provisiond site list`)"),
+    ),
+    operation(
+        "render",
+        "print the file a phone would get",
+        blocking(cli_ops.render),
+        arg("--mac", required=True),
+        arg("--path", required=True, help="as the phone asks, e.g. 001565aabbcc.cfg"),
+        arg("--user-agent", dest="user_agent"),
+        arg("--client-ip", dest="client_ip", default="127.0.0.1"),
+    ),
+)
 
-    keys = sub.add_parser("keys", help="the key that encrypts SIP secrets").add_subparsers(
-        dest="sub", required=True
+
+def build_parser() -> argparse.ArgumentParser:
+    """The whole command line, built from `TABLE`."""
+    return build_table_parser(
+        TABLE,
+        prog="provisiond",
+        description=__doc__.split("\n")[0],
+        options=(arg("--config", type=Path, help="TOML settings file"),),
     )
-    keys.add_parser("init", help="create the keyring (once per installation)")
-    keys.add_parser("rotate", help="new key, re-encrypt every secret, retire unused keys")
-    keys.add_parser("status", help="which keys the stored secrets use")
-
-    for name, text in (
-        ("assign", "assign a device to a user"),
-        ("unassign", "take a device from a user"),
-        ("primary", "choose a user's primary device"),
-    ):
-        p = sub.add_parser(name, help=text)
-        p.add_argument("user", type=int)
-        p.add_argument("device", type=int)
-        if name == "assign":
-            p.add_argument("--move", action="store_true", help="take it from another user")
-        if name == "unassign":
-            p.add_argument("--new-primary", dest="new_primary", type=int)
-
-    lic = sub.add_parser("licence", help="licences").add_subparsers(dest="sub", required=True)
-    lic.add_parser("show")
-    lic.add_parser("set").add_argument("counts", nargs="+", metavar="MODULE=COUNT")
-    st = sub.add_parser("settings", help="platform settings").add_subparsers(
-        dest="sub", required=True
-    )
-    st.add_parser("show")
-    st.add_parser("set").add_argument("values", nargs="+", metavar="KEY=VALUE")
-    tok = sub.add_parser("token", help="admin API tokens").add_subparsers(dest="sub", required=True)
-    p = tok.add_parser("create")
-    p.add_argument("name")
-    p.add_argument("--read-only", action="store_true")
-    tok.add_parser("list")
-    tok.add_parser("revoke").add_argument("name")
-    sub.add_parser("models", help="the model catalogue").add_argument("--vendor")
-    p = sub.add_parser("unprovisioned", help="MACs that asked for a config")
-    _paging(p)
-    sub.add_parser("directory", help="who answers a number").add_argument("number")
-    cli_fleet.add_parsers(sub)
-    p = sub.add_parser(
-        "backup", help="every table to FILE, consistent while serving (the keyring is NOT in it)"
-    )
-    p.add_argument("file", type=Path)
-    p = sub.add_parser("restore", help="load a backup FILE into an empty database")
-    p.add_argument("file", type=Path)
-    p.add_argument("--force", action="store_true", help="replace everything the database holds")
-    p = sub.add_parser("dhcp", help="print the DHCP options a site's phones need")
-    p.add_argument("--server", required=True, choices=SERVERS)
-    p.add_argument("--site", required=True, help="site name (see `provisiond site list`)")
-    p = sub.add_parser("render", help="print the file a phone would get")
-    p.add_argument("--mac", required=True)
-    p.add_argument("--path", required=True, help="as the phone asks, e.g. 001565aabbcc.cfg")
-    p.add_argument("--user-agent", dest="user_agent")
-    p.add_argument("--client-ip", dest="client_ip", default="127.0.0.1")
-    return parser
 
 
-async def _admin_command(settings: Settings, args: argparse.Namespace) -> int:
-    key = f"{args.command} {args.sub}" if getattr(args, "sub", None) else args.command
+async def _admin_command(settings: Settings, action: AdminAction, args: argparse.Namespace) -> int:
     db = await prepare_database(settings)
     try:
         services = build_services(settings, db, await open_secrets(settings, db))
-        result = await ACTIONS[key](services, args)
+        result = await action(services, args)
     finally:
         await db.dispose()
     if result is not None:
@@ -397,22 +465,13 @@ async def _admin_command(settings: Settings, args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script."""
     args = build_parser().parse_args(argv)
+    command = command_of(args)
     try:
         settings = load_settings(args.config)
-        if args.command == "serve":
-            serve(settings, args.workers)
-            return 0
-        if args.command == "render":
-            return asyncio.run(cli_ops.render(settings, args))
-        if args.command == "db":
-            return asyncio.run(cli_ops.db_command(settings, args.sub))
-        if args.command == "dhcp":
-            return asyncio.run(cli_ops.dhcp(settings, args))
-        if args.command == "keys":
-            return asyncio.run(cli_ops.keys_command(settings, args.sub))
-        if args.command in ("backup", "restore"):
-            return asyncio.run(cli_ops.backup_command(settings, args))
-        return asyncio.run(_admin_command(settings, args))
+        if command.operator is not None:
+            return command.operator(settings, args)
+        assert command.action is not None  # a Command has exactly one of the two
+        return asyncio.run(_admin_command(settings, command.action, args))
     except DomainError as exc:
         where = f" (field: {exc.field})" if exc.field else ""
         print(f"provisiond: error: {exc.detail}{where}", file=sys.stderr)

@@ -1,7 +1,8 @@
 """The fleet subcommands of `provisiond`: firmware store, bulk import, export.
 
-provisiond.cli registers these parsers and actions; like every admin subcommand they call the
-services (import/export) or the firmware store, print JSON and report refusals as DomainErrors.
+`TABLE` declares them for the command table that provisiond.cli builds its parser from; like
+every admin subcommand they call the services (import/export) or the firmware store, print JSON
+and report refusals as DomainErrors.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from provisiond.cli_ops import actor
+from provisiond.cli_table import Entry, Group, admin, arg
 from provisiond.domain.errors import Conflict, InvalidInput
 from provisiond.domain.identify import FileKind, match_path
 from provisiond.provisioning.firmware import FirmwareStore
@@ -21,32 +24,6 @@ from provisiond.services.asterisk import write_config
 from provisiond.services.fleet import ImportRefused
 
 FORMATS = ("csv", "json", "asterisk")
-
-
-def add_parsers(sub: Any) -> None:
-    """`firmware add|list|target|verify`, `import FILE`, `export`."""
-    fw = sub.add_parser("firmware", help="firmware images and target versions").add_subparsers(
-        dest="sub", required=True
-    )
-    p = fw.add_parser("add", help="copy an image into the store and record its checksum")
-    p.add_argument("file", type=Path)
-    p.add_argument("--model", required=True, help="catalogue id, see `provisiond models`")
-    p.add_argument("--version", required=True, help="as the phone reports it (User-Agent)")
-    p.add_argument("--sha256", help="the vendor's published checksum, checked before recording")
-    fw.add_parser("list", help="images, targets and unlisted files (nothing is hashed)")
-    p = fw.add_parser("target", help="the version phones of MODEL should run")
-    p.add_argument("model")
-    p.add_argument("version", nargs="?")
-    p.add_argument("--clear", action="store_true", help="stop offering firmware to MODEL")
-    fw.add_parser("verify", help="hash every image; exit 1 when one is missing or corrupt")
-    p = sub.add_parser("import", help="create devices (and users) from CSV or JSON, all or nothing")
-    p.add_argument("file", help="a .csv or .json file, or - for standard input")
-    p.add_argument("--format", choices=("csv", "json"), help="default: from the file name")
-    p = sub.add_parser("export", help="devices with their users (csv, json) or Asterisk files")
-    p.add_argument("--format", choices=FORMATS, default="csv")
-    p.add_argument(
-        "--output", type=Path, help="file (csv, json) or directory (asterisk; required there)"
-    )
 
 
 def _read(name: str) -> str:
@@ -146,3 +123,45 @@ async def firmware_verify(s: Services, a: argparse.Namespace) -> Any:
         print(json.dumps(report, indent=2))
         raise Conflict(f"{len(problems)} firmware problem(s); those images are not served")
     return report
+
+
+TABLE: tuple[Entry, ...] = (
+    Group("firmware", "firmware images and target versions"),
+    admin(
+        "firmware add",
+        "copy an image into the store and record its checksum",
+        firmware_add,
+        arg("file", type=Path),
+        arg("--model", required=True, help="catalogue id, see `provisiond models`"),
+        arg("--version", required=True, help="as the phone reports it (User-Agent)"),
+        arg("--sha256", help="the vendor's published checksum, checked before recording"),
+    ),
+    admin("firmware list", "images, targets and unlisted files (nothing is hashed)", firmware_list),
+    admin(
+        "firmware target",
+        "the version phones of MODEL should run",
+        firmware_target,
+        arg("model"),
+        arg("version", nargs="?"),
+        arg("--clear", action="store_true", help="stop offering firmware to MODEL"),
+    ),
+    admin(
+        "firmware verify",
+        "hash every image; exit 1 when one is missing or corrupt",
+        firmware_verify,
+    ),
+    admin(
+        "import",
+        "create devices (and users) from CSV or JSON, all or nothing",
+        lambda s, a: run_import(s, a, actor()),
+        arg("file", help="a .csv or .json file, or - for standard input"),
+        arg("--format", choices=("csv", "json"), help="default: from the file name"),
+    ),
+    admin(
+        "export",
+        "devices with their users (csv, json) or Asterisk files",
+        lambda s, a: run_export(s, a, actor()),
+        arg("--format", choices=FORMATS, default="csv"),
+        arg("--output", type=Path, help="file (csv, json) or directory (asterisk; required there)"),
+    ),
+)

@@ -15,8 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from provisiond.cli import main
+from provisiond.cli import TABLE, main
+from provisiond.cli_table import commands
 from tests.serve_process import REPO
+from tests.unit.test_cli_table import minimal_argv
 
 
 class Cli:
@@ -284,3 +286,23 @@ def test_real_process_usage_errors(tmp_path: Path) -> None:
     )
     assert refused.returncode == 1
     assert refused.stderr.strip() == "provisiond: error: user 7 does not exist (field: user_id)"
+
+
+def test_every_table_command_runs_its_own_function(
+    cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each command with its required arguments only reaches its function, which reads only
+    what the parser gave it: it answers (exit 0) or refuses cleanly (exit 1), never a traceback.
+    """
+    monkeypatch.chdir(tmp_path)  # FILE arguments are relative: keep them here
+    (tmp_path / "firmware").mkdir()
+    monkeypatch.setenv("PROVISIOND_FIRMWARE_DIR", str(tmp_path / "firmware"))
+    ran: set[str] = set()
+    for command in commands(TABLE):
+        if command.name == "serve":
+            continue
+        code, out, err = cli.run(*minimal_argv(command))
+        assert code in (0, 1), (command.name, out, err)
+        assert code == 0 or err.splitlines()[-1].startswith("provisiond: error: "), err
+        ran.add(command.name)
+    assert {"render", "keys rotate", "firmware verify", "user list", "restore"} <= ran
