@@ -42,7 +42,8 @@ def mac_colon(mac: netaddr.EUI) -> str:
 
 
 def mac_compact(mac: netaddr.EUI) -> str:
-    """The storage and file-name form: ``001565aabbcc``."""
+    """The storage, file-name and provisioning user-name form: ``001565aabbcc`` (the only
+    place it is written)."""
     return f"{int(mac):012x}"
 
 

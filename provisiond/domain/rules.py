@@ -4,6 +4,11 @@ Each function takes plain values and either returns the outcome or raises a Doma
 The service layer gathers the facts from the database, calls these, and applies the result in
 one transaction; the API, the CLI and the web console all go through the services, so each rule
 is written exactly once, here.
+
+Two rules are data: LICENCE_SEATS (which feature takes a seat of which licence module) and
+DEPENDENCIES (which option needs which switch, setting or value). The checks below read them;
+so do the seat count in SQL (provisiond.services.platform), the cascades of the user form
+(provisiond.services.users) and the web console, which fetches them from GET /api/v1/rules.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ import re
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from provisiond.domain.errors import Conflict, InvalidInput, LicenceRefused
 
@@ -20,7 +26,136 @@ APP_USERS = "APP_USERS"
 MCS_APP_WEBRTC = "MCS_APP_WEBRTC"
 USER_CLIENT = "USER_CLIENT"
 MCS_USERS = "MCS_USERS"
-LICENCE_MODULES = (APP_USERS, MCS_APP_WEBRTC, USER_CLIENT, MCS_USERS)
+
+# Feature names are "panel.flag": the panel is an attribute of the user form ("team_app",
+# "client"), the flag a field of its dataclass below; the database column is the name with "_"
+# for "." (User.team_app_smart_working).
+
+
+@dataclass(frozen=True, slots=True)
+class LicenceSeat:
+    """One row of the licence table: a user whose `feature` is on takes one seat of `module`.
+
+    A feature counts as on when it and every switch it needs (DEPENDENCIES) are on, so the
+    seats the rules check and the seats the database counts are the same.
+    """
+
+    feature: str
+    module: str
+
+
+LICENCE_SEATS: tuple[LicenceSeat, ...] = (
+    LicenceSeat("team_app.enabled", APP_USERS),
+    LicenceSeat("team_app.smart_working", MCS_APP_WEBRTC),
+    LicenceSeat("client.enabled", USER_CLIENT),
+    LicenceSeat("client.smart_working", MCS_USERS),
+)
+
+# The kinds of DEPENDENCIES rows (see Dependency).
+SWITCH, SETTING, VALUE, PARAMETER = "switch", "setting", "value", "parameter"
+DEPENDENCY_KINDS = (SWITCH, SETTING, VALUE, PARAMETER)
+
+
+@dataclass(frozen=True, slots=True)
+class Dependency:
+    """One row of the feature dependency table: `field` needs `needs`; `kind` says how.
+
+    - SWITCH: the option `field` may be on only while the switch `needs` (a flag of the same
+      panel) is on. Turning the switch off turns the option off (the cascade); the console
+      disables the option while the switch is off.
+    - SETTING: the option may be on only while the platform setting `needs` is true.
+    - VALUE: the option may be on only while the value `needs` is set; the refusal is
+      reported on `needs`, the input the person has to fill in.
+    - PARAMETER: the value `field` only takes effect while the option `needs` is on. Never
+      refused (the API keeps it for later); the console disables it meanwhile.
+
+    `detail` is the refusal's message (empty for PARAMETER rows, which are never refused).
+    """
+
+    field: str
+    needs: str
+    kind: str
+    detail: str = ""
+
+    @property
+    def refused_at(self) -> str:
+        """The input a refusal names."""
+        return self.needs if self.kind == VALUE else self.field
+
+
+_APP_OPTIONS = "Team App options need the Team App enabled"
+_CLIENT_OPTIONS = "Client options need the Client enabled"
+_NEEDS_MCS = "smart working needs the platform interconnected with MCS (setting mcs_interconnected)"
+
+# Checked in this order (a request with several problems is refused for the first).
+DEPENDENCIES: tuple[Dependency, ...] = (
+    Dependency("team_app.smart_working", "team_app.enabled", SWITCH, _APP_OPTIONS),
+    Dependency("team_app.gsm_mode", "team_app.enabled", SWITCH, _APP_OPTIONS),
+    Dependency("team_app.smart_working", "mcs_interconnected", SETTING, f"Team App {_NEEDS_MCS}"),
+    Dependency("team_app.gsm_mode", "team_app.gsm_number", VALUE, "GSM mode needs a GSM number"),
+    Dependency("team_app.gsm_number", "team_app.gsm_mode", PARAMETER),
+    Dependency("team_app.fallback_timeout_s", "team_app.gsm_mode", PARAMETER),
+    Dependency("team_app.callback_enabled", "team_app.gsm_mode", PARAMETER),
+    Dependency("client.smart_working", "client.enabled", SWITCH, _CLIENT_OPTIONS),
+    Dependency("client.web_phone", "client.enabled", SWITCH, _CLIENT_OPTIONS),
+    Dependency("client.video_calls", "client.enabled", SWITCH, _CLIENT_OPTIONS),
+    Dependency("client.smart_working", "mcs_interconnected", SETTING, f"Client {_NEEDS_MCS}"),
+    Dependency("client.video_calls", "client.web_phone", SWITCH, "video calls need the web phone"),
+)
+
+
+def licence_modules() -> tuple[str, ...]:
+    """The licence modules of LICENCE_SEATS, in table order."""
+    return tuple(dict.fromkeys(seat.module for seat in LICENCE_SEATS))
+
+
+# The modules as the table stands at import (for callers that list them).
+LICENCE_MODULES = licence_modules()
+
+
+def switches_needed(feature: str) -> tuple[str, ...]:
+    """Every switch `feature` needs on, directly or through another switch, nearest last."""
+    found: list[str] = []
+    for dep in DEPENDENCIES:
+        if dep.field == feature and dep.kind == SWITCH:
+            for switch in (*switches_needed(dep.needs), dep.needs):
+                if switch not in found:
+                    found.append(switch)
+    return tuple(found)
+
+
+def feature_on_when(feature: str) -> tuple[str, ...]:
+    """The flags that must all be on for `feature` to be in effect: its switches, then itself."""
+    return (*switches_needed(feature), feature)
+
+
+def dependants(switch: str) -> tuple[str, ...]:
+    """Every option that needs `switch` on, directly or through another option (the cascade)."""
+    found: list[str] = []
+    for dep in DEPENDENCIES:
+        if dep.needs == switch and dep.kind == SWITCH:
+            for option in (dep.field, *dependants(dep.field)):
+                if option not in found:
+                    found.append(option)
+    return tuple(found)
+
+
+def features_needing_setting(setting: str) -> tuple[str, ...]:
+    """The options that may be on only while the platform setting `setting` is true."""
+    return tuple(d.field for d in DEPENDENCIES if d.kind == SETTING and d.needs == setting)
+
+
+def rules_table() -> dict[str, Any]:
+    """The licence and dependency tables as plain data (GET /api/v1/rules, the console)."""
+    return {
+        "licence_modules": list(licence_modules()),
+        "licences": [{"feature": s.feature, "module": s.module} for s in LICENCE_SEATS],
+        "dependencies": [
+            {"field": d.field, "needs": d.needs, "kind": d.kind, "detail": d.detail}
+            for d in DEPENDENCIES
+        ],
+    }
+
 
 _EXTENSION = re.compile(r"[0-9]{1,16}")
 _GSM_NUMBER = re.compile(r"\+?[0-9]{4,20}")
@@ -85,24 +220,34 @@ def presented_cli(main_extension: str, cli_custom: str | None) -> str:
     return cli_custom or main_extension
 
 
+def _flag(panel: TeamApp | Client, field: str) -> object:
+    """The value of "panel.name" in its panel."""
+    return getattr(panel, field.split(".", 1)[1])
+
+
+def _check_dependencies(
+    name: str, panel: TeamApp | Client, settings: Mapping[str, bool], kinds: tuple[str, ...]
+) -> None:
+    """Refuse the first DEPENDENCIES row of panel `name` (of these kinds) that `panel` breaks."""
+    for dep in DEPENDENCIES:
+        in_panel = dep.field.startswith(f"{name}.")
+        if dep.kind not in kinds or not in_panel or not _flag(panel, dep.field):
+            continue
+        met = settings.get(dep.needs, False) if dep.kind == SETTING else _flag(panel, dep.needs)
+        if not met:
+            raise Conflict(dep.detail, field=dep.refused_at)
+
+
 def check_team_app(app: TeamApp, *, mcs_interconnected: bool) -> TeamApp:
     """Validate the Team App panel; returns it unchanged or raises naming the field."""
-    if not app.enabled and (app.smart_working or app.gsm_mode):
-        field = "team_app.smart_working" if app.smart_working else "team_app.gsm_mode"
-        raise Conflict("Team App options need the Team App enabled", field=field)
-    if app.smart_working and not mcs_interconnected:
-        raise Conflict(
-            "Team App smart working needs the platform interconnected with MCS "
-            "(setting mcs_interconnected)",
-            field="team_app.smart_working",
-        )
+    settings = {"mcs_interconnected": mcs_interconnected}
+    _check_dependencies("team_app", app, settings, (SWITCH, SETTING))
     if app.gsm_number is not None and not _GSM_NUMBER.fullmatch(app.gsm_number):
         raise InvalidInput(
             "team_app.gsm_number must be 4-20 digits with an optional leading +",
             field="team_app.gsm_number",
         )
-    if app.gsm_mode and not app.gsm_number:
-        raise Conflict("GSM mode needs a GSM number", field="team_app.gsm_number")
+    _check_dependencies("team_app", app, settings, (VALUE,))
     if app.fallback_timeout_s is not None:
         check_fallback_timeout(app.fallback_timeout_s, "team_app.fallback_timeout_s")
     return app
@@ -120,42 +265,20 @@ def check_fallback_timeout(value: object, field: str) -> int:
 
 def check_client(client: Client, *, mcs_interconnected: bool) -> Client:
     """Validate the Client panel; returns it unchanged or raises naming the field."""
-    options = ("smart_working", "web_phone", "video_calls")
-    if not client.enabled:
-        for name in options:
-            if getattr(client, name):
-                raise Conflict("Client options need the Client enabled", field=f"client.{name}")
-    if client.smart_working and not mcs_interconnected:
-        raise Conflict(
-            "Client smart working needs the platform interconnected with MCS "
-            "(setting mcs_interconnected)",
-            field="client.smart_working",
-        )
-    if client.video_calls and not client.web_phone:
-        raise Conflict("video calls need the web phone", field="client.video_calls")
+    settings = {"mcs_interconnected": mcs_interconnected}
+    _check_dependencies("client", client, settings, (SWITCH, SETTING, VALUE))
     return client
 
 
 def licences_needed(app: TeamApp, client: Client) -> Counter[str]:
-    """The licence modules one user's features consume (each feature takes one seat)."""
+    """The licence modules one user's features consume (LICENCE_SEATS: one seat a feature)."""
+    panels: dict[str, TeamApp | Client] = {"team_app": app, "client": client}
     needed: Counter[str] = Counter()
-    if app.enabled:
-        needed[APP_USERS] += 1
-        if app.smart_working:
-            needed[MCS_APP_WEBRTC] += 1
-    if client.enabled:
-        needed[USER_CLIENT] += 1
-        if client.smart_working:
-            needed[MCS_USERS] += 1
+    for seat in LICENCE_SEATS:
+        flags = feature_on_when(seat.feature)
+        if all(_flag(panels[flag.split(".", 1)[0]], flag) for flag in flags):
+            needed[seat.module] += 1
     return needed
-
-
-_LICENCE_FIELD = {
-    APP_USERS: "team_app.enabled",
-    MCS_APP_WEBRTC: "team_app.smart_working",
-    USER_CLIENT: "client.enabled",
-    MCS_USERS: "client.smart_working",
-}
 
 
 def check_licences(
@@ -165,21 +288,23 @@ def check_licences(
 
     `before`/`after` are what the user consumes before and after the change; `used` is what the
     whole platform consumes now (including `before`). Seats freed by the change never block it.
+    A refusal names the feature that takes the seat (its LICENCE_SEATS row).
     """
-    for module in LICENCE_MODULES:
+    for seat in LICENCE_SEATS:
+        module = seat.module
         extra = after[module] - before[module]
         if extra <= 0:
             continue
         count = counts.get(module)
         if count is None or count == 0:
             raise LicenceRefused(
-                module, f"licence module {module} is not installed", field=_LICENCE_FIELD[module]
+                module, f"licence module {module} is not installed", field=seat.feature
             )
         if used.get(module, 0) + extra > count:
             raise LicenceRefused(
                 module,
                 f"licence module {module} is exhausted ({used.get(module, 0)} of {count} in use)",
-                field=_LICENCE_FIELD[module],
+                field=seat.feature,
             )
 
 
@@ -187,9 +312,9 @@ def check_licence_counts(counts: Mapping[str, object], used: Mapping[str, int]) 
     """Validate new licence counts: known modules, whole numbers >= 0, not below what is in use."""
     result: dict[str, int] = {}
     for module, count in counts.items():
-        if module not in LICENCE_MODULES:
+        if module not in licence_modules():
             raise InvalidInput(
-                f"unknown licence module {module!r}; known: {', '.join(LICENCE_MODULES)}",
+                f"unknown licence module {module!r}; known: {', '.join(licence_modules())}",
                 field=module,
             )
         if isinstance(count, bool) or not isinstance(count, int) or not 0 <= count <= 1_000_000:

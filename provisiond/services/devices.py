@@ -7,12 +7,13 @@ import secrets
 import string
 from typing import Any
 
+import netaddr
 from sqlalchemy import delete, false, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from provisiond.domain import rules
-from provisiond.domain.errors import Conflict, InvalidInput
-from provisiond.domain.mac import parse_mac
+from provisiond.domain import device_rules, rules
+from provisiond.domain.errors import InvalidInput
+from provisiond.domain.mac import mac_compact, parse_mac
 from provisiond.services.assignments import attach, detach, load_device
 from provisiond.services.commands import DeviceCreate, DevicePatch
 from provisiond.services.context import MAX_ID, ServiceContext, audit, clamp_page
@@ -30,9 +31,9 @@ _SIP_USER = re.compile(r"[A-Za-z0-9._+-]{1,64}")
 AUTOCOMPLETE_CAP = 20
 
 
-def provisioning_username(mac: Any) -> str:
+def provisioning_username(mac: netaddr.EUI) -> str:
     """The HTTP digest user name a device fetches its files with: its MAC, 12 hex digits."""
-    return f"{int(mac):012x}"
+    return mac_compact(mac)
 
 
 def credentials(
@@ -74,20 +75,18 @@ def _check_sip_username(value: str) -> str:
 async def _check_extension_free(
     session: AsyncSession, extension: str, device_id: int | None
 ) -> None:
-    other = await session.scalar(select(Device.id).where(Device.extension == extension))
-    if other is not None and other != device_id:
-        raise Conflict(f"extension {extension} is already device {other}'s", field="extension")
+    holder = await session.scalar(select(Device.id).where(Device.extension == extension))
+    device_rules.check_extension_free(extension, holder=holder, device_id=device_id)
 
 
-async def _check_mac_free(session: AsyncSession, mac: Any, device_id: int | None) -> None:
-    other = await session.scalar(select(Device.id).where(Device.mac == mac))
-    if other is not None and other != device_id:
-        raise Conflict(f"MAC {mac} is already device {other}'s", field="mac")
+async def _check_mac_free(session: AsyncSession, mac: netaddr.EUI, device_id: int | None) -> None:
+    holder = await session.scalar(select(Device.id).where(Device.mac == mac))
+    device_rules.check_mac_free(mac, holder=holder, device_id=device_id)
 
 
-async def _check_model(session: AsyncSession, model_id: str) -> None:
-    if await session.get(DeviceModel, model_id) is None:
-        raise InvalidInput(f"unknown model {model_id!r}; see GET /api/v1/models", field="model")
+async def _check_model(session: AsyncSession, model_id: str) -> str:
+    known = (await session.scalars(select(DeviceModel.id).where(DeviceModel.id == model_id))).all()
+    return device_rules.check_model_known(model_id, known)
 
 
 class DeviceService:
@@ -144,7 +143,7 @@ class DeviceService:
                 model_id=cmd.model,
                 mac=mac,
                 active=cmd.active,
-                label=rules.check_text(cmd.label, "label", max_len=64) if cmd.label else None,
+                label=device_rules.check_label(cmd.label),
                 **credentials(self.ctx.secrets, extension, cmd.sip_username, cmd.sip_password),
             )
             if cmd.site_id is not None:
@@ -170,8 +169,7 @@ class DeviceService:
                     session, device, rules.check_extension(patch.extension, "extension")
                 )
             if "model" in sent:
-                await _check_model(session, patch.model or "")
-                device.model_id = patch.model or ""
+                device.model_id = await _check_model(session, patch.model or "")
             if "mac" in sent:
                 mac = parse_mac(patch.mac or "")
                 await _check_mac_free(session, mac, device.id)
@@ -187,9 +185,7 @@ class DeviceService:
                     _check_password(patch.sip_password or "")
                 )
             if "label" in sent:
-                device.label = (
-                    rules.check_text(patch.label, "label", max_len=64) if patch.label else None
-                )
+                device.label = device_rules.check_label(patch.label)
             if "site_id" in sent:
                 site_id = patch.site_id
                 device.site_id = None if site_id is None else (await load_site(session, site_id)).id

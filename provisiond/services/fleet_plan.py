@@ -18,9 +18,9 @@ from typing import Any
 from sqlalchemy import String, select, type_coerce
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from provisiond.domain import rules
+from provisiond.domain import device_rules, rules
 from provisiond.domain.errors import Conflict, DomainError, InvalidInput
-from provisiond.domain.mac import mac_colon
+from provisiond.domain.mac import mac_compact
 from provisiond.services.fleet_rows import ImportRow, LineError, group_by_user
 from provisiond.storage.models import Device, DeviceModel, User
 
@@ -99,26 +99,34 @@ async def read_facts(session: AsyncSession) -> Facts:
     )
 
 
+def _holder(index: Mapping[str, tuple[int, int | None]], key: str) -> int | None:
+    """The id of the device indexed under `key`, or None."""
+    found = index.get(key)
+    return None if found is None else found[0]
+
+
 def fact_check(facts: Facts) -> Callable[[int, Mapping[str, Any]], list[LineError]]:
-    """The catalogue, and MAC and extension uniqueness (worded as DeviceService.create does)."""
+    """The catalogue, and MAC and extension uniqueness: the checks of
+    provisiond.domain.device_rules that DeviceService.create makes, over the facts."""
 
     def check(line: int, values: Mapping[str, Any]) -> list[LineError]:
-        found = []
-        model = values.get("model")
-        if model is not None and model not in facts.models:
-            detail = f"unknown model {model!r}; see GET /api/v1/models"
-            found.append(LineError(line, "model", detail))
-        mac = values.get("mac")
-        if mac is not None and f"{int(mac):012x}" in facts.by_mac:
-            device = facts.by_mac[f"{int(mac):012x}"][0]
-            found.append(
-                LineError(line, "mac", f"MAC {mac_colon(mac)} is already device {device}'s")
-            )
-        extension = values.get("extension")
-        if extension is not None and extension in facts.by_extension:
-            device = facts.by_extension[extension][0]
-            detail = f"extension {extension} is already device {device}'s"
-            found.append(LineError(line, "extension", detail))
+        found: list[LineError] = []
+
+        def run(rule: Callable[..., object], *args: Any, **kwargs: Any) -> None:
+            try:
+                rule(*args, **kwargs)
+            except DomainError as exc:
+                found.append(LineError(line, exc.field or "row", exc.detail))
+
+        model, mac, extension = values.get("model"), values.get("mac"), values.get("extension")
+        if model is not None:
+            run(device_rules.check_model_known, model, facts.models)
+        if mac is not None:
+            holder = _holder(facts.by_mac, mac_compact(mac))
+            run(device_rules.check_mac_free, mac, holder=holder, device_id=None)
+        if extension is not None:
+            holder = _holder(facts.by_extension, extension)
+            run(device_rules.check_extension_free, extension, holder=holder, device_id=None)
         return found
 
     return check

@@ -3,7 +3,8 @@
 Columns (CSV header names, JSON keys): ``mac, model, extension, username, display_name,
 primary`` (required in a CSV header; ``display name`` is accepted for ``display_name``), and
 the optional ``main_extension, active, label``. Every value goes through the same checks as
-the single-object API (provisiond.domain.rules, parse_mac); nothing here touches the database.
+the single-object API (provisiond.domain.rules and device_rules, parse_mac); nothing here
+touches the database.
 Every problem is collected with its line number instead of stopping at the first, so an admin
 fixes a file in one pass: `LineError(line, field, detail)`. Line numbers are the file's own
 (the header is line 1); for JSON rows, ``line`` is the row's position counting from 1.
@@ -27,9 +28,9 @@ from typing import Any
 
 import netaddr
 
-from provisiond.domain import rules
+from provisiond.domain import device_rules, rules
 from provisiond.domain.errors import DomainError, InvalidInput
-from provisiond.domain.mac import mac_colon, parse_mac
+from provisiond.domain.mac import mac_colon, mac_compact, parse_mac
 
 REQUIRED = ("mac", "model", "extension", "username", "display_name", "primary")
 OPTIONAL = ("main_extension", "active", "label")
@@ -103,7 +104,7 @@ class ImportRow:
     @property
     def mac_key(self) -> str:
         """12 lowercase hex digits (the storage form)."""
-        return f"{int(self.mac):012x}"
+        return mac_compact(self.mac)
 
 
 def csv_rows(text: str) -> list[RawRow]:
@@ -231,8 +232,7 @@ _CHECKS: dict[str, Callable[[Mapping[str, Any]], Any]] = {
         r, "main_extension", lambda v: rules.check_extension(v, "main_extension")
     ),
     "active": lambda r: _flag(r, "active", True),
-    # The same limit as DeviceService.create's label.
-    "label": lambda r: _optional(r, "label", lambda v: rules.check_text(v, "label", max_len=64)),
+    "label": lambda r: device_rules.check_label(_text(r, "label")),
 }
 
 

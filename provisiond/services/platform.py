@@ -1,12 +1,17 @@
-"""Platform settings and licences: the global state the user rules depend on."""
+"""Platform settings and licences: the global state the user rules depend on.
+
+Seats in use are counted in SQL generated from the licence table (rules.LICENCE_SEATS) and the
+switches each feature needs (rules.DEPENDENCIES), so the count and the rules cannot disagree.
+"""
 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import case, func, select
+from sqlalchemy import ColumnElement, and_, case, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from provisiond.domain import rules
@@ -39,23 +44,36 @@ async def licence_counts(session: AsyncSession) -> dict[str, int]:
     return {row.module: row.count for row in rows}
 
 
+def feature_is_on(feature: str) -> ColumnElement[bool]:
+    """SQL for "this user has `feature` in effect": it and every switch it needs are on.
+
+    The column of feature "panel.flag" is User.panel_flag (see provisiond.domain.rules).
+    """
+    flags = rules.feature_on_when(feature)
+    return and_(*(getattr(User, flag.replace(".", "_")) for flag in flags))
+
+
 async def licences_used(session: AsyncSession) -> Counter[str]:
-    """Seats in use, counted from the users' features (never stored, so never out of step)."""
+    """Seats in use per module, counted from the users' features by the rows of
+    rules.LICENCE_SEATS (never stored, so never out of step): one query, a sum per row."""
+    seats = rules.LICENCE_SEATS
+    sums = [
+        func.coalesce(func.sum(case((feature_is_on(seat.feature), 1), else_=0)), 0)
+        for seat in seats
+    ]
+    row = (await session.execute(select(*sums))).one()
+    used: Counter[str] = Counter(dict.fromkeys(rules.licence_modules(), 0))
+    for seat, count in zip(seats, row, strict=True):
+        used[seat.module] += int(count)
+    return used
 
-    def flag(condition: Any) -> Any:
-        return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
 
-    row = (
-        await session.execute(
-            select(
-                flag(User.team_app_enabled),
-                flag(User.team_app_enabled & User.team_app_smart_working),
-                flag(User.client_enabled),
-                flag(User.client_enabled & User.client_smart_working),
-            )
-        )
-    ).one()
-    return Counter(dict(zip(rules.LICENCE_MODULES, (int(v) for v in row), strict=True)))
+async def users_with_any(session: AsyncSession, features: Sequence[str]) -> int:
+    """How many users have at least one of `features` in effect."""
+    if not features:
+        return 0
+    query = select(func.count()).select_from(User).where(or_(*map(feature_is_on, features)))
+    return int(await session.scalar(query) or 0)
 
 
 class PlatformService:
@@ -102,13 +120,17 @@ class PlatformService:
 
     @staticmethod
     async def _refuse_mcs_off(session: AsyncSession) -> None:
-        used = await licences_used(session)
-        if used[rules.MCS_APP_WEBRTC] or used[rules.MCS_USERS]:
+        if await users_with_any(session, rules.features_needing_setting("mcs_interconnected")):
             raise Conflict(
                 "users still have smart working enabled; disable it before turning off the MCS "
                 "interconnection",
                 field="mcs_interconnected",
             )
+
+    @staticmethod
+    def rules_table() -> dict[str, Any]:
+        """The licence and feature dependency tables (GET /api/v1/rules)."""
+        return rules.rules_table()
 
     async def get_licences(self) -> dict[str, dict[str, int]]:
         """Every known module with its count and seats in use."""
@@ -121,7 +143,7 @@ class PlatformService:
         used = await licences_used(session)
         return {
             module: {"count": counts.get(module, 0), "used": used[module]}
-            for module in rules.LICENCE_MODULES
+            for module in rules.licence_modules()
         }
 
     async def put_licences(self, counts: Any, actor: str) -> dict[str, dict[str, int]]:

@@ -8,7 +8,6 @@ raises before commit, so nothing changes.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
@@ -81,33 +80,22 @@ def _client(user: User) -> rules.Client:
     )
 
 
-def _patched(
-    current: Any,
-    patch: TeamAppInput | ClientInput | None,
-    cascade: Mapping[str, tuple[str, ...]],
-    panel: str,
-) -> Any:
-    """Apply the fields present in `patch`; turning a switch off also turns off what needs it
-    (unless the same request sets those explicitly, which the rules then judge)."""
+def _patched(current: Any, patch: TeamAppInput | ClientInput | None, panel: str) -> Any:
+    """Apply the fields present in `patch`; turning a switch off also turns off every option
+    that needs it (rules.dependants), unless the same request sets those explicitly, which the
+    rules then judge."""
     if patch is None:
         return current
     sent = patch.model_fields_set
     changes = {name: getattr(patch, name) for name in sent}
-    for switch, dependants in cascade.items():
-        if switch in sent and changes[switch] is False:
-            for name in dependants:
-                changes.setdefault(name, False)
+    for switch in sent:
+        if changes[switch] is False:
+            for option in rules.dependants(f"{panel}.{switch}"):
+                changes.setdefault(option.removeprefix(f"{panel}."), False)
     for name in ("enabled", "smart_working", "gsm_mode", "web_phone", "video_calls"):
         if name in changes and changes[name] is None:
             raise InvalidInput(f"{panel}.{name} must be true or false", field=f"{panel}.{name}")
     return replace(current, **changes)
-
-
-_APP_CASCADE = {"enabled": ("smart_working", "gsm_mode")}
-_CLIENT_CASCADE = {
-    "enabled": ("smart_working", "web_phone", "video_calls"),
-    "web_phone": ("video_calls",),
-}
 
 
 async def _apply_features(
@@ -119,11 +107,11 @@ async def _apply_features(
 ) -> None:
     before_app, before_client = _team_app(user), _client(user)
     app = rules.check_team_app(
-        _patched(before_app, app_patch, _APP_CASCADE, "team_app"),
+        _patched(before_app, app_patch, "team_app"),
         mcs_interconnected=platform.mcs_interconnected,
     )
     client = rules.check_client(
-        _patched(before_client, client_patch, _CLIENT_CASCADE, "client"),
+        _patched(before_client, client_patch, "client"),
         mcs_interconnected=platform.mcs_interconnected,
     )
     rules.check_licences(

@@ -32,6 +32,7 @@ import netaddr
 from sqlalchemy import JSON, Boolean, Column, Integer, String, Table
 
 from provisiond.domain.errors import DomainError
+from provisiond.domain.mac import mac_compact
 from provisiond.storage.models import Base, MacType, UtcDateTime
 
 FORMAT = "provisiond-backup"
@@ -89,7 +90,7 @@ def encode(column_kind: str, value: Any) -> Any:
         return value
     if column_kind == "time":
         return value.astimezone(UTC).isoformat()
-    return f"{int(value):012x}"
+    return mac_compact(value)
 
 
 def decode(column: Column[Any], value: Any) -> Any:

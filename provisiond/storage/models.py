@@ -28,6 +28,9 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from provisiond.domain.device_rules import LABEL_MAX_LENGTH
+from provisiond.domain.mac import mac_compact
+
 NAMING = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_name)s",
@@ -68,7 +71,7 @@ class MacType(TypeDecorator[netaddr.EUI]):
     def process_bind_param(self, value: Any, dialect: Dialect) -> str | None:
         if value is None:
             return None
-        return f"{int(netaddr.EUI(value)):012x}"
+        return mac_compact(netaddr.EUI(value))
 
     def process_result_value(self, value: str | None, dialect: Dialect) -> netaddr.EUI | None:
         return None if value is None else netaddr.EUI(value, version=48)
@@ -153,7 +156,7 @@ class Device(Base):
     sip_password: Mapped[str] = mapped_column(String(255), info={"secret": True})
     # HTTP digest secret the phone uses to fetch its files under a `digest` site (encrypted).
     provisioning_password: Mapped[str | None] = mapped_column(String(255), info={"secret": True})
-    label: Mapped[str | None] = mapped_column(String(64))
+    label: Mapped[str | None] = mapped_column(String(LABEL_MAX_LENGTH))
     # The site the device belongs to: set by an admin, or by its first boot in a site with
     # lock_on_first_boot. Its files are served only inside that site, under its policy. (The
     # column keeps the name it had when only the first-boot lock could set it.)

@@ -13,18 +13,26 @@ export const state = {
   settings: null,
   /** Licence modules: {MODULE: {count, used}}. */
   licences: {},
+  /**
+   * The rules as data (GET /rules): {licence_modules, licences: [{feature, module}],
+   * dependencies: [{field, needs, kind, detail}]}. The user form derives its cascades,
+   * disabled controls and licence hints from them.
+   */
+  rules: { licence_modules: [], licences: [], dependencies: [] },
   /** Sites (networks with a policy), by id: a device's files are served only in its own. */
   sites: new Map(),
 };
 
-/** Load the catalogue, the settings and the licences (after sign-in). */
+/** Load the catalogue, the settings, the licences and the rules (after sign-in). */
 export async function loadReference() {
-  const [models, settings, licences, sites] = await Promise.all([
+  const [models, settings, licences, sites, rules] = await Promise.all([
     api("GET", "/models"),
     api("GET", "/settings"),
     api("GET", "/licences"),
     api("GET", "/sites"),
+    api("GET", "/rules"),
   ]);
+  state.rules = rules;
   state.models = new Map(models.map((model) => [model.id, model]));
   state.sites = new Map(sites.map((site) => [site.id, site]));
   state.settings = settings;

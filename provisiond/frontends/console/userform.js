@@ -1,6 +1,7 @@
 // The user form: main extension, custom CLI, and the Team App and Client panels.
 // A refusal is shown next to the control it is about (the API names it in "field"), and a
-// licence refusal names its licence module.
+// licence refusal names its licence module. Which option needs which switch, and which feature
+// takes which licence, come from the server's rules (state.rules, GET /api/v1/rules).
 
 import { api, ApiError } from "./api.js";
 import { byId, say } from "./dom.js";
@@ -35,9 +36,11 @@ export function initUserForm({ saved }) {
     event.preventDefault();
     save(saved);
   });
-  for (const field of ["team_app.enabled", "team_app.gsm_mode", "client.enabled", "client.web_phone"]) {
-    control(field).addEventListener("change", syncDependants);
-  }
+  // A switch that other controls need: re-derive which of them can be used.
+  byId("user-form").addEventListener("change", (event) => {
+    const field = fieldOf(event.target);
+    if (field && gating().some((rule) => rule.needs === field)) syncDependants();
+  });
   for (const field of ["main_extension", "cli_custom"]) {
     control(field).addEventListener("input", showPresentedCli);
   }
@@ -92,6 +95,7 @@ export function applyUserUpdate(user) {
 
 /** The licence counts, the Team App defaults and the MCS state, next to their controls. */
 export function showPlatformHints() {
+  placeLicenceHints();
   for (const element of document.querySelectorAll(".licence[data-module]")) {
     const module = element.dataset.module;
     const seats = state.licences[module];
@@ -117,26 +121,56 @@ function showPresentedCli() {
   byId("presented-cli").textContent = cli || control("main_extension").value.trim() || "–";
 }
 
-/** Options need their switch: turning a switch off turns them off, as the API does. */
-function syncDependants() {
-  const appOn = control("team_app.enabled").checked;
-  const gsmOn = appOn && control("team_app.gsm_mode").checked;
-  const clientOn = control("client.enabled").checked;
-  const webPhoneOn = clientOn && control("client.web_phone").checked;
-  setEnabled("team_app.smart_working", appOn);
-  setEnabled("team_app.gsm_mode", appOn);
-  for (const name of ["gsm_number", "fallback_timeout_s", "callback_enabled"]) {
-    control(`team_app.${name}`).disabled = !gsmOn;
-  }
-  setEnabled("client.smart_working", clientOn);
-  setEnabled("client.web_phone", clientOn);
-  setEnabled("client.video_calls", webPhoneOn);
+/** The API field name of a control ("f-team_app-enabled" -> "team_app.enabled"), or null. */
+function fieldOf(element) {
+  const id = element && element.id;
+  return id && id.startsWith("f-") ? id.slice(2).replace("-", ".") : null;
 }
 
-function setEnabled(field, enabled) {
-  const box = control(field);
-  box.disabled = !enabled;
-  if (!enabled) box.checked = false;
+/** The rules that make a control usable only while another is on (switches and parameters). */
+function gating() {
+  const kinds = ["switch", "parameter"];
+  return state.rules.dependencies.filter((rule) => kinds.includes(rule.kind));
+}
+
+/** A switch is in effect when it is on and so is every switch it needs. */
+function inEffect(field) {
+  return control(field).checked && usable(field);
+}
+
+function usable(field) {
+  return gating().every((rule) => rule.field !== field || inEffect(rule.needs));
+}
+
+/**
+ * Options need their switches: an option whose switch is off is disabled and turned off, as
+ * the API does; a parameter of an option that is off is disabled and keeps its value.
+ */
+function syncDependants() {
+  const rules = gating();
+  for (const field of new Set(rules.map((rule) => rule.field))) {
+    const box = control(field);
+    const enabled = usable(field);
+    box.disabled = !enabled;
+    const isSwitched = rules.some((rule) => rule.field === field && rule.kind === "switch");
+    if (!enabled && isSwitched) box.checked = false;
+  }
+}
+
+/** A licence hint beside each feature that takes a seat (once; showPlatformHints fills it). */
+function placeLicenceHints() {
+  for (const { feature, module } of state.rules.licences) {
+    const id = `lic-${module}`;
+    if (document.getElementById(id)) continue;
+    const hint = document.createElement("p");
+    hint.id = id;
+    hint.className = "hint licence";
+    hint.dataset.module = module;
+    const box = control(feature);
+    box.closest(".field").insertBefore(hint, byId(errorId(feature)));
+    const described = box.getAttribute("aria-describedby");
+    box.setAttribute("aria-describedby", described ? `${id} ${described}` : id);
+  }
 }
 
 /** The form as an API body (every field, so a save writes what the person sees). */
