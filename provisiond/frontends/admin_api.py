@@ -2,7 +2,8 @@
 
 This module only translates HTTP to service calls; errors, authentication, CORS and security
 headers are the middlewares of provisiond.frontends.admin_http. Every rule lives in the
-services.
+services. Every JSON answer goes through the model that provisiond.frontends.openapi's
+operation table documents for its route (`_reply`), so what is served is what is documented.
 """
 
 from __future__ import annotations
@@ -30,8 +31,10 @@ from provisiond.frontends.admin_http import (
     headers_middleware,
     json_response,
 )
+from provisiond.frontends.api_models import dump
 from provisiond.frontends.console_routes import add_console_routes
-from provisiond.frontends.openapi import openapi_document
+from provisiond.frontends.openapi import openapi_document, operation
+from provisiond.frontends.rules_api import add_rules_routes
 from provisiond.provisioning.bans import Ban, EnumerationGuard
 from provisiond.services import Services
 from provisiond.services.commands import (
@@ -96,6 +99,17 @@ async def _json(request: web.Request) -> Any:
         raise InvalidInput("the JSON body is nested too deeply", field="body") from exc
 
 
+def _reply(request: web.Request, data: Any, *, refused: bool = False) -> web.Response:
+    """`data` checked against the answer the operation table documents for this route (its
+    `refusal` with `refused`), and sent with the documented status; a service answer that
+    does not match its model raises here (a 500) instead of reaching a client."""
+    route = request.match_info.route.resource
+    assert route is not None  # only routes of the table call this
+    op = operation(request.method, route.canonical)
+    kind, status = (op.refusal, 422) if refused else (op.answer, op.status)
+    return json_response(dump(kind, data), status=status)
+
+
 routes = web.RouteTableDef()
 
 
@@ -113,20 +127,20 @@ async def list_users(request: web.Request) -> web.Response:
         _int(request, "limit", query=True),
         _int(request, "offset", query=True),
     )
-    return json_response(result)
+    return _reply(request, result)
 
 
 @routes.post("/api/v1/users")
 async def create_user(request: web.Request) -> web.Response:
     """Create a user."""
     cmd = parse(UserCreate, await _json(request))
-    return json_response(await _services(request).users.create(cmd, _actor(request)), status=201)
+    return _reply(request, await _services(request).users.create(cmd, _actor(request)))
 
 
 @routes.get("/api/v1/users/{id}")
 async def get_user(request: web.Request) -> web.Response:
     """One user."""
-    return json_response(await _services(request).users.get(_path_id(request, "id")))
+    return _reply(request, await _services(request).users.get(_path_id(request, "id")))
 
 
 @routes.patch("/api/v1/users/{id}")
@@ -134,7 +148,7 @@ async def patch_user(request: web.Request) -> web.Response:
     """Change a user."""
     cmd = parse(UserPatch, await _json(request))
     result = await _services(request).users.update(_path_id(request, "id"), cmd, _actor(request))
-    return json_response(result)
+    return _reply(request, result)
 
 
 @routes.delete("/api/v1/users/{id}")
@@ -153,7 +167,7 @@ async def assign_device(request: web.Request) -> web.Response:
         move=_bool(request, "move"),
         actor=_actor(request),
     )
-    return json_response(result)
+    return _reply(request, result)
 
 
 @routes.delete("/api/v1/users/{id}/devices/{device_id}")
@@ -165,7 +179,7 @@ async def unassign_device(request: web.Request) -> web.Response:
         new_primary=_int(request, "new_primary", query=True),
         actor=_actor(request),
     )
-    return json_response(result)
+    return _reply(request, result)
 
 
 @routes.put("/api/v1/users/{id}/primary-device")
@@ -175,7 +189,7 @@ async def set_primary(request: web.Request) -> web.Response:
     result = await _services(request).assignments.set_primary(
         _path_id(request, "id"), cmd.device_id, actor=_actor(request)
     )
-    return json_response(result)
+    return _reply(request, result)
 
 
 @routes.get("/api/v1/devices")
@@ -188,20 +202,20 @@ async def list_devices(request: web.Request) -> web.Response:
         limit=_int(request, "limit", query=True),
         offset=_int(request, "offset", query=True),
     )
-    return json_response(result)
+    return _reply(request, result)
 
 
 @routes.post("/api/v1/devices")
 async def create_device(request: web.Request) -> web.Response:
     """Create a device (optionally straight onto a user)."""
     cmd = parse(DeviceCreate, await _json(request))
-    return json_response(await _services(request).devices.create(cmd, _actor(request)), status=201)
+    return _reply(request, await _services(request).devices.create(cmd, _actor(request)))
 
 
 @routes.get("/api/v1/devices/{id}")
 async def get_device(request: web.Request) -> web.Response:
     """One device."""
-    return json_response(await _services(request).devices.get(_path_id(request, "id")))
+    return _reply(request, await _services(request).devices.get(_path_id(request, "id")))
 
 
 @routes.patch("/api/v1/devices/{id}")
@@ -209,7 +223,7 @@ async def patch_device(request: web.Request) -> web.Response:
     """Change a device."""
     cmd = parse(DevicePatch, await _json(request))
     result = await _services(request).devices.update(_path_id(request, "id"), cmd, _actor(request))
-    return json_response(result)
+    return _reply(request, result)
 
 
 @routes.delete("/api/v1/devices/{id}")
@@ -229,64 +243,64 @@ async def list_unprovisioned(request: web.Request) -> web.Response:
     result = await _services(request).catalogue.unprovisioned(
         _int(request, "limit", query=True), _int(request, "offset", query=True)
     )
-    return json_response(result)
+    return _reply(request, result)
 
 
 @routes.get("/api/v1/models")
 async def list_models(request: web.Request) -> web.Response:
     """The model catalogue; ?vendor= filters."""
-    return json_response(await _services(request).catalogue.models(request.query.get("vendor")))
+    return _reply(request, await _services(request).catalogue.models(request.query.get("vendor")))
 
 
 @routes.get("/api/v1/licences")
 async def get_licences(request: web.Request) -> web.Response:
     """Licence modules: count and used."""
-    return json_response(await _services(request).platform.get_licences())
+    return _reply(request, await _services(request).platform.get_licences())
 
 
 @routes.put("/api/v1/licences")
 async def put_licences(request: web.Request) -> web.Response:
     """Set licence counts."""
     result = await _services(request).platform.put_licences(await _json(request), _actor(request))
-    return json_response(result)
+    return _reply(request, result)
 
 
 @routes.get("/api/v1/settings")
 async def get_settings(request: web.Request) -> web.Response:
     """Effective platform settings."""
-    return json_response(await _services(request).platform.get_settings())
+    return _reply(request, await _services(request).platform.get_settings())
 
 
 @routes.put("/api/v1/settings")
 async def put_settings(request: web.Request) -> web.Response:
     """Change platform settings (partial, nested)."""
     result = await _services(request).platform.put_settings(await _json(request), _actor(request))
-    return json_response(result)
+    return _reply(request, result)
 
 
 @routes.get("/api/v1/directory/{number}")
 async def directory(request: web.Request) -> web.Response:
     """Who answers a number."""
-    return json_response(await _services(request).directory.lookup(request.match_info["number"]))
+    return _reply(request, await _services(request).directory.lookup(request.match_info["number"]))
 
 
 @routes.get("/api/v1/sites")
 async def list_sites(request: web.Request) -> web.Response:
     """Sites and their policies."""
-    return json_response(await _services(request).sites.list())
+    return _reply(request, await _services(request).sites.list())
 
 
 @routes.post("/api/v1/sites")
 async def create_site(request: web.Request) -> web.Response:
     """Create a site."""
     cmd = parse(SiteCreate, await _json(request))
-    return json_response(await _services(request).sites.create(cmd, _actor(request)), status=201)
+    return _reply(request, await _services(request).sites.create(cmd, _actor(request)))
 
 
 @routes.get("/api/v1/sites/{id}")
 async def get_site(request: web.Request) -> web.Response:
     """One site."""
-    return json_response(await _services(request).sites.get(_path_id(request, "id")))
+    return _reply(request, await _services(request).sites.get(_path_id(request, "id")))
 
 
 @routes.patch("/api/v1/sites/{id}")
@@ -294,7 +308,7 @@ async def patch_site(request: web.Request) -> web.Response:
     """Change a site."""
     cmd = parse(SitePatch, await _json(request))
     result = await _services(request).sites.update(_path_id(request, "id"), cmd, _actor(request))
-    return json_response(result)
+    return _reply(request, result)
 
 
 @routes.delete("/api/v1/sites/{id}")
@@ -308,7 +322,7 @@ async def delete_site(request: web.Request) -> web.Response:
 async def release_lock(request: web.Request) -> web.Response:
     """Release a device locked to the site of its first boot."""
     result = await _services(request).sites.release_lock(_path_id(request, "id"), _actor(request))
-    return json_response(result)
+    return _reply(request, result)
 
 
 @routes.post("/api/v1/devices/{id}/reveal-password")
@@ -317,7 +331,7 @@ async def reveal_password(request: web.Request) -> web.Response:
     result = await _services(request).devices.reveal_password(
         _path_id(request, "id"), _actor(request)
     )
-    return json_response(result)
+    return _reply(request, result)
 
 
 def _ban_view(ban: Ban) -> dict[str, Any]:
@@ -333,7 +347,7 @@ def _ban_view(ban: Ban) -> dict[str, Any]:
 @routes.get("/api/v1/bans")
 async def list_bans(request: web.Request) -> web.Response:
     """Sources banned by the enumeration defence (this process)."""
-    return json_response([_ban_view(ban) for ban in request.app[GUARD].bans()])
+    return _reply(request, [_ban_view(ban) for ban in request.app[GUARD].bans()])
 
 
 @routes.delete("/api/v1/bans/{target:.+}")
@@ -355,7 +369,7 @@ async def resync_device(request: web.Request) -> web.Response:
     result = await _services(request).resync.resync(
         _path_id(request, "id"), reboot=cmd.reboot, actor=_actor(request)
     )
-    return json_response(result)
+    return _reply(request, result)
 
 
 @routes.post("/api/v1/resync")
@@ -369,7 +383,7 @@ async def resync_many(request: web.Request) -> web.Response:
         reboot=cmd.reboot,
         actor=_actor(request),
     )
-    return json_response(results)
+    return _reply(request, results)
 
 
 @routes.get("/api/v1/audit")
@@ -378,7 +392,7 @@ async def audit_log(request: web.Request) -> web.Response:
     result = await _services(request).catalogue.audit(
         _int(request, "limit", query=True), _int(request, "offset", query=True)
     )
-    return json_response(result)
+    return _reply(request, result)
 
 
 @routes.post("/api/v1/import")
@@ -395,8 +409,8 @@ async def import_fleet(request: web.Request) -> web.Response:
         else:
             result = await fleet.import_json(await _json(request), actor)
     except ImportRefused as exc:
-        return json_response(exc.as_json(), status=422)
-    return json_response(result)
+        return _reply(request, exc.as_json(), refused=True)
+    return _reply(request, result)
 
 
 @routes.get("/api/v1/export")
@@ -405,7 +419,7 @@ async def export_fleet(request: web.Request) -> web.Response:
     fleet = _services(request).fleet
     fmt = request.query.get("format", "csv")
     if fmt == "json":
-        return json_response(await fleet.export_rows())
+        return _reply(request, await fleet.export_rows())
     if fmt != "csv":
         raise InvalidInput("format must be csv or json", field="format")
     response = web.Response(text=await fleet.export_csv(), content_type="text/csv")
@@ -443,4 +457,5 @@ def create_admin_app(
         )  # add_get also answers HEAD, as RouteTableDef.get did
         add(route.path, route.handler, expect_handler=admin_expect_handler, **route.kwargs)
     add_console_routes(app)
+    add_rules_routes(app, services)
     return app

@@ -1,19 +1,37 @@
-"""The OpenAPI 3.1 document of the admin API.
+"""The OpenAPI 3.1 document of the admin API, generated from one table of operations.
 
-Request bodies come from the same pydantic commands the services take, so they cannot drift;
-paths and responses are written here, and tests/integration/test_openapi.py compares this
-document with the routes aiohttp actually registered.
+Each `Operation` of `OPERATIONS` names a route's method, path, summary, request type (the
+pydantic commands the services take) and answer type (provisiond.frontends.api_models); every
+schema is pydantic's, so nothing here is written twice. The handlers of
+provisiond.frontends.admin_api validate each answer against the same entry (`operation`), and
+tests/integration/test_openapi.py compares the document with the routes aiohttp registered
+and checks real answers against it.
+
+Error statuses follow from an operation's shape (`_error_codes`): reads answer 401 and 429,
+404 with a path parameter and 422 with any parameter; writes add 403 (read-only token), 404,
+409, 413 with a body, and 422; `never` drops the ones an operation cannot answer.
 """
 
 from __future__ import annotations
 
 import functools
-from typing import Any
+import re
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel
+from pydantic import Field, TypeAdapter
+from pydantic.json_schema import GenerateJsonSchema
 
 from provisiond import __version__
-from provisiond.frontends.openapi_fleet import IMPORT, fleet_paths, fleet_schemas
+from provisiond.frontends import api_models as out
+from provisiond.frontends.api_models import adapter
+from provisiond.frontends.api_models_fleet import (
+    ExportRowOut,
+    ImportBody,
+    ImportRefusedOut,
+    ImportResultOut,
+)
+from provisiond.frontends.rules_api import RULES_PATH, RulesOut
 from provisiond.services.commands import (
     DeviceCreate,
     DevicePatch,
@@ -24,523 +42,334 @@ from provisiond.services.commands import (
     UserPatch,
 )
 from provisiond.services.sites import SiteCreate, SitePatch
+from provisiond.settings import PlatformSettings
 
 REF = "#/components/schemas/"
+DOC = "/api/v1/openapi.json"
 
 
-def _ref(name: str) -> dict[str, str]:
-    return {"$ref": REF + name}
+@dataclass(frozen=True)
+class Param:
+    """A query parameter: name, type (its schema comes from pydantic) and description."""
+
+    name: str
+    kind: Any
+    description: str
 
 
-def _json(schema: dict[str, Any], description: str = "OK") -> dict[str, Any]:
-    return {"description": description, "content": {"application/json": {"schema": schema}}}
+@dataclass(frozen=True)
+class Operation:
+    """One route of the admin API, as documented and as its handler answers.
+
+    `answer` is the type of the success body (None: no body), `body` the type of the JSON
+    request body, `refusal` the type of a 422 body that is not the common error; `csv_body`
+    and `csv_answer` say that the request (import) or the answer (export) may be CSV text.
+    """
+
+    method: str
+    path: str
+    summary: str
+    answer: Any = None
+    status: int = 200
+    body: Any = None
+    query: tuple[Param, ...] = ()
+    never: tuple[int, ...] = ()
+    refusal: Any = None
+    csv_body: bool = False
+    csv_answer: bool = False
+    body_optional: bool = False
+    public: bool = False
+
+    def path_params(self) -> list[str]:
+        """The names in the path template, in order."""
+        return re.findall(r"{(\w+)}", self.path)
 
 
-_ERROR_RESPONSES = {
-    "401": "Unauthorized",
-    "403": "Forbidden",
-    "404": "NotFound",
-    "409": "Conflict",
-    "413": "TooLarge",
-    "429": "Throttled",
-    "422": "Invalid",
+_PATH_PARAMS: dict[str, tuple[Any, str]] = {
+    "id": (int, "object id"),
+    "device_id": (int, "device id"),
+    "number": (str, "an extension"),
+    "target": (str, "an address or a network (192.0.2.7, 192.0.2.0/24)"),
 }
-# Operations that never clash with current state (everything else that writes may answer 409).
-_NO_CONFLICT = {
-    ("delete", "/api/v1/users/{id}"),
-    ("delete", "/api/v1/sites/{id}"),
-    ("put", "/api/v1/settings"),
-    ("post", "/api/v1/devices/{id}/release-lock"),
-    ("post", "/api/v1/devices/{id}/reveal-password"),
-    ("delete", "/api/v1/bans/{target}"),
-    ("post", IMPORT),  # every refusal is a line of its 422
-}
-# Creates whose body names no other object (so they cannot answer 404).
-_NO_NOT_FOUND = {
-    ("post", "/api/v1/users"),
-    ("post", "/api/v1/sites"),
-    ("put", "/api/v1/licences"),
-    ("put", "/api/v1/settings"),
-    ("post", IMPORT),
-}
+PAGING = (
+    Param("limit", Annotated[int, Field(ge=1, le=500)], "page size"),
+    Param("offset", Annotated[int, Field(ge=0)], "items to skip"),
+)
+NEW_PRIMARY = Param(
+    "new_primary", int, "the new primary: required to remove the primary while others remain"
+)
+LicenceCounts = dict[str, Annotated[int, Field(ge=0)]]
+USER_DEVICE = "/api/v1/users/{id}/devices/{device_id}"
+
+OPERATIONS: tuple[Operation, ...] = (
+    Operation("GET", DOC, "This document", dict[str, Any], public=True),
+    Operation("GET", RULES_PATH, "The domain rules as data: licences, dependencies", RulesOut),
+    Operation(
+        "GET",
+        "/api/v1/users",
+        "List users",
+        out.UserPageOut,
+        query=(Param("search", str, "username, name or extension"), *PAGING),
+    ),
+    Operation("POST", "/api/v1/users", "Create a user", out.UserOut, 201, UserCreate, never=(404,)),
+    Operation("GET", "/api/v1/users/{id}", "Get a user", out.UserOut),
+    Operation("PATCH", "/api/v1/users/{id}", "Change a user", out.UserOut, body=UserPatch),
+    Operation(
+        "DELETE",
+        "/api/v1/users/{id}",
+        "Delete a user (devices stay, unassigned)",
+        status=204,
+        never=(409,),
+    ),
+    Operation(
+        "PUT",
+        USER_DEVICE,
+        "Assign a device",
+        out.UserOut,
+        query=(Param("move", bool, "take the device from another user"),),
+    ),
+    Operation("DELETE", USER_DEVICE, "Unassign a device", out.UserOut, query=(NEW_PRIMARY,)),
+    Operation(
+        "PUT",
+        "/api/v1/users/{id}/primary-device",
+        "Choose the primary device; its extension becomes the main extension",
+        out.UserOut,
+        body=PrimaryDevice,
+    ),
+    Operation(
+        "GET",
+        "/api/v1/devices",
+        "List devices",
+        out.DevicePageOut,
+        query=(
+            Param(
+                "extension_prefix",
+                Annotated[str, Field(pattern="^[0-9]{1,16}$")],
+                "autocomplete: devices whose extension starts with this (max 20)",
+            ),
+            Param("mac", str, "exact MAC, any notation"),
+            Param("user_id", int, "devices of one user"),
+            *PAGING,
+        ),
+    ),
+    Operation("POST", "/api/v1/devices", "Create a device", out.DeviceOut, 201, DeviceCreate),
+    Operation("GET", "/api/v1/devices/{id}", "Get a device", out.DeviceOut),
+    Operation("PATCH", "/api/v1/devices/{id}", "Change a device", out.DeviceOut, body=DevicePatch),
+    Operation(
+        "DELETE", "/api/v1/devices/{id}", "Delete a device", status=204, query=(NEW_PRIMARY,)
+    ),
+    Operation(
+        "POST",
+        "/api/v1/devices/{id}/release-lock",
+        "Release a device locked to the site of its first boot",
+        out.DeviceOut,
+        never=(409,),
+    ),
+    Operation(
+        "POST",
+        "/api/v1/devices/{id}/reveal-password",
+        "The device's SIP and provisioning passwords (admin scope; audited)",
+        out.RevealedPasswordOut,
+        never=(409,),
+    ),
+    Operation(
+        "POST",
+        "/api/v1/devices/{id}/resync",
+        "Send the device its vendor's resync NOTIFY (reboot optional)",
+        out.ResyncResultOut,
+        body=ResyncOne,
+        body_optional=True,
+    ),
+    Operation(
+        "POST",
+        "/api/v1/resync",
+        "Resync every device of a user, of a model, or last seen inside a site",
+        list[out.ResyncResultOut],
+        body=ResyncMany,
+    ),
+    Operation(
+        "GET",
+        "/api/v1/unprovisioned",
+        "MACs that asked for a configuration",
+        out.UnprovisionedPageOut,
+        query=PAGING,
+    ),
+    Operation(
+        "GET",
+        "/api/v1/models",
+        "The model catalogue",
+        list[out.ModelOut],
+        query=(Param("vendor", str, "only this vendor"),),
+    ),
+    Operation("GET", "/api/v1/licences", "Licence counts and seats in use", out.Licences),
+    Operation(
+        "PUT",
+        "/api/v1/licences",
+        "Set licence counts",
+        out.Licences,
+        body=LicenceCounts,
+        never=(404,),
+    ),
+    Operation("GET", "/api/v1/settings", "Platform settings", out.SettingsOut),
+    Operation(
+        "PUT",
+        "/api/v1/settings",
+        "Change platform settings (partial: what is left out keeps its value)",
+        out.SettingsOut,
+        body=PlatformSettings,
+        never=(404,),
+    ),
+    Operation("GET", "/api/v1/directory/{number}", "Who answers a number", out.DirectoryOut),
+    Operation("GET", "/api/v1/sites", "Sites", list[out.SiteOut]),
+    Operation("POST", "/api/v1/sites", "Create a site", out.SiteOut, 201, SiteCreate, never=(404,)),
+    Operation("GET", "/api/v1/sites/{id}", "Get a site", out.SiteOut),
+    Operation("PATCH", "/api/v1/sites/{id}", "Change a site", out.SiteOut, body=SitePatch),
+    Operation("DELETE", "/api/v1/sites/{id}", "Delete a site", status=204, never=(409,)),
+    Operation("GET", "/api/v1/bans", "Sources banned by the enumeration defence", list[out.BanOut]),
+    Operation(
+        "DELETE",
+        "/api/v1/bans/{target}",
+        "Lift a ban on an address or network",
+        status=204,
+        never=(409,),
+    ),
+    Operation(
+        "GET", "/api/v1/audit", "The audit log, newest first", out.AuditPageOut, query=PAGING
+    ),
+    Operation(
+        "POST",
+        "/api/v1/import",
+        "Create devices and users from CSV or JSON rows: all or nothing",
+        ImportResultOut,
+        body=ImportBody,
+        refusal=ImportRefusedOut,
+        csv_body=True,
+        never=(404, 409),
+    ),
+    Operation(
+        "GET",
+        "/api/v1/export",
+        "Every device with its user, as import rows",
+        list[ExportRowOut],
+        query=(Param("format", Literal["csv", "json"], "csv (default) or json"),),
+        csv_answer=True,
+    ),
+)
+_BY_ROUTE = {(op.method, op.path): op for op in OPERATIONS}
 
 
-def _error_codes(method: str, path: str, op: dict[str, Any]) -> list[str]:
+def operation(method: str, path: str) -> Operation:
+    """The table's entry for a route (`path` as aiohttp's canonical template; HEAD is GET)."""
+    return _BY_ROUTE["GET" if method == "HEAD" else method, path]
+
+
+class _SchemaNames(GenerateJsonSchema):
+    """pydantic's schemas, named without the ``Out`` of the answer models, no field titles."""
+
+    def normalize_name(self, name: str) -> str:
+        """``UserOut`` is the schema ``User``."""
+        return super().normalize_name(name).removesuffix("Out")
+
+    def field_title_should_be_set(self, schema: Any) -> bool:
+        """Property names say enough; titles only bloat the document."""
+        return False
+
+
+_ERRORS = {
+    401: ("Unauthorized", "missing or unknown token"),
+    403: ("Forbidden", "read-only token"),
+    404: ("NotFound", "no such object"),
+    409: ("Conflict", "clashes with current state, or licence refused"),
+    413: ("TooLarge", "body over the size limit"),
+    422: ("Invalid", "malformed input; `field` names it"),
+    429: ("Throttled", "too many failed token attempts from this address"),
+}
+_DESCRIPTIONS = {200: "OK", 201: "created", 204: "done, no content"}
+
+
+def _error_codes(op: Operation) -> list[int]:
     """The error statuses an operation can really answer, from its shape."""
-    codes = ["401", "429"]
-    params = op.get("parameters", [])
-    if method != "get":
-        codes.append("403")  # read-only token
-        if (method, path) not in _NO_NOT_FOUND:
-            codes.append("404")
-        if (method, path) not in _NO_CONFLICT:
-            codes.append("409")
-        if "requestBody" in op:
-            codes.append("413")
-        codes.append("422")
+    if op.public:
+        return []
+    has_params = bool(op.query or op.path_params())
+    if op.method == "GET":
+        codes = [401, 429, *([404] if op.path_params() else []), *([422] if has_params else [])]
     else:
-        if any(p["in"] == "path" for p in params):
-            codes.append("404")
-        if params:
-            codes.append("422")
-    return codes
+        codes = [401, 429, 403, 404, 409, *([413] if op.body is not None else []), 422]
+    return [code for code in codes if code not in op.never]
 
 
-def _with_errors(paths: dict[str, Any]) -> dict[str, Any]:
-    for path, operations in paths.items():
-        for method, op in operations.items():
-            if op.get("security") == []:
-                continue
-            for code in _error_codes(method, path, op):
-                ref = "#/components/responses/" + _ERROR_RESPONSES[code]
-                op["responses"].setdefault(code, {"$ref": ref})
-    return paths
+def _content(schema: Any, csv: bool) -> dict[str, Any]:
+    media = {"application/json": {"schema": schema}}
+    return {"text/csv": {"schema": {"type": "string"}}, **media} if csv else media
 
 
-def _param(name: str, where: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
-    return {
-        "name": name,
-        "in": where,
-        "required": where == "path",
-        "schema": schema,
-        "description": description,
-    }
-
-
-_ID = _param("id", "path", {"type": "integer"}, "object id")
-_DEVICE_ID = _param("device_id", "path", {"type": "integer"}, "device id")
-_PAGING = [
-    _param("limit", "query", {"type": "integer", "minimum": 1, "maximum": 500}, "page size"),
-    _param("offset", "query", {"type": "integer", "minimum": 0}, "items to skip"),
-]
-
-
-def _op(
-    summary: str,
-    responses: dict[str, Any],
-    *,
-    params: list[dict[str, Any]] | None = None,
-    body: str | dict[str, Any] | None = None,
-) -> dict[str, Any]:
-    op: dict[str, Any] = {"summary": summary, "responses": dict(responses)}
-    if params:
-        op["parameters"] = params
-    if body is not None:
-        schema = _ref(body) if isinstance(body, str) else body
-        op["requestBody"] = {"required": True, "content": {"application/json": {"schema": schema}}}
-    return op
-
-
-def _paths() -> dict[str, Any]:
-    user, device = _json(_ref("User")), _json(_ref("Device"))
-    page_props: dict[str, Any] = {"total": _I, "limit": _I, "offset": _I}
-
-    def page_of(name: str) -> dict[str, Any]:
-        props = {**page_props, "items": {"type": "array", "items": _ref(name)}}
-        return _json({"type": "object", "required": list(props), "properties": props})
-
-    no_content = {"204": {"description": "deleted"}}
-    counts = {"type": "object", "additionalProperties": {"type": "integer", "minimum": 0}}
-    return {
-        "/api/v1/openapi.json": {
-            "get": {
-                "summary": "This document",
-                "security": [],
-                "responses": {"200": _json({"type": "object"})},
-            }
-        },
-        "/api/v1/users": {
-            "get": _op(
-                "List users",
-                {"200": page_of("User")},
-                params=[
-                    _param("search", "query", {"type": "string"}, "username, name or extension"),
-                    *_PAGING,
-                ],
-            ),
-            "post": _op(
-                "Create a user",
-                {"201": _json(_ref("User"), "created")},
-                body="UserCreate",
-            ),
-        },
-        "/api/v1/users/{id}": {
-            "get": _op("Get a user", {"200": user}, params=[_ID]),
-            "patch": _op("Change a user", {"200": user}, params=[_ID], body="UserPatch"),
-            "delete": _op(
-                "Delete a user (devices stay, unassigned)",
-                no_content,
-                params=[_ID],
-            ),
-        },
-        "/api/v1/users/{id}/devices/{device_id}": {
-            "put": _op(
-                "Assign a device",
-                {"200": user},
-                params=[
-                    _ID,
-                    _DEVICE_ID,
-                    _param(
-                        "move", "query", {"type": "boolean"}, "take the device from another user"
-                    ),
-                ],
-            ),
-            "delete": _op(
-                "Unassign a device",
-                {"200": user},
-                params=[
-                    _ID,
-                    _DEVICE_ID,
-                    _param(
-                        "new_primary",
-                        "query",
-                        {"type": "integer"},
-                        "new primary, required to remove the primary while others remain",
-                    ),
-                ],
-            ),
-        },
-        "/api/v1/users/{id}/primary-device": {
-            "put": _op(
-                "Choose the primary device; its extension becomes the main extension",
-                {"200": user},
-                params=[_ID],
-                body="PrimaryDevice",
-            ),
-        },
-        "/api/v1/devices": {
-            "get": _op(
-                "List devices",
-                {"200": page_of("Device")},
-                params=[
-                    _param(
-                        "extension_prefix",
-                        "query",
-                        {"type": "string", "pattern": "^[0-9]{1,16}$"},
-                        "autocomplete: devices whose extension starts with this (max 20)",
-                    ),
-                    _param("mac", "query", {"type": "string"}, "exact MAC, any notation"),
-                    _param("user_id", "query", {"type": "integer"}, "devices of one user"),
-                    *_PAGING,
-                ],
-            ),
-            "post": _op(
-                "Create a device",
-                {"201": _json(_ref("Device"), "created")},
-                body="DeviceCreate",
-            ),
-        },
-        "/api/v1/devices/{id}": {
-            "get": _op("Get a device", {"200": device}, params=[_ID]),
-            "patch": _op(
-                "Change a device",
-                {"200": device},
-                params=[_ID],
-                body="DevicePatch",
-            ),
-            "delete": _op(
-                "Delete a device",
-                no_content,
-                params=[_ID, _param("new_primary", "query", {"type": "integer"}, "see unassign")],
-            ),
-        },
-        "/api/v1/unprovisioned": {
-            "get": _op(
-                "MACs that asked for a configuration",
-                {"200": page_of("Unprovisioned")},
-                params=_PAGING,
-            )
-        },
-        "/api/v1/models": {
-            "get": _op(
-                "The model catalogue",
-                {"200": _json({"type": "array", "items": _ref("Model")})},
-                params=[_param("vendor", "query", {"type": "string"}, "only this vendor")],
-            )
-        },
-        "/api/v1/licences": {
-            "get": _op("Licence counts and seats in use", {"200": _json(_ref("Licences"))}),
-            "put": _op(
-                "Set licence counts",
-                {"200": _json(_ref("Licences"))},
-                body=counts,
-            ),
-        },
-        "/api/v1/settings": {
-            "get": _op("Platform settings", {"200": _json(_ref("Settings"))}),
-            "put": _op(
-                "Change platform settings (partial)",
-                {"200": _json(_ref("Settings"))},
-                body={"type": "object"},
-            ),
-        },
-        "/api/v1/directory/{number}": {
-            "get": _op(
-                "Who answers a number",
-                {"200": _json(_ref("Directory"))},
-                params=[_param("number", "path", {"type": "string"}, "an extension")],
-            )
-        },
-        "/api/v1/sites": {
-            "get": _op("Sites", {"200": _json({"type": "array", "items": _ref("Site")})}),
-            "post": _op(
-                "Create a site",
-                {"201": _json(_ref("Site"), "created")},
-                body="SiteCreate",
-            ),
-        },
-        "/api/v1/sites/{id}": {
-            "get": _op("Get a site", {"200": _json(_ref("Site"))}, params=[_ID]),
-            "patch": _op(
-                "Change a site",
-                {"200": _json(_ref("Site"))},
-                params=[_ID],
-                body="SitePatch",
-            ),
-            "delete": _op(
-                "Delete a site",
-                {"204": {"description": "deleted"}},
-                params=[_ID],
-            ),
-        },
-        "/api/v1/devices/{id}/release-lock": {
-            "post": _op(
-                "Release a device locked to the site of its first boot",
-                {"200": _json(_ref("Device"))},
-                params=[_ID],
-            ),
-        },
-        "/api/v1/devices/{id}/reveal-password": {
-            "post": _op(
-                "The device's SIP and provisioning passwords (admin scope; audited)",
-                {"200": _json(_ref("RevealedPassword"))},
-                params=[_ID],
-            ),
-        },
-        "/api/v1/devices/{id}/resync": {
-            "post": _op(
-                "Send the device its vendor's resync NOTIFY (reboot optional)",
-                {"200": _json(_ref("ResyncResult"))},
-                params=[_ID],
-                body="ResyncOne",
-            ),
-        },
-        "/api/v1/resync": {
-            "post": _op(
-                "Resync every device of a user, of a model, or last seen inside a site",
-                {"200": _json({"type": "array", "items": _ref("ResyncResult")})},
-                body="ResyncMany",
-            ),
-        },
-        "/api/v1/bans": {
-            "get": _op(
-                "Sources banned by the enumeration defence",
-                {"200": _json({"type": "array", "items": _ref("Ban")})},
-            ),
-        },
-        "/api/v1/bans/{target}": {
-            "delete": _op(
-                "Lift a ban on an address or network",
-                {"204": {"description": "lifted"}},
-                params=[_param("target", "path", {"type": "string"}, "IP or CIDR")],
-            ),
-        },
-        "/api/v1/audit": {
-            "get": _op(
-                "The audit log, newest first", {"200": page_of("AuditEntry")}, params=_PAGING
-            )
-        },
-        **fleet_paths(),
-    }
-
-
-def _obj(props: dict[str, Any], required: list[str] | None = None) -> dict[str, Any]:
-    return {"type": "object", "properties": props, "required": required or list(props)}
-
-
-_S, _I, _B = {"type": "string"}, {"type": "integer"}, {"type": "boolean"}
-_NS, _NI = {"type": ["string", "null"]}, {"type": ["integer", "null"]}
-
-
-def _schemas() -> dict[str, Any]:
-    bodies: dict[str, type[BaseModel]] = {
-        "UserCreate": UserCreate,
-        "UserPatch": UserPatch,
-        "DeviceCreate": DeviceCreate,
-        "DevicePatch": DevicePatch,
-        "PrimaryDevice": PrimaryDevice,
-        "SiteCreate": SiteCreate,
-        "SitePatch": SitePatch,
-        "ResyncOne": ResyncOne,
-        "ResyncMany": ResyncMany,
-    }
-    schemas: dict[str, Any] = {}
-    for name, model in bodies.items():
-        schema = model.model_json_schema(ref_template=REF + "{model}")
-        schemas.update(schema.pop("$defs", {}))
-        schemas[name] = schema
-    last_seen = {
-        "type": ["object", "null"],
-        "properties": {"at": _S, "ip": _NS, "user_agent": _NS, "firmware": _NS},
-    }
-    schemas.update(
+def _parameters(op: Operation) -> list[dict[str, Any]]:
+    params = [(name, "path", *_PATH_PARAMS[name]) for name in op.path_params()]
+    params += [(p.name, "query", p.kind, p.description) for p in op.query]
+    return [
         {
-            "Error": _obj(
-                {"error": _S, "detail": _S, "field": _S, "module": _S}, ["error", "detail"]
-            ),
-            "Device": _obj(
-                {
-                    "id": _I,
-                    "extension": _S,
-                    "model": _S,
-                    "mac": _S,
-                    "active": _B,
-                    "user_id": _NI,
-                    "sip_username": _S,
-                    "label": _NS,
-                    "site_id": _NI,
-                    "last_seen": last_seen,
-                }
-            ),
-            "User": _obj(
-                {
-                    "id": _I,
-                    "username": _S,
-                    "display_name": _S,
-                    "main_extension": _S,
-                    "cli_custom": _NS,
-                    "presented_cli": _S,
-                    "primary_device_id": _NI,
-                    "team_app": _obj(
-                        {
-                            "enabled": _B,
-                            "smart_working": _B,
-                            "gsm_mode": _B,
-                            "gsm_number": _NS,
-                            "fallback_timeout_s": _I,
-                            "callback_enabled": _B,
-                            "fallback_timeout_inherited": _B,
-                            "callback_inherited": _B,
-                        }
-                    ),
-                    "client": _obj(
-                        {"enabled": _B, "smart_working": _B, "web_phone": _B, "video_calls": _B}
-                    ),
-                    "devices": {"type": "array", "items": _ref("Device")},
-                    "main_extension_changed": _obj({"old": _S, "new": _S}),
-                },
-                [
-                    "id",
-                    "username",
-                    "display_name",
-                    "main_extension",
-                    "cli_custom",
-                    "presented_cli",
-                    "team_app",
-                    "client",
-                    "devices",
-                    "primary_device_id",
-                ],
-            ),
-            "Site": _obj(
-                {
-                    "id": _I,
-                    "name": _S,
-                    "networks": {"type": "array", "items": _S},
-                    "policy": {"enum": ["open", "digest", "certificate"]},
-                    "lock_on_first_boot": _B,
-                }
-            ),
-            "RevealedPassword": _obj(
-                {
-                    "id": _I,
-                    "sip_username": _S,
-                    "sip_password": _S,
-                    "provisioning_username": _S,
-                    "provisioning_password": _NS,
-                }
-            ),
-            "ResyncResult": _obj(
-                {
-                    "device_id": _I,
-                    "address": _S,
-                    "event": _S,
-                    "reboot": _B,
-                    "status": _NI,
-                    "reason": _S,
-                    "attempts": _I,
-                    "elapsed_s": {"type": "number"},
-                }
-            ),
-            "Ban": _obj({"target": _S, "reason": _S, "since": _S, "until": _S, "hits": _I}),
-            "Model": _obj({"id": _S, "vendor": _S, "name": _S, "family": _S}),
-            "Unprovisioned": _obj(
-                {
-                    "mac": _S,
-                    "vendor": _NS,
-                    "model_guess": _NS,
-                    "first_seen": _S,
-                    "last_seen": _S,
-                    "ip": _NS,
-                    "user_agent": _NS,
-                    "path": _NS,
-                    "requests": _I,
-                }
-            ),
-            "Licences": {"type": "object", "additionalProperties": _obj({"count": _I, "used": _I})},
-            "Settings": _obj(
-                {
-                    "mcs_interconnected": _B,
-                    "team_app": _obj({"fallback_timeout_s": _I, "callback_enabled": _B}),
-                    "sip": _obj(
-                        {
-                            "registrar": _S,
-                            "port": _I,
-                            "transport": {"enum": ["udp", "tcp", "tls"]},
-                            "outbound_proxy": _S,
-                        }
-                    ),
-                    "ntp_server": _S,
-                    "timezone": _S,
-                    "language": _S,
-                }
-            ),
-            "Directory": _obj(
-                {
-                    "number": _S,
-                    "matched": _S,
-                    "presented_cli": _S,
-                    "user": _obj(
-                        {"id": _I, "username": _S, "display_name": _S, "main_extension": _S}
-                    ),
-                    "ring_targets": {"type": "array", "items": {"type": "object"}},
-                }
-            ),
-            "AuditEntry": _obj(
-                {
-                    "id": _I,
-                    "at": _S,
-                    "actor": _S,
-                    "action": _S,
-                    "object_type": _S,
-                    "object_id": _NS,
-                    "before": {},
-                    "after": {},
-                }
-            ),
+            "name": name,
+            "in": where,
+            "required": where == "path",
+            "schema": adapter(kind).json_schema(),
+            "description": description,
         }
+        for name, where, kind, description in params
+    ]
+
+
+def _operation(op: Operation, schemas: dict[str, Any], index: int) -> dict[str, Any]:
+    """One operation object of the document."""
+    success: dict[str, Any] = {"description": _DESCRIPTIONS[op.status]}
+    if op.answer is not None:
+        success["content"] = _content(schemas[f"{index}:answer"], op.csv_answer)
+    responses: dict[str, Any] = {str(op.status): success}
+    if op.refusal is not None:
+        refusal = {"schema": schemas[f"{index}:refusal"]}
+        responses["422"] = {"description": "refused", "content": {"application/json": refusal}}
+    for code in _error_codes(op):
+        responses.setdefault(str(code), {"$ref": "#/components/responses/" + _ERRORS[code][0]})
+    document: dict[str, Any] = {"summary": op.summary, "responses": responses}
+    if op.public:
+        document["security"] = []
+    if params := _parameters(op):
+        document["parameters"] = params
+    if op.body is not None:
+        document["requestBody"] = {
+            "required": not op.body_optional,
+            "content": _content(schemas[f"{index}:body"], op.csv_body),
+        }
+    return document
+
+
+def _schemas(ops: tuple[Operation, ...]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Each operation's body, answer and refusal schemas by key, and the shared components."""
+    wanted: list[tuple[str, Any, Any]] = [("error", "serialization", out.ErrorOut)]
+    for index, op in enumerate(ops):
+        for part, mode, kind in (
+            ("body", "validation", op.body),
+            ("answer", "serialization", op.answer),
+            ("refusal", "serialization", op.refusal),
+        ):
+            if kind is not None:
+                wanted.append((f"{index}:{part}", mode, kind))
+    by_key, defs = TypeAdapter.json_schemas(
+        [(key, mode, adapter(kind)) for key, mode, kind in wanted],
+        ref_template=REF + "{model}",
+        schema_generator=_SchemaNames,
     )
-    schemas.update(fleet_schemas())
-    return schemas
-
-
-def _response(description: str) -> dict[str, Any]:
-    return _json(_ref("Error"), description)
+    return {key: schema for (key, _mode), schema in by_key.items()}, defs.get("$defs", {})
 
 
 @functools.cache
 def openapi_document() -> dict[str, Any]:
     """The whole document (built once)."""
+    schemas, components = _schemas(OPERATIONS)
+    paths: dict[str, dict[str, Any]] = {}
+    for index, op in enumerate(OPERATIONS):
+        paths.setdefault(op.path, {})[op.method.lower()] = _operation(op, schemas, index)
+    error = {"content": {"application/json": {"schema": schemas["error"]}}}
     return {
         "openapi": "3.1.0",
         "info": {
@@ -550,18 +379,13 @@ def openapi_document() -> dict[str, Any]:
         },
         "servers": [{"url": "/"}],
         "security": [{"bearer": []}],
-        "paths": _with_errors(_paths()),
+        "paths": paths,
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
-            "schemas": _schemas(),
+            "schemas": components,
             "responses": {
-                "Unauthorized": _response("missing or unknown token"),
-                "Forbidden": _response("read-only token"),
-                "NotFound": _response("no such object"),
-                "Conflict": _response("clashes with current state, or licence refused"),
-                "TooLarge": _response("body over the size limit"),
-                "Invalid": _response("malformed input; `field` names it"),
-                "Throttled": _response("too many failed token attempts from this address"),
+                name: {"description": description, **error}
+                for name, description in _ERRORS.values()
             },
         },
     }

@@ -1,0 +1,91 @@
+"""Typed bodies of bulk import and export (POST /api/v1/import, GET /api/v1/export).
+
+The import's rows are parsed by provisiond.services.fleet_rows, line by line with every
+problem collected, not by pydantic: `ImportRowIn` only describes them for the OpenAPI document
+(tests/integration/test_api_responses.py checks that it names exactly the parser's columns).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from provisiond.frontends.api_models import Out
+
+Flag = Annotated[bool | str | None, Field(description="true/false, 1/0, yes/no")]
+
+
+class ImportRowIn(BaseModel):
+    """One row of a JSON import; keys are the CSV columns (fleet_rows.COLUMNS)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    mac: str
+    model: str
+    extension: str
+    username: str | None = None
+    display_name: str | None = None
+    primary: Flag = None
+    main_extension: str | None = None
+    active: Flag = None
+    label: str | None = None
+
+
+class ImportRowsIn(BaseModel):
+    """A JSON import as an object: ``{"rows": [...]}``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    rows: list[ImportRowIn]
+
+
+ImportBody = list[ImportRowIn] | ImportRowsIn
+
+
+class ExportRowOut(Out):
+    """One device with its user, as the JSON export writes it (an import row)."""
+
+    mac: str
+    model: str
+    extension: str
+    username: str | None
+    display_name: str | None
+    primary: bool
+    main_extension: str | None
+    active: bool
+    label: str | None
+
+
+class ImportedUserOut(Out):
+    """A user whose main extension the import changed (rule 2)."""
+
+    username: str
+    old: str
+    new: str
+
+
+class ImportResultOut(Out):
+    """What an import created."""
+
+    lines: int
+    devices_created: int
+    users_created: int
+    users_updated: int
+    main_extension_changed: list[ImportedUserOut]
+
+
+class LineErrorOut(Out):
+    """One problem of an import file: line (the header is line 1), column, what."""
+
+    line: int
+    field: str
+    detail: str
+
+
+class ImportRefusedOut(Out):
+    """A refused import: nothing was imported; every bad line is listed."""
+
+    error: Literal["import_refused"]
+    detail: str
+    lines: list[LineErrorOut]
