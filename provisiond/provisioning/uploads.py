@@ -2,7 +2,10 @@
 
 Layout: ``<data_dir>/uploads/<mac>/<name>``; names come from the vendors' upload patterns and
 were checked by the resolver, and are checked again here so nothing escapes the folder.
-Writes go to a temporary file renamed into place, so a phone never reads half an upload.
+Writes go to a temporary file, fsynced, then renamed into place, so a phone never reads half
+an upload and a crash never leaves one under its name. A file system that cannot take the
+upload (full disk, quota, I/O error) leaves no temporary file behind and raises
+`UploadNotStored`, which names the folder and the cause and is logged once.
 
 Names are stored **lower-case, whole** (vendor patterns match case-insensitively, so
 ``001565AABBCC-Local.CFG`` and ``001565aabbcc-local.cfg`` are one file, not 2^n variants);
@@ -17,15 +20,34 @@ exceeded by at most one ceiling per extra process).
 from __future__ import annotations
 
 import asyncio
+import errno
+import logging
 import os
 import re
 import tempfile
 from pathlib import Path
 
+log = logging.getLogger(__name__)
+
 _NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,254}")
 _MAC = re.compile(r"[0-9a-f]{12}")
 DEFAULT_MAX_BYTES = 256 << 10
 DEFAULT_QUOTA = 4 << 20
+
+
+class UploadNotStored(OSError):
+    """The data directory could not take an upload (full disk, quota, I/O): nothing was stored.
+
+    An OSError with the original errno (ENOSPC for a full disk), and a message for the log.
+    """
+
+
+def _not_stored(folder: Path, exc: OSError) -> UploadNotStored:
+    full = exc.errno in (errno.ENOSPC, errno.EDQUOT)
+    cause = "the disk is full: free space there" if full else exc.strerror or str(exc)
+    message = f"upload not stored in {folder}: {cause}"
+    log.error("%s (the phone is answered with an error and may retry later)", message)
+    return UploadNotStored(exc.errno or errno.EIO, message)
 
 
 class _CountedLock:
@@ -83,7 +105,10 @@ class UploadStore:
     @staticmethod
     def _save(path: Path, body: bytes, quota: int) -> bool:
         folder = path.parent
-        folder.mkdir(parents=True, exist_ok=True)
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise _not_stored(folder, exc) from exc
         others, variants = 0, []
         with os.scandir(folder) as entries:
             for entry in entries:
@@ -97,14 +122,7 @@ class UploadStore:
                     others += entry.stat(follow_symlinks=False).st_size
         if others + len(body) > quota:
             return False
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".upload-")
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(body)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        _write_atomically(path, body)
         for variant in variants:
             variant.unlink(missing_ok=True)
         return True
@@ -130,3 +148,23 @@ class UploadStore:
                 return 0
 
         return await asyncio.to_thread(total)
+
+
+def _write_atomically(path: Path, body: bytes) -> None:
+    """Temp file in the same folder, fsync, rename: `path` holds the old or the new bytes."""
+    tmp: str | None = None
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".upload-")
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(body)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+        raise _not_stored(path.parent, exc) from exc
+    except BaseException:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+        raise

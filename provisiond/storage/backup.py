@@ -8,7 +8,9 @@ Consistency while serving: every row is read in ONE read transaction, REPEATABLE
 ONLY on PostgreSQL (one snapshot for every table) and a read transaction on SQLite, whose WAL
 gives it a snapshot from its first read. Servers keep serving and writing meanwhile; the file
 is one instant. It is written to a 0600 temporary file, fsynced, then renamed into place, so
-there is never half a backup under the final name.
+there is never half a backup under the final name. A target that cannot take the file (full
+disk, quota, I/O error) raises BackupError saying so; the temporary file is removed and a
+previous backup under the same name is left as it was.
 
 Secrets: columns marked secret are copied as stored, i.e. encrypted (``enc1:...``). The
 keyring file is NOT in the backup — a backup together with its keyring would be every SIP
@@ -27,6 +29,7 @@ directories and change-feed positions describe the old contents.
 from __future__ import annotations
 
 import asyncio
+import errno
 import gzip
 import os
 import secrets as random_source
@@ -156,13 +159,14 @@ async def backup(db: Database, path: Path, *, progress: Progress | None = None) 
     """Write every table to `path` from one consistent snapshot (atomically, mode 0600).
 
     `progress(table, rows)` is awaited after each table, inside the read transaction.
-    Secrets stay encrypted; the keyring is not included.
+    Secrets stay encrypted; the keyring is not included. BackupError when the file cannot be
+    written (nothing is left under `path` or beside it then).
     """
     temp = path.with_name(f".{path.name}.{random_source.token_hex(6)}.tmp")
     try:
         fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except OSError as exc:
-        raise BackupError(f"cannot write {path}: {exc.strerror}") from exc
+        raise _not_written(path, exc) from exc
     try:
         with os.fdopen(fd, "wb") as raw:
             # GzipFile is a binary file object; typeshed does not call it IO[bytes].
@@ -172,10 +176,21 @@ async def backup(db: Database, path: Path, *, progress: Progress | None = None) 
             raw.flush()
             os.fsync(raw.fileno())
         os.replace(temp, path)
+        _fsync_directory(path.parent)
+    except OSError as exc:
+        raise _not_written(path, exc) from exc
     finally:
         temp.unlink(missing_ok=True)
-    _fsync_directory(path.parent)
     return summary
+
+
+def _not_written(path: Path, exc: OSError) -> BackupError:
+    """The administrator's message for a backup file that could not be written."""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        cause = "the disk is full; free space there or write the backup elsewhere"
+    else:
+        cause = exc.strerror or str(exc)
+    return BackupError(f"cannot write {path}: {cause}; no backup was written")
 
 
 # -- restore ---------------------------------------------------------------------------------

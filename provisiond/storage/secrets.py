@@ -2,10 +2,9 @@
 
 A copied database (file, dump or backup) must not reveal any SIP password or digest secret, so
 every column marked ``info={"secret": True}`` holds ``enc1:<key id>:<token>`` and the keys live
-in a *keyring file* outside the database (default ``<data_dir>/keys/secrets.json``)::
-
-    {"version": 1, "keys": [{"id": "k2", "created": "2026-...Z", "key": "<urlsafe b64>"},
-                            {"id": "k1", ...}]}                       newest first
+in a *keyring file* outside the database (default ``<data_dir>/keys/secrets.json``; its format
+and its private, atomic writes are in provisiond.storage.keyring_file, whose names are
+importable from here too).
 
 Cipher: AES-256-GCM (``cryptography``'s AESGCM), a random 96-bit nonce per value, and the header
 ``enc1:<key id>`` as associated data, so a token relabelled with another key id or format
@@ -24,6 +23,11 @@ serving process follows a rotation made by ``provisiond keys rotate`` without re
 `reencrypt` then moves every value to the newest key (compare-and-set per row, so a concurrent
 admin change is never overwritten); `retire_keys` drops keys `census` shows unused. Every
 failure raises `SecretError`; decrypt never returns garbage.
+
+At start (`open_secret_box`) a serving process refuses a keyring that is missing, unreadable,
+damaged, lacks a key the database names, or holds a different key under the same id (a sample
+value per column and key fails authentication): it never serves files rendered from secrets it
+cannot decrypt.
 """
 
 from __future__ import annotations
@@ -32,19 +36,15 @@ import asyncio
 import base64
 import binascii
 import contextlib
-import fcntl
 import hashlib
 import hmac
-import json
 import logging
 import os
 import re
-import secrets as random_source
 import threading
 from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
@@ -54,181 +54,51 @@ from sqlalchemy import CursorResult, Select, func, inspect, select, update
 from sqlalchemy.orm import DeclarativeBase, InstrumentedAttribute
 
 from provisiond.storage.database import Database
+from provisiond.storage.keyring_file import (
+    KEY_BYTES,
+    KEY_ID,
+    KEYRING_VERSION,
+    RESTORE_HINT,
+    KeyEntry,
+    Keyring,
+    SecretError,
+    init_keyring,
+    load_keyring,
+    parse_keyring,
+    retire_keys,
+    rotate_keyring,
+)
 from provisiond.storage.models import Base
+
+__all__ = [
+    "KEYRING_VERSION",
+    "KEY_BYTES",
+    "Census",
+    "KeyEntry",
+    "Keyring",
+    "SecretBox",
+    "SecretError",
+    "census",
+    "init_keyring",
+    "is_encrypted",
+    "key_id_of",
+    "load_keyring",
+    "open_secret_box",
+    "parse_keyring",
+    "reencrypt",
+    "retire_keys",
+    "rotate_keyring",
+    "scrub_sqlite",
+    "secret_columns",
+]
 
 log = logging.getLogger(__name__)
 
 FORMAT = "enc1"
-KEYRING_VERSION = 1
-KEY_BYTES = 32
 NONCE_BYTES = 12
 BATCH_SIZE = 500
-_KEY_ID = re.compile(r"[A-Za-z0-9_-]{1,32}")
 # 38 base64 characters = nonce + tag of an empty plaintext, the shortest valid token.
-_STORED = re.compile(rf"{FORMAT}:({_KEY_ID.pattern}):([A-Za-z0-9_-]{{38,}})")
-
-
-class SecretError(Exception):
-    """A keyring or stored secret is missing, malformed, tampered with or under an unknown key."""
-
-
-@dataclass(frozen=True, slots=True)
-class KeyEntry:
-    """One key of the keyring; `key` is kept out of repr so it never reaches a log."""
-
-    id: str
-    created: str
-    key: bytes = field(repr=False)
-
-
-@dataclass(frozen=True, slots=True)
-class Keyring:
-    """The parsed keyring file: keys newest first (never empty)."""
-
-    keys: tuple[KeyEntry, ...]
-
-    @property
-    def newest(self) -> KeyEntry:
-        """The key new values are encrypted with."""
-        return self.keys[0]
-
-
-def _parse_entry(raw: Any) -> KeyEntry:
-    if not isinstance(raw, dict) or not isinstance(raw.get("id"), str):
-        raise SecretError("keyring entry without an id")
-    key_id, text = raw["id"], raw.get("key")
-    if not _KEY_ID.fullmatch(key_id) or not isinstance(text, str):
-        raise SecretError(f"keyring entry {key_id!r} is malformed")
-    try:
-        key = base64.urlsafe_b64decode(text.encode("ascii"))
-    except (binascii.Error, UnicodeEncodeError) as exc:
-        raise SecretError(f"key {key_id} is not base64") from exc
-    if len(key) != KEY_BYTES:
-        raise SecretError(f"key {key_id} is not {KEY_BYTES} bytes")
-    return KeyEntry(key_id, str(raw.get("created", "")), key)
-
-
-def _parse_keyring(data: bytes) -> Keyring:
-    try:
-        doc = json.loads(data)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise SecretError("keyring file is not JSON") from exc
-    if not isinstance(doc, dict) or doc.get("version") != KEYRING_VERSION:
-        raise SecretError(f"keyring file is not version {KEYRING_VERSION}")
-    raw_keys = doc.get("keys")
-    if not isinstance(raw_keys, list) or not raw_keys:
-        raise SecretError("keyring file holds no keys")
-    keys = tuple(_parse_entry(raw) for raw in raw_keys)
-    if len({entry.id for entry in keys}) != len(keys):
-        raise SecretError("keyring file repeats a key id")
-    return Keyring(keys)
-
-
-def load_keyring(path: Path) -> Keyring:
-    """Read and validate the keyring file; warns (log) when others may read it."""
-    try:
-        with path.open("rb") as handle:
-            mode = os.fstat(handle.fileno()).st_mode
-            data = handle.read()
-    except OSError as exc:
-        raise SecretError(f"cannot read keyring {path}: {exc.strerror}") from exc
-    if mode & 0o077:
-        log.warning("keyring %s is accessible to group/others (mode %o)", path, mode & 0o777)
-    return _parse_keyring(data)
-
-
-def _serialise(ring: Keyring) -> bytes:
-    keys = [
-        {"id": e.id, "created": e.created, "key": base64.urlsafe_b64encode(e.key).decode()}
-        for e in ring.keys
-    ]
-    return json.dumps({"version": KEYRING_VERSION, "keys": keys}, indent=2).encode() + b"\n"
-
-
-def _ensure_directory(directory: Path) -> None:
-    if directory.is_dir():
-        if directory.stat().st_mode & 0o077:
-            log.warning("keyring directory %s is accessible to group/others", directory)
-        return
-    directory.mkdir(parents=True, mode=0o700)
-    os.chmod(directory, 0o700)  # mkdir's mode is filtered by the umask
-
-
-def _write_keyring(path: Path, ring: Keyring, *, exclusive: bool) -> None:
-    """Write via a 0600 temp file, fsync, then rename (or link, which refuses to overwrite)."""
-    _ensure_directory(path.parent)
-    temp = path.with_name(f".{path.name}.{random_source.token_hex(6)}.tmp")
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            os.fchmod(handle.fileno(), 0o600)
-            handle.write(_serialise(ring))
-            handle.flush()
-            os.fsync(handle.fileno())
-        if exclusive:
-            os.link(temp, path)
-        else:
-            os.replace(temp, path)
-    except FileExistsError as exc:
-        raise SecretError(f"keyring {path} already exists; refusing to overwrite it") from exc
-    finally:
-        temp.unlink(missing_ok=True)
-    # Losing the keyring loses every secret: make the rename itself durable.
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
-
-
-@contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    """Serialise read-modify-write of the keyring across processes (two `keys rotate`)."""
-    _ensure_directory(path.parent)
-    fd = os.open(path.with_name(path.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)  # closing releases the lock
-
-
-def _new_entry(existing: Sequence[KeyEntry]) -> KeyEntry:
-    numbers = [int(e.id[1:]) for e in existing if re.fullmatch(r"k\d{1,9}", e.id)]
-    created = datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
-    return KeyEntry(f"k{max(numbers, default=0) + 1}", created, AESGCM.generate_key(256))
-
-
-def init_keyring(path: Path) -> str:
-    """Create the keyring file with one new key; returns its id. Refuses if the file exists."""
-    with _locked(path):
-        entry = _new_entry(())
-        _write_keyring(path, Keyring((entry,)), exclusive=True)
-    return entry.id
-
-
-def rotate_keyring(path: Path) -> str:
-    """Prepend a new key (old keys stay, so stored values still decrypt); returns its id."""
-    with _locked(path):
-        ring = load_keyring(path)
-        entry = _new_entry(ring.keys)
-        _write_keyring(path, Keyring((entry, *ring.keys)), exclusive=False)
-    return entry.id
-
-
-def retire_keys(path: Path, keep: set[str]) -> tuple[str, ...]:
-    """Drop every key not in `keep` (the newest is always kept); returns the ids dropped.
-
-    Call it only with the ids `census` found in use after `reencrypt`: a dropped key's values
-    can never be decrypted again.
-    """
-    with _locked(path):
-        ring = load_keyring(path)
-        kept = tuple(e for e in ring.keys if e.id in keep or e is ring.newest)
-        dropped = tuple(e.id for e in ring.keys if e not in kept)
-        if dropped:
-            _write_keyring(path, Keyring(kept), exclusive=False)
-    return dropped
+_STORED = re.compile(rf"{FORMAT}:({KEY_ID.pattern}):([A-Za-z0-9_-]{{38,}})")
 
 
 def is_encrypted(stored: str) -> bool:
@@ -283,7 +153,7 @@ class SecretBox:
         try:
             signature = _signature(self._path)
         except OSError as exc:
-            raise SecretError(f"keyring {self._path} is missing") from exc
+            raise SecretError(f"keyring {self._path} is missing: {RESTORE_HINT}") from exc
         ring = load_keyring(self._path)
         ciphers = {entry.id: AESGCM(entry.key) for entry in ring.keys}
         return _Loaded(ring.newest.id, ciphers, signature)
@@ -497,25 +367,56 @@ async def open_secret_box(
     """The box for a serving process: create the keyring if allowed, check it, encrypt plaintext.
 
     Refuses (SecretError) to create a keyring when the database already holds encrypted values
-    (the real keyring was lost or not deployed: a new key would strand them), and refuses to
-    start when a stored value names a key the keyring lacks. Then finishes any interrupted
-    rotation and encrypts legacy plaintext with `reencrypt`.
+    (the real keyring was lost or not deployed: a new key would strand them), to start when a
+    stored value names a key the keyring lacks, and to start with a keyring whose key does not
+    decrypt the stored values (`_check_decrypts`). Then finishes any interrupted rotation and
+    encrypts legacy plaintext with `reencrypt`.
     """
-    if not await asyncio.to_thread(path.exists):
+    if not await asyncio.to_thread(os.path.lexists, path):
         found = await census(db, columns)
         if not create or found.by_key:
             used = ", ".join(sorted(found.by_key)) or "none"
-            raise SecretError(f"keyring {path} is missing (keys used in the database: {used})")
+            raise SecretError(
+                f"keyring {path} is missing (keys used in the database: {used}); {RESTORE_HINT}"
+            )
         init_keyring(path)
     box = SecretBox(path)
+    await _check_decrypts(db, box, columns)
     if await _all_under(db, box.refresh(), columns):
         return box  # the usual start: two COUNTs per column, no walk over every row
     found = await census(db, columns)
     missing = set(found.by_key) - set(box.key_ids)
     if missing:
-        raise SecretError(f"keyring {path} lacks keys {', '.join(sorted(missing))}")
+        raise SecretError(
+            f"keyring {path} lacks keys {', '.join(sorted(missing))}: {RESTORE_HINT} "
+            "(the newest copy: every `keys rotate` adds a key)"
+        )
     await reencrypt(db, box, columns)
     return box
+
+
+async def _check_decrypts(
+    db: Database, box: SecretBox, columns: Sequence[InstrumentedAttribute[Any]] | None
+) -> None:
+    """Decrypt one stored value per column and key id: a keyring holding another key under the
+    same id (another installation's, or a regenerated one) fails here, not at a phone's boot."""
+    async with db.read() as session:
+        for attr in secret_columns() if columns is None else columns:
+            target = _target(attr)
+            for key_id in box.key_ids:
+                prefix = f"{FORMAT}:{key_id}:"
+                query = _page(target, None, 1, target.column.startswith(prefix, autoescape=True))
+                row = (await session.execute(query)).first()
+                if row is None:
+                    continue
+                try:
+                    box.decrypt(row[1])
+                except SecretError as exc:
+                    raise SecretError(
+                        f"keyring {box.path} does not decrypt the stored secrets "
+                        f"({target.name} row {row[0]}: {exc}): it is not this database's "
+                        f"keyring; {RESTORE_HINT}"
+                    ) from exc
 
 
 async def _all_under(
