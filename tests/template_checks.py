@@ -14,8 +14,8 @@ from pathlib import Path
 
 from provisiond.domain.identify import FileKind, FileSpec, VendorSpec, match_path
 from provisiond.provisioning.render import Renderer
-from provisiond.provisioning.vendors import default_templates_root, load_vendor
-from tests.template_context import DEFAULTS, sample_context
+from provisiond.provisioning.vendors import default_templates_root
+from tests.phone_context import DEFAULTS, phone_context, vendors
 
 __all__ = [
     "TEMPLATES_ROOT",
@@ -34,26 +34,24 @@ TEMPLATES_ROOT: Path = default_templates_root()
 _LEFTOVERS = re.compile(r"\{\{|\}\}|\{%|%\}|\{#|\bNone\b")
 
 # Every combination the templates branch on: transport x outbound proxy x firmware x
-# provisioning credentials.
+# provisioning credentials (the device's provisioning password set or not).
 VARIANTS: list[dict[str, str]] = [
     {
         "transport": transport,
         "outbound_proxy": proxy,
         "firmware_url": firmware,
-        "prov_username": user,
-        "prov_password": "provPass1" if user else "",
+        "prov_password": password,
     }
     for transport in ("udp", "tcp", "tls")
     for proxy in ("", "sbc.example.net")
     for firmware in ("", "http://192.0.2.10:8080/firmware/image-1.2.3.bin")
-    for user in ("", "provuser")
+    for password in ("", DEFAULTS["prov_password"])
 ]
 
 
-@cache
 def load(vendor_id: str) -> VendorSpec:
-    """The vendor description, loaded and validated by the real loader."""
-    return load_vendor(TEMPLATES_ROOT / vendor_id / "vendor.toml")
+    """The vendor description, as `load_vendors` reads the repository's templates."""
+    return vendors()[vendor_id]
 
 
 @cache
@@ -116,13 +114,13 @@ def check_every_template(vendor_id: str, model_id: str, variant: Mapping[str, st
             continue
         has_family = "family" in spec.pattern.groupindex
         model = None if spec.kind is FileKind.COMMON and not has_family else model_id
-        context = sample_context(
-            spec.kind.value,
+        context = phone_context(
+            vendor_id,
+            spec.kind,
             model=model,
             transport=variant["transport"],
             outbound_proxy=variant["outbound_proxy"],
             firmware_url=variant["firmware_url"],
-            prov_username=variant["prov_username"],
             prov_password=variant["prov_password"],
         )
         body = _renderer().render(vendor_id, spec, context)

@@ -62,7 +62,7 @@ class FilesHandler:
                 return PhoneResponse(Outcome.TOO_LARGE)
             self.uploads[request.path] = body
             return PhoneResponse(Outcome.OK)
-        content = self.files.get(request.path)
+        content = refusal  # the same lookup, narrowed: bytes, Path or None
         if content is None:
             return PhoneResponse(Outcome.NOT_FOUND)
         if isinstance(content, Path):

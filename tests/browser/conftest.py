@@ -26,7 +26,7 @@ import pytest
 from tests.serve_process import REPO, ServeProcess, serve
 
 if TYPE_CHECKING:
-    from playwright.sync_api import Browser, Page
+    from playwright.sync_api import Browser, Page, ViewportSize
 
 CHROMIUM = Path("/usr/bin/chromium")
 INSTALL_HINT = (
@@ -42,8 +42,8 @@ LAUNCH_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
-DESKTOP = {"width": 1280, "height": 800}
-TABLET = {"width": 820, "height": 1180}
+DESKTOP: ViewportSize = {"width": 1280, "height": 800}
+TABLET: ViewportSize = {"width": 820, "height": 1180}
 YEALINK_UA = "Yealink SIP-{model} {firmware} {mac}"
 WAIT_S = 15.0  # the server writes phone activity every ~2 s; this is a generous ceiling
 

@@ -17,7 +17,7 @@ from tests.browser.conftest import DESKTOP, TABLET, Console, missing_prerequisit
 from tests.serve_process import REPO
 
 if TYPE_CHECKING:
-    from playwright.sync_api import Browser, Page
+    from playwright.sync_api import Browser, Locator, Page
 
 try:
     from playwright.sync_api import expect
@@ -44,7 +44,7 @@ def open_user(page: Page, console: Console, user_id: int) -> None:
     expect(page.locator("#user-form")).to_be_visible()
 
 
-def device_row(page: Page, extension: str):  # type: ignore[no-untyped-def]
+def device_row(page: Page, extension: str) -> Locator:
     """The devices-table row of one extension."""
     return page.locator("#device-rows tr").filter(
         has=page.locator("td.ext", has_text=re.compile(f"^{extension}"))

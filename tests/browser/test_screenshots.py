@@ -14,11 +14,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from tests.browser.conftest import DESKTOP, TABLET, Console
-from tests.browser.test_console import expect, open_user
+from tests.browser.test_console import open_user
 from tests.serve_process import REPO
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page
+
+try:
+    from playwright.sync_api import expect
+except ImportError:  # the `browser` fixture fails first, with the install hint
+    expect = None  # type: ignore[assignment]
 
 SHOTS = {
     "console-signin.png": DESKTOP,

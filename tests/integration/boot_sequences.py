@@ -18,6 +18,7 @@ import enum
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Protocol
 from urllib.parse import unquote, urlsplit
 
 from provisiond.services import Services
@@ -143,6 +144,13 @@ class XmlFile:
 
 DeviceValues = KeyValueFile | XmlFile
 
+
+class Expected(Protocol):
+    """Values expected in a file: what differs, or [] when the body has them all."""
+
+    def mismatches(self, body: bytes) -> list[str]: ...
+
+
 # -- the boot sequence --------------------------------------------------------------------
 
 
@@ -230,7 +238,7 @@ class BootCase:
     # called with (user name, password), it gives the values expected at the vendor's keys.
     # None only for vendors whose phones cannot authenticate to a provisioning server (their
     # README says so); the digest round trip (test_provisioning_credentials.py) uses it.
-    credentials: Callable[[str, str], DeviceValues] | None = None
+    credentials: Callable[[str, str], Expected] | None = None
 
     @property
     def id(self) -> str:

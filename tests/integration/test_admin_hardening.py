@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from provisiond.frontends.admin_api import create_admin_app
 from provisiond.services import Services
 from provisiond.services.commands import TokenCreate
+from tests.integration.api_fixtures import ClientFactory
 
 
-async def _client(aiohttp_client, services: Services, origins: tuple[str, ...] = ()) -> TestClient:
+async def _client(
+    aiohttp_client: ClientFactory, services: Services, origins: tuple[str, ...] = ()
+) -> TestClient[web.Request, web.Application]:
     return await aiohttp_client(create_admin_app(services, cors_origins=origins))
 
 

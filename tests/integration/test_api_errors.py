@@ -222,12 +222,6 @@ CASES: dict[str, Bad] = {
 }  # fmt: skip
 
 
-PG = frozenset({"postgresql"})
-# Cases that reveal a bug in the API, with the backends it shows on: strict xfail there, so
-# the fix shows up as XPASS and the entry can go.
-KNOWN_BUGS: dict[str, tuple[frozenset[str], str]] = {}
-
-
 @pytest.fixture
 async def small(api_factory: ApiFactory) -> Api:
     """The API with max_body_bytes=4096, over a small world: one licence seat, in use.
@@ -257,20 +251,10 @@ def _fill(value: Any, ids: dict[str, int]) -> Any:
     return value
 
 
-def known_bug(request: pytest.FixtureRequest, db: Database, name: str) -> None:
-    """Mark the running test as a strict xfail when `name` is a known bug on this backend."""
-    backends, reason = KNOWN_BUGS.get(name, (frozenset(), ""))
-    if ("sqlite" if db.is_sqlite else "postgresql") in backends:
-        request.applymarker(pytest.mark.xfail(strict=True, reason=reason))
-
-
 @pytest.mark.parametrize("name", list(CASES))
-async def test_bad_request(
-    small: Api, db: Database, name: str, request: pytest.FixtureRequest
-) -> None:
+async def test_bad_request(small: Api, db: Database, name: str) -> None:
     """The answer names the problem in the one error shape and nothing changes."""
     case = CASES[name]
-    known_bug(request, db, name)
     ids = await _ids(small)
     token = {ADMIN: ADMIN, READ: small.read_token}.get(case.token or "", case.token)
     before = await dump(db)

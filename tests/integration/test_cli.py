@@ -12,6 +12,7 @@ import sqlite3
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -33,7 +34,7 @@ class Cli:
         out, err = self.capsys.readouterr()
         return code, out, err
 
-    def ok(self, *argv: str) -> object:
+    def ok(self, *argv: str) -> Any:
         code, out, err = self.run(*argv)
         assert code == 0, err
         return json.loads(out) if out.strip().startswith(("{", "[")) else out.strip()

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
 
-import asyncpg
+import asyncpg  # type: ignore[import-untyped]
 import pytest
+from sqlalchemy import event
 
 from provisiond.provisioning.changes import ChangeFeed
 from provisiond.provisioning.memory import MemoryDirectory
@@ -129,9 +131,19 @@ async def _known(directory: MemoryDirectory, mac: str) -> bool:
     return await directory.device_by_mac(mac) is not None
 
 
-async def test_notify_is_a_no_op_on_sqlite(tmp_path: object) -> None:
+async def test_notify_is_a_no_op_on_sqlite(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """SQLite has no NOTIFY: no connection is even taken from the pool, and nothing is logged."""
     db = Database(f"sqlite+aiosqlite:///{tmp_path}/x.db")
+    checkouts: list[object] = []
+    event.listen(db.engine.sync_engine, "checkout", lambda *args: checkouts.append(args))
     try:
-        await notify_changes(db)  # no NOTIFY on SQLite: nothing to do, nothing raised
+        await notify_changes(db)
+        assert checkouts == []
+        assert caplog.records == []
+        async with db.engine.connect():  # what sending a NOTIFY would do: the listener sees it
+            pass
+        assert len(checkouts) == 1
     finally:
         await db.dispose()

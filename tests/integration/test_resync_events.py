@@ -20,7 +20,7 @@ from provisiond.services import Services
 from provisiond.services.commands import DeviceCreate
 from tests.integration.test_resync import _seen, _with_port
 from tests.integration.test_sip_notify import SCENARIOS, sipp_uas
-from tests.template_context import MODELS
+from tests.phone_context import catalogue
 
 # model: (resync Event, reboot Event); "" = the model has none.
 DOCUMENTED = {
@@ -62,8 +62,9 @@ def _scenario(tmp_path: Path, event: str, reboot: bool) -> Path:
 
 
 def test_every_vendor_and_family_with_events_of_its_own_is_in_the_table() -> None:
-    assert {MODELS[m]["vendor"] for m in DOCUMENTED} == {m["vendor"] for m in MODELS.values()}
-    assert {MODELS[m]["family"] for m in DOCUMENTED if MODELS[m]["vendor"] == "cisco_sep"} == {
+    models = catalogue()
+    assert {models[m].vendor for m in DOCUMENTED} == {m.vendor for m in models.values()}
+    assert {models[m].family for m in DOCUMENTED if models[m].vendor == "cisco_sep"} == {
         "79x0",
         "sep",
     }

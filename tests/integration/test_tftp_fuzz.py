@@ -32,6 +32,7 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -321,11 +322,12 @@ def assert_drains(server: ServerThread) -> None:
 
 def assert_serving(server: ServerThread) -> None:
     """Downloads (lockstep, windowed, from disk) are byte-identical and an upload is stored."""
-    for name, expected, opts in (
+    cases: tuple[tuple[str, bytes, dict[str, Any]], ...] = (
         ("small.cfg", SMALL, {}),
         ("multi.bin", MULTI, {"blksize": "1428", "windowsize": "4"}),
         ("fw.bin", FIRMWARE, {"blksize": "1024", "tsize": "0"}),
-    ):
+    )
+    for name, expected, opts in cases:
         with RawClient(server.host, server.port) as client:
             got = client.download(name, **opts)
         assert got.error is None, (name, got.error)

@@ -13,6 +13,7 @@ import socket
 import struct
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import tftpy
@@ -144,7 +145,7 @@ def test_wrq_oack_echoes_tsize(client: RawClient) -> None:
 
 
 @pytest.mark.parametrize("options", [{}, {"blksize": "700", "windowsize": "3"}])
-def test_windowed_download_is_intact(client: RawClient, options: dict[str, str]) -> None:
+def test_windowed_download_is_intact(client: RawClient, options: dict[str, Any]) -> None:
     assert client.download("fw.bin", **options).data == FIRMWARE
 
 
@@ -293,6 +294,7 @@ def test_timeouts_resend_then_give_up(handler: FilesHandler) -> None:
         assert stats.retransmissions == 3
         assert server.active_transfers() == 0
         # The transfer's socket is closed: the kernel refuses what is sent to it.
+        assert c.tid is not None
         c.sock.connect(c.tid)
         c.sock.send(ack_packet(1))
         with pytest.raises(ConnectionRefusedError):
@@ -324,6 +326,7 @@ def test_rollover_upload(handler: FilesHandler, server: ServerThread, client: Ra
 def test_wrq_tsize_over_cap_refused_at_once(server: ServerThread, client: RawClient) -> None:
     reply = client.request(WRQ, "a-local.cfg", tsize="5000")
     assert reply == error_packet(3, "upload exceeds the size limit")
+    assert client.tid is not None
     assert client.tid[1] == server.port  # answered by the listener: nothing was accepted
     assert server.server.stats.transfers_started == 0
 

@@ -279,7 +279,7 @@ async def test_chains_verify_with_intermediate_or_root_in_the_bundle(pki: Pki, b
     assert answer["macs"] == [CLIENT_MAC]
 
 
-def _two_connections(port: int, ctx: ssl.SSLContext) -> list[tuple[bool, bytes]]:
+def _two_connections(port: int, ctx: ssl.SSLContext) -> list[tuple[bool | None, bytes]]:
     """Blocking client (run in a thread): connect twice, the second time resuming the first
     session; returns (resumed, body) for each."""
     session: ssl.SSLSession | None = None

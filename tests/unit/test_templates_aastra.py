@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +11,7 @@ import pytest
 from provisiond.domain.identify import VendorSpec, match_path
 from provisiond.provisioning.render import Renderer
 from provisiond.provisioning.vendors import load_vendor
-from tests.template_context import DEFAULTS, sample_context
+from tests.phone_context import DEFAULTS, phone_context
 
 ROOT = Path(__file__).resolve().parents[2] / "phone_templates"
 DEVICE_FILE = "00085D237429.cfg"
@@ -70,16 +71,15 @@ def render(renderer: Renderer, vendor: VendorSpec, path: str, **options: Any) ->
     """Render the file for `path` and parse it into {key: value} (quotes removed).
 
     Every line must be a comment or ``key: value`` with a non-empty value, every key once.
-    ``ntp_server=""`` in `options` unsets the NTP server (not a `sample_context` option).
-    The zone is named from Aastra's list as the resolver does (``zone_list=False`` skips it).
+    The zone is named from Aastra's list as the resolver does; ``zone_list=False`` renders
+    with a list that lacks the zone (as for any zone Aastra does not name).
     """
     (found,) = match_path([vendor], path)
     model = COMMON_FILES.get(path, "aastra-6731i")
-    ntp_server = options.pop("ntp_server", None)
-    options["vendor"] = "aastra" if options.pop("zone_list", True) else None
-    context = sample_context(str(found.spec.kind), model=model, **options)
-    if ntp_server is not None:
-        context["time"]["ntp_server"] = ntp_server
+    if not options.pop("zone_list", True):
+        zone = options.get("timezone", DEFAULTS["timezone"])
+        vendor = replace(vendor, timezones={k: v for k, v in vendor.timezones.items() if k != zone})
+    context = phone_context(vendor, found.spec.kind, model=model, **options)
     text = renderer.render("aastra", found.spec, context).decode("utf-8")
     for leftover in ("{{", "{%", "{#", "None", "\r"):
         assert leftover not in text
@@ -95,15 +95,6 @@ def render(renderer: Renderer, vendor: VendorSpec, path: str, **options: Any) ->
     return values
 
 
-def test_every_templated_file_is_covered(vendor: VendorSpec) -> None:
-    """The names tested here reach every file spec that renders a template."""
-    templated = {spec.pattern.pattern for spec in vendor.files if spec.template}
-    tested = {
-        match_path([vendor], path)[0].spec.pattern.pattern for path in [DEVICE_FILE, *COMMON_FILES]
-    }
-    assert tested == templated
-
-
 @pytest.mark.parametrize("transport", ["udp", "tcp", "tls"])
 def test_device_file_carries_the_account(
     renderer: Renderer, vendor: VendorSpec, transport: str
@@ -117,7 +108,8 @@ def test_device_file_carries_the_account(
         "sip line1 auth name": DEFAULTS["auth_username"],
         "sip line1 password": DEFAULTS["password"],
         "sip line1 display name": "Rossi & <Figli>",
-        "sip line1 screen name": "Rossi & <Figli>",
+        # Without a label of its own, the line's label is the presented number.
+        "sip line1 screen name": DEFAULTS["cli"],
         "sip line1 screen name 2": DEFAULTS["cli"],
         "sip line1 proxy ip": DEFAULTS["registrar"],
         "sip line1 proxy port": port,
@@ -285,27 +277,8 @@ def test_device_file_carries_provisioning_credentials(
     renderer: Renderer, vendor: VendorSpec
 ) -> None:
     """The phone's own HTTP digest credentials go in <MAC>.cfg, and only when set."""
-    values = render(
-        renderer, vendor, DEVICE_FILE, prov_username="provuser", prov_password="provPass1"
-    )
+    values = render(renderer, vendor, DEVICE_FILE, prov_password="provPass1")
     assert set(values) == SHARED_KEYS | LINE_KEYS | CREDENTIAL_KEYS
-    assert values["http digest username"] == "provuser"
+    assert values["http digest username"] == DEFAULTS["mac"]
     assert values["http digest password"] == "provPass1"
     assert not CREDENTIAL_KEYS & set(render(renderer, vendor, DEVICE_FILE))
-
-
-@pytest.mark.parametrize("path", COMMON_FILES)
-def test_common_files_never_carry_credentials(
-    renderer: Renderer, vendor: VendorSpec, path: str
-) -> None:
-    """aastra.cfg, startup.cfg, <model>.cfg: no credential key even if a context had one."""
-    values = render(renderer, vendor, path, prov_username="provuser", prov_password="provPass1")
-    assert not CREDENTIAL_KEYS & set(values)
-    assert "provPass1" not in "".join(values.values())
-
-
-def test_resync_and_reboot_events(vendor: VendorSpec) -> None:
-    """Resync re-reads the files; reboot is a different event."""
-    assert vendor.resync_event == "check-sync"
-    assert vendor.reboot_event == "check-sync;reboot=true"
-    assert vendor.resync_event != vendor.reboot_event

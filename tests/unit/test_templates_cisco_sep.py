@@ -8,17 +8,15 @@ import pytest
 
 from provisiond.provisioning.render import Renderer
 from provisiond.sip.events import notify_body
+from tests.phone_context import DEFAULTS, phone_context
 from tests.template_checks import (
     TEMPLATES_ROOT,
-    VARIANTS,
     assert_no_leftovers,
-    check_every_template,
     load,
     parse_key_values,
     render_path,
     xml_root,
 )
-from tests.template_context import DEFAULTS, sample_context
 
 MODEL_79X0 = "cisco-cp-7960"
 SEP_PATH = "SEP00562B043615.cnf.xml"
@@ -65,24 +63,12 @@ TRANSPORT_CODES = {"tcp": "1", "udp": "2", "tls": "3"}
 TEMPLATE_RENDERER = Renderer(TEMPLATES_ROOT)
 
 
-def test_vendor_description() -> None:
-    vendor = load("cisco_sep")
-    assert vendor.user_agents == ()  # TFTP phones: identified by file name only
-    assert vendor.dhcp_options == (150, 66)
-
-
 def test_resync_and_reboot_events() -> None:
     """SEP phones (most models): service-control, the action travels in the body."""
     vendor = load("cisco_sep")
     assert (vendor.resync_event, vendor.reboot_event) == ("service-control", "service-control")
     assert notify_body(vendor.resync_event, False) == ("text/plain", "action=restart\r\n")
     assert notify_body(vendor.reboot_event, True) == ("text/plain", "action=reset\r\n")
-
-
-@pytest.mark.parametrize("variant", VARIANTS)
-@pytest.mark.parametrize("model", [MODEL_79X0, MODEL_SEP])
-def test_every_template(model: str, variant: dict[str, str]) -> None:
-    check_every_template("cisco_sep", model, variant)
 
 
 def expected_79x0_settings(transport: str, proxy: str, firmware_url: str) -> dict[str, str]:
@@ -107,8 +93,13 @@ def expected_79x0_settings(transport: str, proxy: str, firmware_url: str) -> dic
 @pytest.mark.parametrize("firmware_url", ["", "tftp://192.0.2.10/P0S3-8-12-00.loads"])
 def test_79x0_files(transport: str, proxy: str, firmware_url: str) -> None:
     def context(kind: str, model: str | None) -> dict[str, object]:
-        return sample_context(
-            kind, model=model, transport=transport, outbound_proxy=proxy, firmware_url=firmware_url
+        return phone_context(
+            "cisco_sep",
+            kind,
+            model=model,
+            transport=transport,
+            outbound_proxy=proxy,
+            firmware_url=firmware_url,
         )
 
     device = render_path("cisco_sep", "SIP00562B043615.cnf", context("device", MODEL_79X0))
@@ -130,15 +121,17 @@ def test_79x0_files(transport: str, proxy: str, firmware_url: str) -> None:
 
 
 def test_79x0_quotes_cannot_break_a_value() -> None:
-    context = sample_context("device", model=MODEL_79X0, display_name='Say "hi"\nproxy1_port: 1')
+    context = phone_context(
+        "cisco_sep", "device", model=MODEL_79X0, display_name='Say "hi"\nproxy1_port: 1'
+    )
     keys = parse_key_values(render_path("cisco_sep", "SIP00562b043615.cnf", context), ":")
     assert keys["line1_displayname"] == "Say 'hi'proxy1_port: 1"
     assert keys["proxy1_port"] == "5060"
 
 
 def test_79x0_unknown_offset_leaves_time_zone_out() -> None:
-    context = sample_context("common")
-    context["time"] |= {"utc_offset_minutes": 345, "utc_offset": "+5:45"}
+    """Nepal's +5:45 has no 79x0 zone name."""
+    context = phone_context("cisco_sep", "common", timezone="Asia/Kathmandu")
     assert "time_zone" not in parse_key_values(
         render_path("cisco_sep", "SIPDefault.cnf", context), ":"
     )
@@ -161,13 +154,13 @@ def text_of(root: ET.Element, path: str) -> str | None:
 @pytest.mark.parametrize("proxy", ["", "sbc.example.net"])
 @pytest.mark.parametrize("firmware_url", ["", "tftp://192.0.2.10/SIP42.9-4-2SR3-1S.loads"])
 def test_sep_device_file(transport: str, proxy: str, firmware_url: str) -> None:
-    context = sample_context(
+    context = phone_context(
+        "cisco_sep",
         "device",
         model=MODEL_SEP,
         transport=transport,
         outbound_proxy=proxy,
         firmware_url=firmware_url,
-        vendor="cisco_sep",
     )
     text = render_path("cisco_sep", "SEP00562B043615.cnf.xml", context)
     assert_no_leftovers(text)
@@ -199,14 +192,14 @@ def test_sep_device_file(transport: str, proxy: str, firmware_url: str) -> None:
 
 
 def test_sep_label_and_disabled_line() -> None:
-    context = sample_context("device", model=MODEL_SEP, label="Lab", enabled=False)
+    context = phone_context("cisco_sep", "device", model=MODEL_SEP, label="Lab", enabled=False)
     root = xml_root(render_path("cisco_sep", "SEP00562B043615.cnf.xml", context))
     assert sep_line(root)["featureLabel"] == "Lab"
     assert text_of(root, "./sipProfile/sipProxies/registerWithProxy") == "false"
 
 
 def test_xml_default_has_no_line() -> None:
-    text = render_path("cisco_sep", "XMLDefault.cnf.xml", sample_context("common"))
+    text = render_path("cisco_sep", "XMLDefault.cnf.xml", phone_context("cisco_sep", "common"))
     root = xml_root(text)
     assert root.find("./sipProfile") is None
     assert text_of(root, "transportLayerProtocol") == "2"
@@ -220,24 +213,23 @@ def time_keys(keys: dict[str, str]) -> dict[str, str]:
 
 @pytest.mark.parametrize("timezone", list(RULES_79X0))
 def test_79x0_zone_as_rules(timezone: str) -> None:
-    common = sample_context("common", timezone=timezone, vendor="cisco_sep")
-    device = sample_context("device", model=MODEL_79X0, timezone=timezone, vendor="cisco_sep")
+    common = phone_context("cisco_sep", "common", timezone=timezone)
+    device = phone_context("cisco_sep", "device", model=MODEL_79X0, timezone=timezone)
     for path, context in (("SIPDefault.cnf", common), ("SIP00562B043615.cnf", device)):
         keys = parse_key_values(render_path("cisco_sep", path, context), ":")
         assert time_keys(keys) == RULES_79X0[timezone], path
 
 
 def test_79x0_rules_follow_the_zone_not_the_render_date() -> None:
-    """A zone without summer time never gets rules; one with summer time always does."""
-    context = sample_context("common", timezone="Europe/Rome")
-    context["time"] |= {"dst": None}
+    """A zone without summer time never gets rules, whatever the date: Algiers keeps CET."""
+    context = phone_context("cisco_sep", "common", timezone="Africa/Algiers")
     keys = parse_key_values(render_path("cisco_sep", "SIPDefault.cnf", context), ":")
     assert time_keys(keys) == {"time_zone": "CET", "dst_auto_adjust": "0"}
 
 
 @pytest.mark.parametrize("timezone", list(SEP_ZONES))
 def test_sep_zone_name_from_the_list(timezone: str) -> None:
-    context = sample_context("device", model=MODEL_SEP, timezone=timezone, vendor="cisco_sep")
+    context = phone_context("cisco_sep", "device", model=MODEL_SEP, timezone=timezone)
     root = xml_root(render_path("cisco_sep", SEP_PATH, context))
     assert text_of(root, "./devicePool/dateTimeSetting/timeZone") == SEP_ZONES[timezone]
     assert text_of(root, "./devicePool/dateTimeSetting/olsonTimeZone") == timezone
@@ -245,7 +237,7 @@ def test_sep_zone_name_from_the_list(timezone: str) -> None:
         render_path(
             "cisco_sep",
             "XMLDefault.cnf.xml",
-            sample_context("common", timezone=timezone, vendor="cisco_sep"),
+            phone_context("cisco_sep", "common", timezone=timezone),
         )
     )
     assert text_of(default, "./devicePool/dateTimeSetting/timeZone") == SEP_ZONES[timezone]
@@ -262,12 +254,12 @@ def test_zone_missing_from_the_list_takes_the_documented_fallback() -> None:
     """SEP: no timeZone (the XML has no offset field), the IANA name in olsonTimeZone;
     79x0: the offset's abbreviation when the table has one, and the summer-time rules."""
     timezone = "America/Mexico_City"
-    sep = sample_context("device", model=MODEL_SEP, timezone=timezone, vendor="cisco_sep")
+    sep = phone_context("cisco_sep", "device", model=MODEL_SEP, timezone=timezone)
     assert sep["time"]["zone_name"] == ""
     root = xml_root(render_path("cisco_sep", SEP_PATH, sep))
     assert text_of(root, "./devicePool/dateTimeSetting/timeZone") is None
     assert text_of(root, "./devicePool/dateTimeSetting/olsonTimeZone") == timezone
-    common = sample_context("common", timezone=timezone, vendor="cisco_sep")
+    common = phone_context("cisco_sep", "common", timezone=timezone)
     keys = parse_key_values(render_path("cisco_sep", "SIPDefault.cnf", common), ":")
     assert time_keys(keys) == {"time_zone": "CST", "dst_auto_adjust": "0"}
 
@@ -279,10 +271,10 @@ def test_no_provisioning_credentials_anywhere(model: str) -> None:
         if spec.template is None:
             continue
         kind = spec.kind.value
-        context = sample_context(
+        context = phone_context(
+            "cisco_sep",
             kind,
             model=None if kind == "common" else model,
-            prov_username="provuser",
             prov_password="provPass1",
         )
         body = TEMPLATE_RENDERER.render("cisco_sep", spec, context).decode("utf-8")

@@ -5,16 +5,14 @@ from __future__ import annotations
 import pytest
 
 from provisiond.domain.identify import FileKind, match_path
+from tests.phone_context import DEFAULTS, PROVISIONING_BASE_URL, phone_context
 from tests.template_checks import (
     TEMPLATES_ROOT,
-    VARIANTS,
     assert_no_leftovers,
-    check_every_template,
     load,
     render_path,
     xml_root,
 )
-from tests.template_context import DEFAULTS, PROVISIONING_BASE_URL, sample_context
 
 MODEL = "cisco-spa508g"
 FIRMWARE = "http://192.0.2.10:8080/firmware/spa50x-30x-7-6-2e.bin"
@@ -58,25 +56,11 @@ def expected_settings(firmware_url: str) -> dict[str, str]:
     return params
 
 
-def test_vendor_description() -> None:
-    vendor = load("cisco_spa")
-    assert (vendor.id, vendor.resync_event, vendor.reboot_event) == (
-        "cisco_spa",
-        "resync",
-        "reboot_now",
-    )
-
-
 def test_no_zone_name_list() -> None:
     """Cisco's Time_Zone is a list of GMT offsets, not names: no timezones.toml."""
     assert not (TEMPLATES_ROOT / "cisco_spa" / "timezones.toml").exists()
-    context = sample_context("common", model=MODEL, vendor="cisco_spa")
+    context = phone_context("cisco_spa", "common", model=MODEL)
     assert context["time"]["zone_name"] == ""
-
-
-@pytest.mark.parametrize("variant", VARIANTS)
-def test_every_template(variant: dict[str, str]) -> None:
-    check_every_template("cisco_spa", MODEL, variant)
 
 
 @pytest.mark.parametrize("transport", ["udp", "tcp", "tls"])
@@ -84,13 +68,13 @@ def test_every_template(variant: dict[str, str]) -> None:
 @pytest.mark.parametrize("firmware_url", ["", FIRMWARE])
 @pytest.mark.parametrize("credentials", [False, True])
 def test_device_profile(transport: str, proxy: str, firmware_url: str, credentials: bool) -> None:
-    context = sample_context(
+    context = phone_context(
+        "cisco_spa",
         "device",
         model=MODEL,
         transport=transport,
         outbound_proxy=proxy,
         firmware_url=firmware_url,
-        prov_username="provuser" if credentials else "",
         prov_password="provPass1" if credentials else "",
     )
     text = render_path("cisco_spa", "0002FDFF2103.xml", context)
@@ -111,7 +95,9 @@ def test_device_profile(transport: str, proxy: str, firmware_url: str, credentia
         "Use_Outbound_Proxy_1_": "Yes" if proxy else "No",
         # The device file takes over the rule the phone keeps, with its own credentials,
         # and empties Profile_Rule_B (set by the model file) so $MA.xml is fetched once.
-        "Profile_Rule": f"[--uid provuser --pwd provPass1] {MAC_RULE}" if credentials else MAC_RULE,
+        "Profile_Rule": f"[--uid {DEFAULTS['mac']} --pwd provPass1] {MAC_RULE}"
+        if credentials
+        else MAC_RULE,
         "Profile_Rule_B": "",
         "Report_Rule": f"{PROVISIONING_BASE_URL}$MA-report.xml",
         **expected_settings(firmware_url),
@@ -122,32 +108,29 @@ def test_device_profile(transport: str, proxy: str, firmware_url: str, credentia
 
 
 def test_device_profile_without_credentials_has_no_options() -> None:
-    text = render_path("cisco_spa", "0002fdff2103.xml", sample_context("device", model=MODEL))
+    text = render_path(
+        "cisco_spa", "0002fdff2103.xml", phone_context("cisco_spa", "device", model=MODEL)
+    )
     assert "--uid" not in text
     assert "--pwd" not in text
 
 
 def test_label_and_disabled_line() -> None:
-    context = sample_context("device", model=MODEL, label="Front desk", enabled=False)
+    context = phone_context("cisco_spa", "device", model=MODEL, label="Front desk", enabled=False)
     params = flat_profile(render_path("cisco_spa", "0002fdff2103.xml", context))
     assert params["Short_Name_1_"] == "Front desk"
     assert (params["Line_Enable_1_"], params["Register_1_"]) == ("No", "No")
 
 
 @pytest.mark.parametrize(("path", "model"), MODEL_FILES)
-@pytest.mark.parametrize("credentials", [False, True])
 @pytest.mark.parametrize("firmware_url", ["", FIRMWARE])
-def test_model_profile(path: str, model: str | None, credentials: bool, firmware_url: str) -> None:
+def test_model_profile(path: str, model: str | None, firmware_url: str) -> None:
     """The model file keeps the factory Profile_Rule and adds the per-MAC rule as rule B.
 
-    It never carries credentials, even if a context held some (common files never do).
+    It never carries credentials, even for a device that has some (common files never do).
     """
-    context = sample_context(
-        "common",
-        model=model,
-        firmware_url=firmware_url,
-        prov_username="provuser" if credentials else "",
-        prov_password="provPass1" if credentials else "",
+    context = phone_context(
+        "cisco_spa", "common", model=model, firmware_url=firmware_url, prov_password="provPass1"
     )
     text = render_path("cisco_spa", path, context)
     assert_no_leftovers(text)
@@ -156,7 +139,6 @@ def test_model_profile(path: str, model: str | None, credentials: bool, firmware
         "Profile_Rule_B": MAC_RULE,
         **expected_settings(firmware_url),
     }
-    assert "provuser" not in text
     assert "provPass1" not in text
 
 
@@ -197,7 +179,7 @@ def test_model_file_names(path: str, family: str | None) -> None:
 @pytest.mark.parametrize(("kind", "path"), [("common", "spa508G.cfg"), ("device", "a.xml")])
 def test_zone_as_rules(zone: str, time_zone: str, rule: str | None, kind: str, path: str) -> None:
     """The offset and the summer-time rule the phone applies all year, in both files."""
-    context = sample_context(kind, model=MODEL, timezone=zone, vendor="cisco_spa")
+    context = phone_context("cisco_spa", kind, model=MODEL, timezone=zone)
     if kind == "device":
         path = "0002fdff2103.xml"
     params = flat_profile(render_path("cisco_spa", path, context))
@@ -207,24 +189,21 @@ def test_zone_as_rules(zone: str, time_zone: str, rule: str | None, kind: str, p
 
 
 @pytest.mark.parametrize(
-    ("minutes", "offset", "zone"),
-    [(0, "+0", "GMT"), (330, "+5:30", "GMT+05:30"), (-180, "-3", "GMT-03:00")],
+    ("timezone", "zone"),
+    [("UTC", "GMT"), ("Asia/Kolkata", "GMT+05:30"), ("America/Sao_Paulo", "GMT-03:00")],
 )
-def test_time_zone_format(minutes: int, offset: str, zone: str) -> None:
-    context = sample_context("common", model=MODEL)
-    context["time"] |= {"utc_offset_minutes": minutes, "utc_offset": offset}
+def test_time_zone_format(timezone: str, zone: str) -> None:
+    context = phone_context("cisco_spa", "common", model=MODEL, timezone=timezone)
     assert flat_profile(render_path("cisco_spa", "spa508G.cfg", context))["Time_Zone"] == zone
 
 
 def test_dst_rule_minutes_and_fifth_week() -> None:
-    """A transition at hh:mm keeps its minutes; week 5 means the last such weekday (-1)."""
-    context = sample_context("common", model=MODEL, timezone="America/New_York")
-    dst = context["time"]["dst"]
-    dst["start"] |= {"month": 4, "week": 5, "last": False, "iso_weekday": 5}
-    dst["start"] |= {"hour": 0, "minute": 30}
-    dst["end"] |= {"month": 9, "week": 2, "last": False, "iso_weekday": 6, "hour": 23, "minute": 0}
+    """Chatham changes at 2:45 and 3:45 (the minutes are kept), starting on the last Sunday
+    of September (week 5: the last such weekday, -1)."""
+    context = phone_context("cisco_spa", "common", model=MODEL, timezone="Pacific/Chatham")
     params = flat_profile(render_path("cisco_spa", "spa508G.cfg", context))
-    assert params["Daylight_Saving_Time_Rule"] == "start=4/-1/5/0:30;end=9/8/6/23;save=1"
+    assert params["Time_Zone"] == "GMT+12:45"
+    assert params["Daylight_Saving_Time_Rule"] == "start=9/-1/7/2:45;end=4/1/7/3:45;save=1"
 
 
 def test_readme_cites_every_written_key() -> None:
@@ -233,12 +212,12 @@ def test_readme_cites_every_written_key() -> None:
     tags: set[str] = set()
     for path, model in (("spa508G.cfg", MODEL), ("0002fdff2103.xml", MODEL)):
         kind = "common" if path.endswith(".cfg") else "device"
-        context = sample_context(
+        context = phone_context(
+            "cisco_spa",
             kind,
             model=model,
             firmware_url=FIRMWARE,
             outbound_proxy="sbc.example.net",
-            prov_username="u" if kind == "device" else "",
             prov_password="p" if kind == "device" else "",
         )
         tags |= set(flat_profile(render_path("cisco_spa", path, context)))

@@ -11,7 +11,7 @@ import pytest
 from provisiond.domain.identify import FileKind, VendorSpec, match_path
 from provisiond.provisioning.render import Renderer
 from provisiond.provisioning.vendors import load_vendor
-from tests.template_context import DEFAULTS, sample_context
+from tests.phone_context import DEFAULTS, phone_context
 
 ROOT = Path(__file__).resolve().parents[2] / "phone_templates"
 DEVICE_FILE = "001565aabbcc.cfg"
@@ -45,7 +45,7 @@ def render(
 ) -> ET.Element:
     """Render the file the phone gets for `path` and parse it (it must be clean XML)."""
     (found,) = match_path([vendor], path)
-    context = sample_context(str(found.spec.kind), model=model, **options)
+    context = phone_context("fanvil", found.spec.kind, model=model, **options)
     text = renderer.render("fanvil", found.spec, context).decode("utf-8")
     for leftover in ("{{", "{%", "{#", "None"):
         assert leftover not in text
@@ -66,15 +66,6 @@ def line_values(root: ET.Element) -> dict[str, str]:
     lines = root.findall("./sip/line")
     assert [line.get("index") for line in lines] == ["1"]
     return {child.tag: child.text or "" for child in lines[0]}
-
-
-def test_every_templated_file_is_covered(vendor: VendorSpec) -> None:
-    """The names tested here reach every file spec that renders a template."""
-    templated = {spec.pattern.pattern for spec in vendor.files if spec.template}
-    tested = {
-        match_path([vendor], path)[0].spec.pattern.pattern for path in [DEVICE_FILE, *COMMON_FILES]
-    }
-    assert tested == templated
 
 
 @pytest.mark.parametrize("transport", ["udp", "tcp", "tls"])
@@ -258,10 +249,7 @@ def test_zone_without_summer_time(renderer: Renderer, vendor: VendorSpec, model:
 def test_vendor_has_no_zone_list(vendor: VendorSpec) -> None:
     """No Fanvil zone list: every zone takes the documented fallback (offset plus rules)."""
     assert not vendor.timezones
-    assert (
-        sample_context("common", timezone="Asia/Kolkata", vendor="fanvil")["time"]["zone_name"]
-        == ""
-    )
+    assert phone_context("fanvil", "common", timezone="Asia/Kolkata")["time"]["zone_name"] == ""
 
 
 CREDENTIALS = {
@@ -283,30 +271,9 @@ def test_device_file_carries_provisioning_credentials(
 ) -> None:
     """The auto-provisioning server user/password go in <mac>.cfg, and only when set."""
     user_path, password_path = CREDENTIALS[model]
-    root = render(
-        renderer, vendor, DEVICE_FILE, model, prov_username="provuser", prov_password="provPass1"
-    )
-    assert (root.findtext(user_path), root.findtext(password_path)) == ("provuser", "provPass1")
+    root = render(renderer, vendor, DEVICE_FILE, model, prov_password="provPass1")
+    found = (root.findtext(user_path), root.findtext(password_path))
+    assert found == (DEFAULTS["mac"], "provPass1")
     without = render(renderer, vendor, DEVICE_FILE, model)
     assert without.find(user_path) is None
     assert without.find(password_path) is None
-
-
-@pytest.mark.parametrize(("path", "model"), COMMON_FILES.items())
-def test_common_files_never_carry_credentials(
-    renderer: Renderer, vendor: VendorSpec, path: str, model: str
-) -> None:
-    """Even a context with credentials leaves no credential key in a common file."""
-    root = render(
-        renderer, vendor, path, model, prov_username="provuser", prov_password="provPass1"
-    )
-    text = ET.tostring(root, encoding="unicode")
-    assert "provuser" not in text
-    assert "provPass1" not in text
-
-
-def test_resync_and_reboot_events(vendor: VendorSpec) -> None:
-    """Resync re-reads the files; reboot is a different event."""
-    assert vendor.resync_event == "check-sync"
-    assert vendor.reboot_event == "check-sync;reboot=true"
-    assert vendor.resync_event != vendor.reboot_event

@@ -13,7 +13,7 @@ from provisiond.domain.identify import VendorSpec, match_path
 from provisiond.provisioning.render import Renderer
 from provisiond.provisioning.timezones import zone_rules
 from provisiond.provisioning.vendors import load_vendor
-from tests.template_context import DEFAULTS, sample_context
+from tests.phone_context import DEFAULTS, phone_context
 
 ROOT = Path(__file__).resolve().parents[2] / "phone_templates"
 DEVICE_FILE = "7C2F80E0D605.xml"
@@ -37,8 +37,9 @@ def renderer() -> Renderer:
 def render(renderer: Renderer, vendor: VendorSpec, **options: Any) -> ET.Element:
     """Render the per-MAC file and parse it (it must be clean XML)."""
     (found,) = match_path([vendor], DEVICE_FILE)
-    options.setdefault("vendor", "gigaset")
-    context = sample_context("device", model="gigaset-n870", mac="7c2f80e0d605", **options)
+    context = phone_context(
+        "gigaset", "device", model="gigaset-n870", mac="7c2f80e0d605", **options
+    )
     text = renderer.render("gigaset", found.spec, context).decode("utf-8")
     for leftover in ("{{", "{%", "{#", "None"):
         assert leftover not in text
@@ -53,12 +54,6 @@ def params(root: ET.Element) -> dict[str, str]:
     names = [name for name, _ in pairs]
     assert len(names) == len(set(names))
     return dict(pairs)
-
-
-def test_every_templated_file_is_covered(vendor: VendorSpec) -> None:
-    """The per-MAC file is Gigaset's only rendered file."""
-    templated = [spec for spec in vendor.files if spec.template]
-    assert templated == [match_path([vendor], DEVICE_FILE)[0].spec]
 
 
 @pytest.mark.parametrize("transport", ["udp", "tcp", "tls"])
@@ -89,12 +84,6 @@ def test_outbound_proxy_only_when_set(renderer: Renderer, vendor: VendorSpec) ->
     unset = params(render(renderer, vendor))
     assert unset[PROVIDER + "OutboundProxyMode"] == "2"
     assert PROVIDER + "OutboundProxyAddress" not in unset
-
-
-def test_events(vendor: VendorSpec) -> None:
-    """Resync re-reads the file without a reboot; a reboot request says reboot=true."""
-    assert vendor.resync_event == "check-sync;reboot=false"
-    assert vendor.reboot_event == "check-sync;reboot=true"
 
 
 def test_reboot_on_request_enabled(renderer: Renderer, vendor: VendorSpec) -> None:
@@ -148,7 +137,7 @@ def test_zone_table_maps_only_to_equal_rules() -> None:
 
 def test_provisioning_credentials_in_the_server_url(renderer: Renderer, vendor: VendorSpec) -> None:
     """The base's own digest user and password ride in the URL, percent-encoded."""
-    values = params(render(renderer, vendor, prov_username="7c2f80e0d605", prov_password="a/b:c@d"))
+    values = params(render(renderer, vendor, prov_password="a/b:c@d"))
     url = values["Provisioning.global.ProvisioningServer"]
     assert url == "http://7c2f80e0d605:a%2Fb%3Ac%40d@192.0.2.10:8080"
 

@@ -8,16 +8,13 @@ import pytest
 
 from provisiond.domain.timezone import ZoneRules, parse_posix_tz
 from provisiond.provisioning.timezones import zone_rules
+from tests.phone_context import DEFAULTS, phone_context
 from tests.template_checks import (
     TEMPLATES_ROOT,
-    VARIANTS,
     assert_no_leftovers,
-    check_every_template,
-    load,
     render_path,
     xml_root,
 )
-from tests.template_context import DEFAULTS, sample_context
 
 MODEL = "grandstream-gxp2135"
 TRANSPORTS = {"udp": "0", "tcp": "1", "tls": "2"}
@@ -46,10 +43,8 @@ def expected_settings(base_url: str, firmware_url: str) -> dict[str, str]:
         "P212": {"tftp": "0", "http": "1", "https": "2"}[scheme],
         "P237": location,
         "P30": DEFAULTS["ntp_server"],
-        # Rome without a vendor zone name (sample_context without vendor): the self-defined
-        # zone with the POSIX rule, never an on/off summer-time switch.
-        "P64": "customize",
-        "P246": ROME_RULE,
+        # Rome is in Grandstream's list: its entry, the EU rule the phone applies all year.
+        "P64": ROME_RULE,
         "P143": "0",
         "P1362": "it",
     }
@@ -58,25 +53,17 @@ def expected_settings(base_url: str, firmware_url: str) -> dict[str, str]:
     return values
 
 
-def test_vendor_description() -> None:
-    vendor = load("grandstream")
-    assert (vendor.id, vendor.resync_event) == ("grandstream", "resync")
-    # A reboot request differs from a resync (the resync must never reboot the phone).
-    assert vendor.reboot_event == "check-sync;reboot=true"
-    assert vendor.reboot_event != vendor.resync_event
-
-
-@pytest.mark.parametrize("variant", VARIANTS)
-def test_every_template(variant: dict[str, str]) -> None:
-    check_every_template("grandstream", MODEL, variant)
-
-
 @pytest.mark.parametrize("transport", ["udp", "tcp", "tls"])
 @pytest.mark.parametrize("proxy", ["", "sbc.example.net"])
 @pytest.mark.parametrize("firmware_url", ["", FIRMWARE])
 def test_device_file(transport: str, proxy: str, firmware_url: str) -> None:
-    context = sample_context(
-        "device", model=MODEL, transport=transport, outbound_proxy=proxy, firmware_url=firmware_url
+    context = phone_context(
+        "grandstream",
+        "device",
+        model=MODEL,
+        transport=transport,
+        outbound_proxy=proxy,
+        firmware_url=firmware_url,
     )
     text = render_path("grandstream", "cfg000b828aa872.xml", context)
     assert_no_leftovers(text)
@@ -100,19 +87,17 @@ def test_device_file(transport: str, proxy: str, firmware_url: str) -> None:
 
 
 def test_label_and_disabled_line() -> None:
-    context = sample_context("device", model=MODEL, label="Desk", enabled=False)
+    context = phone_context("grandstream", "device", model=MODEL, label="Desk", enabled=False)
     values = p_values(render_path("grandstream", DEVICE_FILE, context))
     assert (values["P270"], values["P271"]) == ("Desk", "0")
 
 
 def test_provisioning_credentials_in_the_device_file() -> None:
     """Config HTTP/HTTPS user name (P1360) and password (P1361) of this phone, device file only."""
-    context = sample_context(
-        "device", model=MODEL, prov_username="provuser", prov_password="provPass1"
-    )
+    context = phone_context("grandstream", "device", model=MODEL, prov_password="provPass1")
     values = p_values(render_path("grandstream", DEVICE_FILE, context))
-    assert (values["P1360"], values["P1361"]) == ("provuser", "provPass1")
-    bare = sample_context("device", model=MODEL)
+    assert (values["P1360"], values["P1361"]) == (DEFAULTS["mac"], "provPass1")
+    bare = phone_context("grandstream", "device", model=MODEL)
     without = p_values(render_path("grandstream", DEVICE_FILE, bare))
     assert "P1360" not in without
     assert "P1361" not in without
@@ -120,32 +105,23 @@ def test_provisioning_credentials_in_the_device_file() -> None:
 
 @pytest.mark.parametrize(("path", "model"), [("cfg.xml", None), ("cfggxp2135.xml", MODEL)])
 @pytest.mark.parametrize("base_url", ["http://192.0.2.10:8080/", "tftp://192.0.2.10/"])
-@pytest.mark.parametrize("credentials", [False, True])
-def test_common_files(path: str, model: str | None, base_url: str, credentials: bool) -> None:
-    context = sample_context(
-        "common",
-        model=model,
-        base_url=base_url,
-        prov_username="provuser" if credentials else "",
-        prov_password="provPass1" if credentials else "",
-    )
+def test_common_files(path: str, model: str | None, base_url: str) -> None:
+    """Shared settings; a `tftp://` public URL makes the phone fetch over TFTP."""
+    context = phone_context("grandstream", "common", model=model, base_url=base_url)
     text = render_path("grandstream", path, context)
     assert_no_leftovers(text)
-    # Common files never carry provisioning credentials, even when the context had some.
     assert p_values(text) == expected_settings(base_url, "")
-    assert "provPass1" not in text
 
 
 def test_unknown_language_is_left_out() -> None:
-    context = sample_context("common")
-    context["language"] = "xx"
+    context = phone_context("grandstream", "common", language="xx")
     assert "P1362" not in p_values(render_path("grandstream", "cfg.xml", context))
 
 
 def zone_values(timezone: str, kind: str = "common") -> dict[str, str]:
     """P64/P246/P143 for `timezone`, with Grandstream's zone name as the resolver passes it."""
     model = None if kind == "common" else MODEL
-    context = sample_context(kind, model=model, timezone=timezone, vendor="grandstream")
+    context = phone_context("grandstream", kind, model=model, timezone=timezone)
     path = "cfg.xml" if kind == "common" else DEVICE_FILE
     values = p_values(render_path("grandstream", path, context))
     return {key: values[key] for key in ("P64", "P246", "P143") if key in values}
@@ -187,12 +163,10 @@ def test_time_zone_as_rules(kind: str, timezone: str, expected: dict[str, str]) 
     assert zone_values(timezone, kind) == expected
 
 
-@pytest.mark.parametrize(
-    "timezone", ["Europe/Rome", "Australia/Sydney", "America/St_Johns", "Pacific/Auckland"]
-)
+@pytest.mark.parametrize("timezone", ["Australia/Sydney", "America/St_Johns", "Pacific/Auckland"])
 def test_self_defined_zone_is_the_zone_rule(timezone: str) -> None:
     """P246 read back as POSIX gives the zone's offsets and summer-time rules exactly."""
-    context = sample_context("common", timezone=timezone)
+    context = phone_context("grandstream", "common", timezone=timezone)
     values = p_values(render_path("grandstream", "cfg.xml", context))
     assert values["P64"] == "customize"
     assert same_rules(parse_posix_tz(timezone, values["P246"]), timezone)

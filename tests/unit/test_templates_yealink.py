@@ -4,38 +4,16 @@ from __future__ import annotations
 
 import pytest
 
+from tests.phone_context import DEFAULTS, PROVISIONING_BASE_URL, phone_context
 from tests.template_checks import (
-    VARIANTS,
     assert_no_leftovers,
-    check_every_template,
-    load,
     parse_key_values,
     render_path,
 )
-from tests.template_context import DEFAULTS, PROVISIONING_BASE_URL, sample_context
 
 MODEL = "yealink-t46s"
 TRANSPORT_TYPES = {"udp": "0", "tcp": "1", "tls": "2"}
 FIRMWARE = "http://192.0.2.10:8080/firmware/T46S-66.86.0.15.rom"
-
-
-def test_vendor_description() -> None:
-    vendor = load("yealink")
-    assert (vendor.id, vendor.resync_event) == ("yealink", "check-sync")
-    # Re-read without reboot vs reboot: they must differ (sip.notify_reboot_enable = 0).
-    assert vendor.reboot_event == "check-sync;reboot=true"
-    assert [spec.template for spec in vendor.files if spec.template] == [
-        "mac.boot.j2",
-        "common.boot.j2",
-        "common.cfg.j2",
-        "common.cfg.j2",
-        "mac.cfg.j2",
-    ]
-
-
-@pytest.mark.parametrize("variant", VARIANTS)
-def test_every_template(variant: dict[str, str]) -> None:
-    check_every_template("yealink", MODEL, variant)
 
 
 # Europe/Rome (the sample zone) as yearly rules: last Sunday of March 02:00 to last Sunday of
@@ -78,8 +56,13 @@ def expected_settings(firmware_url: str) -> dict[str, str]:
 @pytest.mark.parametrize("proxy", ["", "sbc.example.net"])
 @pytest.mark.parametrize("firmware_url", ["", FIRMWARE])
 def test_device_file(transport: str, proxy: str, firmware_url: str) -> None:
-    context = sample_context(
-        "device", model=MODEL, transport=transport, outbound_proxy=proxy, firmware_url=firmware_url
+    context = phone_context(
+        "yealink",
+        "device",
+        model=MODEL,
+        transport=transport,
+        outbound_proxy=proxy,
+        firmware_url=firmware_url,
     )
     text = render_path("yealink", "001565AABBCC.cfg", context)
     assert text.startswith("#!version:1.0.0.1\n")
@@ -105,7 +88,7 @@ def test_device_file(transport: str, proxy: str, firmware_url: str) -> None:
 
 
 def test_label_and_disabled_line() -> None:
-    context = sample_context("device", model=MODEL, label="Reception", enabled=False)
+    context = phone_context("yealink", "device", model=MODEL, label="Reception", enabled=False)
     keys = parse_key_values(render_path("yealink", "001565aabbcc.cfg", context), "=")
     assert keys["account.1.label"] == "Reception"
     assert keys["account.1.enable"] == "0"
@@ -113,31 +96,30 @@ def test_label_and_disabled_line() -> None:
 
 def test_provisioning_credentials_in_the_device_file() -> None:
     """The phone's own HTTP digest credentials ride in <mac>.cfg, the file with secrets."""
-    context = sample_context(
-        "device", model=MODEL, prov_username="provuser", prov_password="provPass1"
-    )
+    context = phone_context("yealink", "device", model=MODEL, prov_password="provPass1")
     keys = parse_key_values(render_path("yealink", "001565aabbcc.cfg", context), "=")
-    assert keys["static.auto_provision.server.username"] == "provuser"
+    assert keys["static.auto_provision.server.username"] == DEFAULTS["mac"]
     assert keys["static.auto_provision.server.password"] == "provPass1"
     # No credentials configured: the keys are left out (the phone keeps none).
-    plain = render_path("yealink", "001565aabbcc.cfg", sample_context("device", model=MODEL))
+    plain = render_path(
+        "yealink", "001565aabbcc.cfg", phone_context("yealink", "device", model=MODEL)
+    )
     assert "static.auto_provision.server.user" not in plain
     assert "static.auto_provision.server.password" not in plain
 
 
-def test_provisioning_credentials_cannot_inject_a_key() -> None:
-    context = sample_context(
-        "device", model=MODEL, prov_username="u\nsip.notify_reboot_enable = 1", prov_password="p"
-    )
+def test_provisioning_password_cannot_inject_a_key() -> None:
+    evil = "p\nsip.notify_reboot_enable = 1"
+    context = phone_context("yealink", "device", model=MODEL, prov_password=evil)
     keys = parse_key_values(render_path("yealink", "001565aabbcc.cfg", context), "=")
     assert keys["sip.notify_reboot_enable"] == "0"
-    assert keys["static.auto_provision.server.username"] == "usip.notify_reboot_enable = 1"
+    assert keys["static.auto_provision.server.password"] == "psip.notify_reboot_enable = 1"
 
 
 def time_keys(timezone: str, path: str = "001565aabbcc.cfg") -> dict[str, str]:
     """The time-zone keys of the file `path` for `timezone`."""
     kind = "device" if path == "001565aabbcc.cfg" else "common"
-    context = sample_context(kind, model=MODEL, timezone=timezone, vendor="yealink")
+    context = phone_context("yealink", kind, model=MODEL, timezone=timezone)
     keys = parse_key_values(render_path("yealink", path, context), "=")
     return {key: keys[key] for key in TIME_KEYS if key in keys}
 
@@ -200,7 +182,7 @@ def test_any_zone_takes_the_offset_and_rules_fallback() -> None:
 
 def test_display_name_cannot_inject_a_key() -> None:
     evil = "Evil\naccount.1.password = stolen\r\nstatic.firmware.url = http://x/"
-    context = sample_context("device", model=MODEL, display_name=evil)
+    context = phone_context("yealink", "device", model=MODEL, display_name=evil)
     keys = parse_key_values(render_path("yealink", "001565aabbcc.cfg", context), "=")
     assert keys["account.1.display_name"] == (
         "Evilaccount.1.password = stolenstatic.firmware.url = http://x/"
@@ -215,17 +197,16 @@ def test_display_name_cannot_inject_a_key() -> None:
 @pytest.mark.parametrize("credentials", [False, True])
 @pytest.mark.parametrize("firmware_url", ["", FIRMWARE])
 def test_common_files(path: str, model: str | None, credentials: bool, firmware_url: str) -> None:
-    context = sample_context(
+    context = phone_context(
+        "yealink",
         "common",
         model=model,
         firmware_url=firmware_url,
-        prov_username="provuser" if credentials else "",
         prov_password="provPass1" if credentials else "",
     )
     text = render_path("yealink", path, context)
     assert_no_leftovers(text)
-    # Common files never carry credentials, even if a context had them.
-    assert "provuser" not in text
+    # Common files never carry credentials (the resolver gives them none).
     assert "provPass1" not in text
     assert parse_key_values(text, "=") == expected_settings(firmware_url)
 
@@ -248,14 +229,14 @@ def include_lines(text: str) -> list[str]:
     [("yealink-t46s", "y000000000066.cfg"), ("yealink-w80b", "y000000000103.cfg")],
 )
 def test_device_boot_file(model: str, family_file: str) -> None:
-    context = sample_context("device_boot", model=model, mac="249ad8d1a631")
+    context = phone_context("yealink", "device_boot", model=model, mac="249ad8d1a631")
     text = render_path("yealink", "249AD8D1A631.boot", context)
     assert_no_leftovers(text)
     assert include_lines(text) == [family_file, "249ad8d1a631.cfg"]
 
 
 def test_common_boot_file() -> None:
-    context = sample_context("common", prov_username="provuser", prov_password="provPass1")
+    context = phone_context("yealink", "common", prov_password="provPass1")
     text = render_path("yealink", "y000000000000.boot", context)
     assert include_lines(text) == ["y000000000000.cfg"]
     assert "provuser" not in text
