@@ -468,6 +468,10 @@ def main(argv: list[str] | None = None) -> int:
     command = command_of(args)
     try:
         settings = load_settings(args.config)
+    except SettingsError as exc:
+        print(f"provisiond: error: {exc}", file=sys.stderr)
+        return 1
+    try:
         if command.operator is not None:
             return command.operator(settings, args)
         assert command.action is not None  # a Command has exactly one of the two
@@ -476,13 +480,16 @@ def main(argv: list[str] | None = None) -> int:
         where = f" (field: {exc.field})" if exc.field else ""
         print(f"provisiond: error: {exc.detail}{where}", file=sys.stderr)
         return 1
-    except SettingsError as exc:
-        print(f"provisiond: error: {exc}", file=sys.stderr)
-        return 1
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:  # output piped into `head` and the like
         return 0
+    except Exception as exc:
+        message = cli_ops.database_fault(settings, exc)
+        if message is None:
+            raise
+        print(f"provisiond: error: {message}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

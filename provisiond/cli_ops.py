@@ -12,6 +12,8 @@ import getpass
 import json
 import sys
 
+from sqlalchemy import make_url
+
 from provisiond.app import (
     build_phone_side,
     build_services,
@@ -29,6 +31,7 @@ from provisiond.provisioning.vendors import load_vendors
 from provisiond.services.context import audit
 from provisiond.settings import Settings
 from provisiond.storage import backup, migrate
+from provisiond.storage.database import fault_of
 from provisiond.storage.secrets import (
     SecretBox,
     SecretError,
@@ -173,3 +176,20 @@ async def render(settings: Settings, args: argparse.Namespace) -> int:
         return 0
     sys.stdout.write(answer.body.decode("utf-8", "replace"))
     return 0
+
+
+_DATABASE_ADVICE = {
+    "unavailable": "start it, or fix database_url / PROVISIOND_DATABASE_URL",
+    "disk_full": "free space on its disk",
+}
+
+
+def database_fault(settings: Settings, error: BaseException) -> str | None:
+    """The message for an error that says the database is away or full (None: another error),
+    naming the database without its password."""
+    fault = fault_of(error)
+    if fault is None:
+        return None
+    url = make_url(settings.effective_database_url).render_as_string(hide_password=True)
+    state = fault.replace("_", " ")
+    return f"the database {url} is {state}: {error}; {_DATABASE_ADVICE[fault]}"

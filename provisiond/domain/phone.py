@@ -29,6 +29,7 @@ class Outcome(enum.Enum):
     BAD_REQUEST = "bad_request"  # malformed path
     NOT_ALLOWED = "not_allowed"  # an upload to a name that takes none (HTTP 405)
     NOT_MODIFIED = "not_modified"
+    NO_SPACE = "no_space"  # an upload the data directory could not take (HTTP 507)
 
 
 @dataclass(frozen=True, slots=True)

@@ -36,6 +36,7 @@ from provisiond.domain.errors import (
 from provisiond.frontends.http_common import make_expect_handler
 from provisiond.provisioning.bans import EnumerationGuard, GuardConfig
 from provisiond.services import Caller, Services
+from provisiond.storage.database import fault_of
 
 log = logging.getLogger(__name__)
 SERVICES = web.AppKey("services", Services)
@@ -88,7 +89,8 @@ def _domain_error(exc: DomainError) -> web.Response:
 
 @web.middleware
 async def errors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """DomainError -> 4xx JSON; HTTP errors -> JSON; anything else -> 500 JSON without a trace."""
+    """DomainError -> 4xx JSON; HTTP errors -> JSON; the database away or its disk full -> 503
+    or 507 JSON; anything else -> 500 JSON without a trace."""
     try:
         return await handler(request)
     except DomainError as exc:
@@ -100,9 +102,21 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
         if exc.status < 400:
             raise
         return error_response(exc.status, exc.reason.lower().replace(" ", "_"), exc.reason)
-    except Exception:
+    except Exception as error:
+        fault = fault_of(error)
+        if fault is not None:  # the database's state, not a bug: say so, without a traceback
+            where = f"{request.method} {request.path}"
+            log.error("admin API %s: database %s: %s", where, fault, error)
+            status, detail = _FAULTS[fault]
+            return error_response(status, f"database_{fault}", detail)
         log.exception("admin API error on %s %s", request.method, request.path)
         return error_response(500, "internal", "internal error; see the server log")
+
+
+_FAULTS = {
+    "unavailable": (503, "the database is unavailable; nothing was changed, try again"),
+    "disk_full": (507, "the database's disk is full; nothing was changed, free space there"),
+}
 
 
 @web.middleware

@@ -92,6 +92,7 @@ _STATUS = {
     Outcome.BAD_REQUEST: 400,
     Outcome.NOT_ALLOWED: 405,
     Outcome.NOT_MODIFIED: 304,
+    Outcome.NO_SPACE: 507,
 }
 _TEXT = {
     404: "Not Found",
@@ -100,6 +101,7 @@ _TEXT = {
     413: "Payload Too Large",
     400: "Bad Request",
     405: "Method Not Allowed",
+    507: "Insufficient Storage",
 }
 
 

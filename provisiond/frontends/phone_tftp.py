@@ -81,6 +81,7 @@ _OUTCOME_ERRORS: dict[Outcome, tuple[ErrorCode, str]] = {
     Outcome.FORBIDDEN: (ErrorCode.ACCESS_VIOLATION, "Access violation"),
     Outcome.UNAUTHORIZED: (ErrorCode.ACCESS_VIOLATION, "Access violation"),
     Outcome.TOO_LARGE: (ErrorCode.DISK_FULL, "Disk full or allocation exceeded"),
+    Outcome.NO_SPACE: (ErrorCode.DISK_FULL, "Disk full or allocation exceeded"),
     Outcome.BAD_REQUEST: (ErrorCode.ILLEGAL_OPERATION, "Illegal TFTP operation"),
     Outcome.NOT_ALLOWED: (ErrorCode.ACCESS_VIOLATION, "Access violation"),
 }

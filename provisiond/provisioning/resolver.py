@@ -50,7 +50,7 @@ from provisiond.provisioning.firmware import FirmwareStore
 from provisiond.provisioning.gate import Gate
 from provisiond.provisioning.render import Renderer, RenderError
 from provisiond.provisioning.stats import PhoneStats
-from provisiond.provisioning.uploads import UploadStore
+from provisiond.provisioning.uploads import UploadNotStored, UploadStore
 from provisiond.storage.secrets import SecretBox
 
 log = logging.getLogger(__name__)
@@ -270,8 +270,11 @@ class Resolver:
             limit = self.uploads.cap(match.spec.max_upload)
             if len(body) > limit:
                 return PhoneResponse(Outcome.TOO_LARGE, detail=f"upload over {limit} bytes")
-            if not await self.uploads.save(device.mac, name, body):
-                return PhoneResponse(Outcome.TOO_LARGE, detail="device upload quota reached")
+            try:
+                if not await self.uploads.save(device.mac, name, body):
+                    return PhoneResponse(Outcome.TOO_LARGE, detail="device upload quota reached")
+            except UploadNotStored as exc:  # logged by the store; the phone may try again
+                return PhoneResponse(Outcome.NO_SPACE, detail=str(exc))
             return PhoneResponse(Outcome.OK, content_type="text/plain")
         stored = await self.uploads.load(device.mac, name)
         if stored is None:

@@ -33,7 +33,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event, make_url, text
+from sqlalchemy import event, exc, make_url, text
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -118,6 +118,25 @@ def create_engine(
     kwargs.setdefault("max_overflow", 10)
     kwargs.setdefault("pool_pre_ping", True)
     return create_async_engine(url, **kwargs)
+
+
+_FULL = ("database or disk is full", "no space left on device", "could not extend file")
+
+
+def fault_of(error: BaseException) -> str | None:
+    """What a database error says about the database rather than the request: "disk_full"
+    (SQLite's or PostgreSQL's disk), "unavailable" (refused, dropped, restarting, busy), or
+    None for anything else (a bug, a constraint: not the operator's to fix)."""
+    if isinstance(error, exc.DBAPIError):
+        if any(words in str(error).lower() for words in _FULL):
+            return "disk_full"
+        if error.connection_invalidated or isinstance(
+            error, exc.OperationalError | exc.InterfaceError
+        ):
+            return "unavailable"
+    if isinstance(error, ConnectionError | exc.TimeoutError):
+        return "unavailable"
+    return None
 
 
 class AuditOutsideLock(RuntimeError):
