@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from provisiond.domain.errors import Conflict, InvalidInput, NotFound
+from provisiond.storage.durable import fsync_directory
 
 log = logging.getLogger(__name__)
 MANIFEST = "manifest.json"
@@ -190,15 +191,7 @@ def _write_atomically(path: Path, data: bytes, mode: int = 0o644) -> None:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
-    _fsync_dir(path.parent)
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    fsync_directory(path.parent)
 
 
 class FirmwareStore:
@@ -423,7 +416,7 @@ class FirmwareStore:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
             raise
-        _fsync_dir(self.root)
+        fsync_directory(self.root)
         return sha, size
 
     def set_target(self, model: str, version: str | None) -> FirmwareImage | None:

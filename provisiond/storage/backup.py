@@ -71,6 +71,7 @@ from provisiond.storage.backup_file import (
     write_line,
 )
 from provisiond.storage.database import Database
+from provisiond.storage.durable import fsync_directory
 from provisiond.storage.models import Base
 from provisiond.storage.secrets import SecretError, census, load_keyring
 
@@ -147,14 +148,6 @@ async def _write(
     return BackupSummary(path, revision, head["created_at"], head["source_dialect"], rows)
 
 
-def _fsync_directory(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 async def backup(db: Database, path: Path, *, progress: Progress | None = None) -> BackupSummary:
     """Write every table to `path` from one consistent snapshot (atomically, mode 0600).
 
@@ -176,7 +169,7 @@ async def backup(db: Database, path: Path, *, progress: Progress | None = None) 
             raw.flush()
             os.fsync(raw.fileno())
         os.replace(temp, path)
-        _fsync_directory(path.parent)
+        fsync_directory(path.parent)
     except OSError as exc:
         raise _not_written(path, exc) from exc
     finally:

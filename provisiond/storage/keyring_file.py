@@ -33,6 +33,8 @@ from typing import Any
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from provisiond.storage.durable import fsync_directory
+
 log = logging.getLogger("provisiond.storage.secrets")
 
 KEYRING_VERSION = 1
@@ -141,15 +143,6 @@ def _ensure_directory(directory: Path) -> None:
         return
     directory.mkdir(parents=True, mode=0o700)
     os.chmod(directory, 0o700)  # mkdir's mode is filtered by the umask
-
-
-def fsync_directory(directory: Path) -> None:
-    """Make a rename in `directory` durable (a crash then keeps the new name)."""
-    dir_fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
 
 
 def _write_keyring(path: Path, ring: Keyring, *, exclusive: bool) -> None:
