@@ -108,8 +108,8 @@ def test_device_file_carries_the_account(
         "sip line1 auth name": DEFAULTS["auth_username"],
         "sip line1 password": DEFAULTS["password"],
         "sip line1 display name": "Rossi & <Figli>",
-        # Without a label of its own, the line's label is the presented number.
-        "sip line1 screen name": DEFAULTS["cli"],
+        # Without a label of its own, the idle screen shows the user's name, then the number.
+        "sip line1 screen name": "Rossi & <Figli>",
         "sip line1 screen name 2": DEFAULTS["cli"],
         "sip line1 proxy ip": DEFAULTS["registrar"],
         "sip line1 proxy port": port,
