@@ -57,6 +57,7 @@ def routes_for(ids: dict[str, int]) -> dict[Route, Request]:
         ("GET", "/api/v1/devices/{id}"): (f"/api/v1/devices/{d1}", None),
         ("GET", "/api/v1/unprovisioned"): ("/api/v1/unprovisioned", None),
         ("GET", "/api/v1/models"): ("/api/v1/models", None),
+        ("GET", "/api/v1/rules"): ("/api/v1/rules", None),
         ("GET", "/api/v1/licences"): ("/api/v1/licences", None),
         ("GET", "/api/v1/settings"): ("/api/v1/settings", None),
         ("GET", "/api/v1/directory/{number}"): ("/api/v1/directory/200", None),
