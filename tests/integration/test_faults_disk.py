@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+import tftpy
 
 from provisiond.storage.backup_file import verify
 from tests.serve_process import (
@@ -118,6 +119,13 @@ def test_upload_on_a_full_disk(tmpfs: Mount) -> None:
         filler = fill(data)
         status, _ = phone_get(server, upload, UA, method="PUT", body=b"x" * (100 << 10))
         assert status == 507, f"a full disk answered {status}"
+        source = data.parent / f"{data.name}-tftp-upload"  # outside the full tmpfs
+        source.write_bytes(b"y" * (100 << 10))
+        try:  # the same write over TFTP: error 3, "Disk full or allocation exceeded"
+            with pytest.raises(tftpy.TftpException, match="errorcode = 3"):
+                tftpy.TftpClient("127.0.0.1", server.tftp_port).upload(upload, str(source))
+        finally:
+            source.unlink()
         folder = data / "uploads" / MAC
         assert sorted(p.name for p in folder.iterdir()) == [upload], "a partial file remains"
         assert phone_get(server, upload, UA) == (200, first), "the stored upload changed"
