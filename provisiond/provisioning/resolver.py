@@ -56,6 +56,8 @@ from provisiond.storage.secrets import SecretBox
 log = logging.getLogger(__name__)
 MAX_PATH = 255
 PATH_MEMO = 20_000  # distinct paths remembered: the names a storm is asking for right now
+UPLOADS_PENDING = 10_000  # admitted uploads whose body is still coming
+UPLOAD_ADMISSION_S = 300.0  # longer than any body timeout: then the upload is decided again
 _SAFE_PATH = re.compile(r"[A-Za-z0-9._\-+~$@=,][A-Za-z0-9._\-+~$@=,/]*")
 
 
@@ -93,6 +95,7 @@ class Resolver:
         self.gate = gate
         self.stats = PhoneStats()
         self._path_matches: dict[str, list[FileMatch]] = {}
+        self._uploads_admitted: OrderedDict[PhoneRequest, tuple[float, _Admitted]] = OrderedDict()
         # Rendered files keyed by RenderInputs.key(): everything a file depends on (templates
         # and tzdata are fixed for the process). A change anywhere gives a new key, so entries
         # never need invalidating; old ones simply fall out of the LRU.
@@ -135,9 +138,24 @@ class Resolver:
         elif admitted.match.spec.kind is not FileKind.UPLOAD:
             refusal = PhoneResponse(Outcome.NOT_ALLOWED, detail="this file cannot be uploaded")
         else:
+            # The body comes next, to `handle`: it uses this admission instead of deciding
+            # again (a digest nonce count may be used once, and one upload is one sighting).
+            self._uploads_admitted[request] = (time.monotonic(), admitted)
+            while len(self._uploads_admitted) > UPLOADS_PENDING:
+                self._uploads_admitted.popitem(last=False)
             return self.uploads.cap(admitted.match.spec.max_upload)
         self.stats.record(request, refusal, None)  # `handle` never sees a refused upload
         return refusal
+
+    def _upload_admission(self, request: PhoneRequest) -> _Admitted | None:
+        """The admission `admit_upload` gave this very request (same source, path and
+        headers) a moment ago, used once."""
+        if request.body is None:
+            return None
+        found = self._uploads_admitted.pop(dataclasses.replace(request, body=None), None)
+        if found is None or time.monotonic() - found[0] > UPLOAD_ADMISSION_S:
+            return None
+        return found[1]
 
     async def handle(self, request: PhoneRequest) -> PhoneResponse:
         """Answer one phone request (and count it)."""
@@ -146,7 +164,7 @@ class Resolver:
         return answer
 
     async def _handle(self, request: PhoneRequest) -> PhoneResponse:
-        admitted = await self._admit(request)
+        admitted = self._upload_admission(request) or await self._admit(request)
         if isinstance(admitted, PhoneResponse):
             return admitted
         match, device, agent = admitted.match, admitted.device, admitted.agent

@@ -382,3 +382,36 @@ async def test_user_agent_mac_must_be_the_paths(
     for headers in ({"User-Agent": ua("T46S", device.mac)}, None):
         answer = await clients.get(INSIDE, url, headers)
         assert answer.status == 200, headers
+
+
+async def test_digest_site_phone_uploads_with_its_credentials(
+    secure_stack: StackFactory, clients: HttpClients
+) -> None:
+    """A phone inside a digest site uploads (Yealink's `<mac>-local.cfg`) with its own
+    credentials: admitted before the body (100-continue) and stored, once. Found by the
+    issue-13 attack round: the admission was decided again after the body, and the digest nonce
+    count, already used, was refused as a replay (401, nothing stored)."""
+    stack = await digest_site(secure_stack)
+    device, _ = await device_pair(stack)
+    name = f"{device.mac}-local.cfg"
+    url, uri = stack.url(name), f"/{name}"
+    challenge = await clients.get(INSIDE, url)
+    assert challenge.status == 401
+    params = pick(challenge.challenges, "SHA-256")
+    body = b"# local settings\nlang.gui = Italian\n"
+    session = clients.new(INSIDE)
+    header = authorization(params, device.mac, device.provisioning_password, uri, method="PUT")
+    async with session.put(
+        url, data=body, headers={"Authorization": header}, expect100=True
+    ) as response:
+        assert response.status == 201, await response.text()
+    fetch_header = authorization(
+        params, device.mac, device.provisioning_password, uri, method="GET", nc=2
+    )
+    stored = await clients.get(INSIDE, url, {"Authorization": fetch_header})
+    assert (stored.status, stored.body) == (200, body)
+    replay = clients.new(INSIDE)
+    async with replay.put(url, data=b"evil", headers={"Authorization": header}) as response:
+        assert response.status == 401  # the same header again: a replay, nothing stored
+    again = authorization(params, device.mac, device.provisioning_password, uri, nc=3)
+    assert (await clients.get(INSIDE, url, {"Authorization": again})).body == body
