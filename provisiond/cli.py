@@ -59,7 +59,7 @@ def _value(text: str) -> Any:
     """`key=value` values: JSON when it parses (true, 10, null, "x"), else the plain string."""
     try:
         return json.loads(text)
-    except json.JSONDecodeError:
+    except ValueError:  # not JSON, or a number too long to convert: the setting's check says
         return text
 
 

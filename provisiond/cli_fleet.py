@@ -17,6 +17,7 @@ from provisiond.cli_ops import actor
 from provisiond.cli_table import Entry, Group, admin, arg
 from provisiond.domain.errors import Conflict, InvalidInput
 from provisiond.domain.identify import FileKind, match_path
+from provisiond.frontends.admin_http import load_json
 from provisiond.provisioning.firmware import FirmwareStore
 from provisiond.provisioning.vendors import load_vendors
 from provisiond.services import Services
@@ -44,13 +45,7 @@ async def run_import(s: Services, a: argparse.Namespace, actor: str) -> Any:
     try:
         if fmt == "csv":
             return await s.fleet.import_csv(text, actor)
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise InvalidInput(f"malformed JSON: {exc.msg} at line {exc.lineno}") from exc
-        except RecursionError as exc:  # absurdly deep nesting
-            raise InvalidInput("malformed JSON: nested too deeply") from exc
-        return await s.fleet.import_json(data, actor)
+        return await s.fleet.import_json(load_json(text, field="file"), actor)
     except ImportRefused as exc:
         for error in exc.lines:
             print(f"line {error.line}: {error.field}: {error.detail}", file=sys.stderr)

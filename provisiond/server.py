@@ -39,7 +39,12 @@ from provisiond.app import (
 )
 from provisiond.domain.identify import VendorSpec
 from provisiond.frontends.admin_api import create_admin_app
-from provisiond.frontends.http_common import SourceCounter
+from provisiond.frontends.admin_http import error_response
+from provisiond.frontends.http_common import (
+    SourceCounter,
+    body_deadline,
+    start_guarded_listener,
+)
 from provisiond.frontends.metrics import Sources, add_metrics_routes
 from provisiond.frontends.phone_http import HttpLimits, create_phone_app, start_phone_listener
 from provisiond.frontends.phone_tftp import TftpConfig, TftpServer
@@ -70,18 +75,28 @@ class Server:
     metrics: Sources | None = None
     auto_resync: AutoResync | None = None
     phone_connections: SourceCounter | None = None  # open phone connections per source
+    admin_connections: SourceCounter | None = None  # open admin connections per source
 
-    async def _serve_http(
-        self, app: web.Application, listen: str, tls: ssl.SSLContext | None = None
-    ) -> None:
-        runner = web.AppRunner(app, access_log=None, handle_signals=False)
-        await runner.setup()
-        self.runners.append(runner)
-        host, port = parse_listen(listen)
-        site = web.TCPSite(
-            runner, host, port, ssl_context=tls, reuse_address=True, reuse_port=self.reuse_port
+    async def _serve_admin(self, app: web.Application) -> None:
+        """The admin listener behind the phone listeners' guard (settings.admin_limits):
+        per-source cap, head, idle and body timeouts."""
+        limits = self.settings.admin_limits
+        # Innermost, after authentication: the body of a refused request is never waited for.
+        app.middlewares.append(body_deadline(limits.body_timeout_s, _admin_refusal))
+        self.admin_connections = SourceCounter(limits.max_connections_per_source, "admin HTTP")
+        host, port = parse_listen(self.settings.admin_http)
+        runner, _ = await start_guarded_listener(
+            app,
+            host,
+            port,
+            counter=self.admin_connections,
+            header_timeout=limits.header_timeout_s,
+            idle_timeout=limits.idle_timeout_s,
+            body_timeout=limits.body_timeout_s,
+            name="admin HTTP",
+            reuse_port=self.reuse_port,
         )
-        await site.start()
+        self.runners.append(runner)
 
     async def start(self) -> None:
         """Start this process's listeners."""
@@ -96,7 +111,7 @@ class Server:
                 guard=guard,
             )
             add_metrics_routes(admin, self.metrics)
-            await self._serve_http(admin, settings.admin_http)
+            await self._serve_admin(admin)
         if self.services is not None and settings.resync.on_change:
             self.auto_resync = AutoResync(self.services.resync)
         also = self.auto_resync.notice if self.auto_resync is not None else None
@@ -154,6 +169,11 @@ class Server:
             await self.auto_resync.drain()
 
 
+def _admin_refusal(status: int, detail: str) -> web.Response:
+    """The admin API's JSON error for a request body that came too slowly or malformed."""
+    return error_response(status, "timeout" if status == 408 else "bad_request", detail, "body")
+
+
 FIRST_TOKEN_FILE = "first-admin-token"  # noqa: S105 (a file name, not a secret)
 
 
@@ -201,6 +221,7 @@ def tftp_config(settings: Settings, host: str, port: int) -> TftpConfig:
         upload_idle_timeout=limits.upload_idle_timeout_s,
         upload_bytes_per_source=limits.upload_bytes_per_source,
         upload_bytes_total=limits.upload_bytes_total,
+        unproven_grace=limits.unproven_grace_s,
     )
 
 

@@ -30,7 +30,9 @@ Example TOML::
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import re
 import tomllib
 import zoneinfo
 from collections.abc import Mapping
@@ -64,13 +66,68 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+# One DNS label: letters, digits and inner hyphens, 1-63 characters (RFC 1123).
+_LABEL = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
+_PORT = re.compile(r"[0-9]{1,5}")
+MAX_HOST_LENGTH = 253  # a DNS name's longest text form
+# The UI language: a two-letter ISO 639-1 code, the form every phone template keys on.
+_LANGUAGE = re.compile(r"[a-z]{2}")
+
+
+def check_host(value: str, *, ipv6: bool) -> str:
+    """`value` when it is a DNS host name or an IPv4 literal (an IPv6 literal too with `ipv6`);
+    raises ValueError saying why not. International names are given in their xn-- form.
+
+    The SIP hosts pass ``ipv6=False``: the phone files write them as ``host:port``, which an
+    unbracketed IPv6 literal would make ambiguous.
+    """
+    if not value:
+        raise ValueError("must not be empty")
+    if any(ch.isspace() or not ch.isprintable() for ch in value):
+        raise ValueError(f"{value!r} must not contain spaces or control characters")
+    if len(value) > MAX_HOST_LENGTH:
+        raise ValueError(f"a host name has at most {MAX_HOST_LENGTH} characters")
+    try:
+        address = ipaddress.ip_address(value)
+    except ValueError:
+        address = None
+    if address is not None and "%" not in value:
+        if address.version == 6 and not ipv6:
+            raise ValueError(f"{value!r}: IPv6 literals are not supported here; use a host name")
+        return value
+    labels = value.split(".")
+    if not all(_LABEL.fullmatch(label) for label in labels) or labels[-1].isdigit():
+        raise ValueError(f"{value!r} is not a host name or IP address")
+    return value
+
+
 class SipSettings(_Strict):
-    """Where phones register."""
+    """Where phones register: the registrar host (its port and transport apart) and an optional
+    outbound proxy, ``host`` or ``host:port`` ("" for none; without a port, `port` applies)."""
 
     registrar: str = "pbx.invalid"
     port: Annotated[int, Field(ge=1, le=65535)] = 5060
     transport: Literal["udp", "tcp", "tls"] = "udp"
     outbound_proxy: str = ""
+
+    @field_validator("registrar")
+    @classmethod
+    def _registrar(cls, value: str) -> str:
+        return check_host(value, ipv6=False)
+
+    @field_validator("outbound_proxy")
+    @classmethod
+    def _outbound_proxy(cls, value: str) -> str:
+        if not value:
+            return value
+        # Split as provisiond.provisioning.context does: host, then the port after a colon.
+        host, sep, port = value.partition(":")
+        if ":" in port:
+            raise ValueError(f"{value!r}: IPv6 literals are not supported here; use a host name")
+        check_host(host, ipv6=False)
+        if sep and not (_PORT.fullmatch(port) and 1 <= int(port) <= 65535):
+            raise ValueError(f"{value!r}: the port after ':' must be 1-65535")
+        return value
 
 
 class TeamAppDefaults(_Strict):
@@ -81,7 +138,11 @@ class TeamAppDefaults(_Strict):
 
 
 class PlatformSettings(_Strict):
-    """Platform-wide settings that the admin API may also change at run time."""
+    """Platform-wide settings that the admin API may also change at run time.
+
+    `ntp_server` is a host name or IP literal, or "" to leave NTP to the phones; `language` a
+    two-letter ISO 639-1 code (templates map the codes they know and fall back for others).
+    """
 
     mcs_interconnected: bool = False
     team_app: TeamAppDefaults = TeamAppDefaults()
@@ -89,6 +150,21 @@ class PlatformSettings(_Strict):
     ntp_server: str = "pool.ntp.org"
     timezone: str = "UTC"
     language: str = "en"
+
+    @field_validator("ntp_server")
+    @classmethod
+    def _ntp_server(cls, value: str) -> str:
+        # "" leaves NTP out of the phone files: phones keep their own server.
+        return value if value == "" else check_host(value, ipv6=True)
+
+    @field_validator("language")
+    @classmethod
+    def _language(cls, value: str) -> str:
+        if not _LANGUAGE.fullmatch(value):
+            raise ValueError(
+                f"{value!r} is not a two-letter lowercase ISO 639-1 code (en, it, de, ...)"
+            )
+        return value
 
     @field_validator("timezone")
     @classmethod
@@ -161,6 +237,19 @@ class PhoneLimits(_Strict):
         return value
 
 
+class AdminLimits(_Strict):
+    """Limits of the admin listener: API, web console and metrics (finding F9; see
+    docs/security.md). A browser opens some 6-10 connections and keeps them alive.
+
+    Per process (the admin listener runs in the first process only).
+    """
+
+    header_timeout_s: Annotated[float, Field(gt=0, le=300)] = 10.0  # first request's head
+    idle_timeout_s: Annotated[float, Field(gt=0, le=3600)] = 60.0  # keep-alive, and next head
+    body_timeout_s: Annotated[float, Field(gt=0, le=3600)] = 60.0  # a whole request body
+    max_connections_per_source: Annotated[int, Field(ge=1)] = 64  # per IPv4 address / IPv6 /64
+
+
 class TftpLimits(_Strict):
     """TFTP resource limits (issue 12, findings 4-5; docs/security.md, "TFTP limits").
 
@@ -170,6 +259,9 @@ class TftpLimits(_Strict):
     max_transfers: Annotated[int, Field(ge=1)] = 4096  # at once, all sources together
     max_per_source: Annotated[int, Field(ge=1)] = 64  # at once per address (a NAT of phones)
     fd_headroom: Annotated[int, Field(ge=0)] = 256  # descriptors TFTP leaves to HTTP and admin
+    # A transfer whose peer has sent nothing may be evicted for a new request (full table or
+    # source) once this old: longer than a slow phone's round trip, short against a flood.
+    unproven_grace_s: Annotated[float, Field(ge=0.05, le=5)] = 0.2
     max_timeout_s: Annotated[float, Field(ge=1, le=255)] = 10.0  # cap on the timeout option
     first_packet_timeout_s: Annotated[float, Field(gt=0, le=60)] = 8.0  # until the first ACK
     upload_idle_timeout_s: Annotated[float, Field(gt=0, le=120)] = 10.0  # between upload DATA
@@ -200,6 +292,7 @@ class Settings(_Strict):
     resync: ResyncSettings = ResyncSettings()
     phone_limits: PhoneLimits = PhoneLimits()  # HTTP timeouts, caps, hosts, quota
     tftp_limits: TftpLimits = TftpLimits()  # TFTP transfer, fd, timer and upload caps
+    admin_limits: AdminLimits = AdminLimits()  # admin HTTP timeouts and per-source cap
 
     @field_validator("cors_origins", mode="before")
     @classmethod
@@ -270,6 +363,7 @@ ENVIRONMENT: dict[str, tuple[str, ...]] = {
     "PROVISIOND_TFTP_MAX_TRANSFERS": ("tftp_limits", "max_transfers"),
     "PROVISIOND_TFTP_MAX_PER_SOURCE": ("tftp_limits", "max_per_source"),
     "PROVISIOND_TFTP_FD_HEADROOM": ("tftp_limits", "fd_headroom"),
+    "PROVISIOND_TFTP_UNPROVEN_GRACE_S": ("tftp_limits", "unproven_grace_s"),
     "PROVISIOND_TFTP_MAX_TIMEOUT_S": ("tftp_limits", "max_timeout_s"),
     "PROVISIOND_TFTP_FIRST_PACKET_TIMEOUT_S": ("tftp_limits", "first_packet_timeout_s"),
     "PROVISIOND_TFTP_UPLOAD_IDLE_TIMEOUT_S": ("tftp_limits", "upload_idle_timeout_s"),
@@ -281,6 +375,10 @@ ENVIRONMENT: dict[str, tuple[str, ...]] = {
     "PROVISIOND_HTTP_MAX_CONNECTIONS_PER_SOURCE": ("phone_limits", "max_connections_per_source"),
     "PROVISIOND_HTTP_ALLOWED_HOSTS": ("phone_limits", "allowed_hosts"),
     "PROVISIOND_UPLOAD_QUOTA_BYTES": ("phone_limits", "upload_quota_bytes"),
+    "PROVISIOND_ADMIN_HEADER_TIMEOUT_S": ("admin_limits", "header_timeout_s"),
+    "PROVISIOND_ADMIN_IDLE_TIMEOUT_S": ("admin_limits", "idle_timeout_s"),
+    "PROVISIOND_ADMIN_BODY_TIMEOUT_S": ("admin_limits", "body_timeout_s"),
+    "PROVISIOND_ADMIN_MAX_CONNECTIONS_PER_SOURCE": ("admin_limits", "max_connections_per_source"),
     "PROVISIOND_MCS_INTERCONNECTED": ("platform", "mcs_interconnected"),
     "PROVISIOND_NTP_SERVER": ("platform", "ntp_server"),
     "PROVISIOND_TIMEZONE": ("platform", "timezone"),

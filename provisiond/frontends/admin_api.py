@@ -9,7 +9,6 @@ operation table documents for its route (`_reply`), so what is served is what is
 from __future__ import annotations
 
 import functools
-import json
 import re
 from typing import Any
 
@@ -30,6 +29,7 @@ from provisiond.frontends.admin_http import (
     errors_middleware,
     headers_middleware,
     json_response,
+    load_json,
 )
 from provisiond.frontends.api_models import dump
 from provisiond.frontends.console_routes import add_console_routes
@@ -88,15 +88,10 @@ async def _json(request: web.Request) -> Any:
         raise InvalidInput("a JSON body is required", field="body")
     raw = await request.read()
     try:
-        return json.loads(raw.decode("utf-8"))
+        text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise InvalidInput("the body is not UTF-8 text", field="body") from exc
-    except json.JSONDecodeError as exc:
-        raise InvalidInput(
-            f"malformed JSON: {exc.msg} at position {exc.pos}", field="body"
-        ) from exc
-    except RecursionError as exc:  # a body of thousands of nested brackets
-        raise InvalidInput("the JSON body is nested too deeply", field="body") from exc
+    return load_json(text, field="body")
 
 
 def _reply(request: web.Request, data: Any, *, refused: bool = False) -> web.Response:

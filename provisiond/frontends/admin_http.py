@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import re
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -59,6 +60,48 @@ _STATUS: list[tuple[type[DomainError], int]] = [
     (Conflict, 409),
     (Forbidden, 403),
 ]
+
+
+# Longest integer a JSON body may hold: no field takes more than 20 digits, and CPython refuses
+# to convert over 4,300 (a ValueError that is not a JSONDecodeError).
+MAX_JSON_DIGITS = 100
+
+
+def _json_int(text: str) -> int:
+    if len(text.lstrip("-")) > MAX_JSON_DIGITS:
+        raise ValueError(f"a number has more than {MAX_JSON_DIGITS} digits")
+    return int(text)
+
+
+def _json_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        shown = text if len(text) <= 20 else text[:20] + "..."
+        raise ValueError(f"the number {shown} is out of range")
+    return value
+
+
+def _json_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON value")
+
+
+def load_json(text: str, *, field: str | None = None) -> Any:
+    """Parse JSON text (a request body, an import file) or raise InvalidInput naming `field`.
+
+    Refused besides malformed text: an integer of more than MAX_JSON_DIGITS digits, a number
+    that overflows to infinity, NaN/Infinity (not JSON, RFC 8259), nesting too deep to parse.
+    """
+    try:
+        return json.loads(
+            text, parse_int=_json_int, parse_float=_json_float, parse_constant=_json_constant
+        )
+    except json.JSONDecodeError as exc:
+        where = f"line {exc.lineno}, column {exc.colno}"
+        raise InvalidInput(f"malformed JSON: {exc.msg} at {where}", field=field) from exc
+    except ValueError as exc:  # raised by the hooks above
+        raise InvalidInput(f"malformed JSON: {exc}", field=field) from exc
+    except RecursionError as exc:  # thousands of nested brackets
+        raise InvalidInput("malformed JSON: nested too deeply", field=field) from exc
 
 
 def _dumps(data: Any) -> str:

@@ -6,11 +6,14 @@ import asyncio
 import ipaddress
 import logging
 import ssl
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import cast
 
 from aiohttp import HttpVersion11, web
+from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.typedefs import Handler, Middleware
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +62,7 @@ phone_expect_handler = make_expect_handler(
 )
 
 
-# -- connection limits of the phone listeners ----------------------------------------------
+# -- connection limits of the phone and admin listeners -------------------------------------
 #
 # aiohttp bounds an idle keep-alive connection (`keepalive_timeout`, which also closes a
 # connection whose next request head is still incomplete when it fires) but has no separate
@@ -92,6 +95,7 @@ class SourceCounter:
     """Open connections per source across the listeners of one process."""
 
     cap: int
+    label: str = "phone HTTP"  # names the listeners in the log
     open: dict[str, int] = field(default_factory=dict)
     refused: int = 0  # connections refused over the cap, since start
     _warned: set[str] = field(default_factory=set)
@@ -103,7 +107,7 @@ class SourceCounter:
             self.refused += 1
             if key not in self._warned and len(self._warned) < 1000:
                 self._warned.add(key)
-                log.warning("phone HTTP: %s holds %d connections, refusing more", key, count)
+                log.warning("%s: %s holds %d connections, refusing more", self.label, key, count)
             return False
         self.open[key] = count + 1
         return True
@@ -263,3 +267,168 @@ class GuardedSite(web.BaseSite):
         )
         sockname = self._server.sockets[0].getsockname()
         self._bound = (str(sockname[0]), int(sockname[1]))
+
+
+# -- what a client can make the listeners log ------------------------------------------------
+#
+# aiohttp reports a request it could not parse (bad bytes in the request line, an oversized
+# header...) and an exception a handler let through with a traceback each, on the logger the
+# runner is given. A client causes the first kind at will, and the second when it drops its
+# connection while a handler reads the body: one small packet, one traceback. Our listeners log
+# through `request_logger`, whose filter turns a client's fault into one INFO line at most
+# every `CLIENT_FAULT_INTERVAL_S` per kind of fault (and a count of those left out); anything
+# else (a server bug) passes with its traceback.
+
+CLIENT_FAULT_INTERVAL_S = 60.0
+CLIENT_FAULTS: tuple[type[BaseException], ...] = (
+    HttpProcessingError,  # the request could not be parsed: answered 400 by aiohttp
+    ConnectionResetError,  # the client reset or closed the connection mid-request
+    BrokenPipeError,
+)
+
+
+class ClientFaultFilter(logging.Filter):
+    """Keeps a client's faults out of the log but for a rate-limited line without traceback."""
+
+    def __init__(self, label: str, interval_s: float = CLIENT_FAULT_INTERVAL_S) -> None:
+        super().__init__()
+        self.label = label
+        self.interval_s = interval_s
+        self._last: dict[str, float] = {}  # kind of fault -> when it was last logged
+        self._left_out: dict[str, int] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """False for a client's fault (after logging its line, when one is due)."""
+        fault = record.exc_info[1] if record.exc_info else None
+        if not isinstance(fault, CLIENT_FAULTS):
+            return True
+        kind = type(fault).__name__
+        now = time.monotonic()
+        last = self._last.get(kind)
+        if last is not None and now - last < self.interval_s:
+            self._left_out[kind] = self._left_out.get(kind, 0) + 1
+            return False
+        self._last[kind] = now
+        left_out = self._left_out.pop(kind, 0)
+        more = ""
+        if last is not None and left_out:
+            more = f" ({left_out} more in the last {now - last:.0f} s)"
+        text = f"{record.getMessage()}: {kind}: {_one_line(fault)}{more}"
+        log.info("%s: client fault: %s", self.label, text)
+        return False
+
+
+def _one_line(fault: BaseException) -> str:
+    """The fault's text on one short line of printable ASCII (it quotes what the client sent)."""
+    text = " ".join(str(fault).split())[:200]
+    return "".join(c if c.isascii() and c.isprintable() else ascii(c)[1:-1] for c in text)
+
+
+def request_logger(label: str) -> logging.Logger:
+    """The logger aiohttp reports a listener's request errors to (`provisiond.http.<label>`),
+    behind a `ClientFaultFilter`."""
+    logger = logging.getLogger("provisiond.http." + "_".join(label.lower().split()))
+    if not any(isinstance(f, ClientFaultFilter) for f in logger.filters):
+        logger.addFilter(ClientFaultFilter(label))
+    return logger
+
+
+# -- starting a listener -------------------------------------------------------------------
+
+LINGER_S = 2.0  # after a refused or cut-off body: how long unread body bytes are drained
+
+
+async def start_guarded_listener(
+    app: web.Application,
+    host: str,
+    port: int,
+    *,
+    counter: SourceCounter,
+    header_timeout: float,
+    idle_timeout: float,
+    body_timeout: float,
+    name: str,
+    tls: ssl.SSLContext | None = None,
+    reuse_port: bool = False,
+) -> tuple[web.AppRunner, GuardedSite]:
+    """Serve `app` on host:port behind `GuardedSite`: the per-source cap (`counter`, shared by
+    the listeners it is given to), the first head's and the TLS handshake's timeout, aiohttp's
+    keep-alive timeout as the idle limit, and unread body bytes drained for at most
+    min(LINGER_S, body_timeout) before closing. Request errors are logged through
+    `request_logger(name)`. The caller cleans up the runner."""
+    runner = web.AppRunner(
+        app,
+        access_log=None,
+        handle_signals=False,
+        keepalive_timeout=idle_timeout,
+        lingering_time=min(LINGER_S, body_timeout),
+        logger=request_logger(name),
+        # No handler_cancellation (a task of its own for every request): a handler that
+        # waits on a client's body bounds that wait itself (`body_deadline`, or the phone
+        # upload's own timeout).
+    )
+    await runner.setup()
+    site = GuardedSite(
+        runner,
+        host,
+        port,
+        counter=counter,
+        header_timeout=header_timeout,
+        ssl_context=tls,
+        reuse_port=reuse_port,
+    )
+    try:
+        await site.start()
+    except BaseException:
+        await runner.cleanup()
+        raise
+    return runner, site
+
+
+class BodyTimeout(Exception):
+    """A request body did not arrive whole within its deadline."""
+
+
+def body_deadline(timeout: float, refuse: Callable[[int, str], web.StreamResponse]) -> Middleware:
+    """A middleware that bounds how long a handler may wait for a request's body.
+
+    If the body has not arrived whole `timeout` seconds after the handler started, reading
+    it fails and the request is answered `refuse(408, detail)`; a body whose chunked framing
+    is broken `refuse(400, detail)`; both close the connection. A client that drops the
+    connection mid-body ends the request without a log line. Placed after the authentication
+    middleware, it never waits on the body of a refused request (aiohttp drains that for
+    `LINGER_S` at most, then closes).
+    """
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if not request.body_exists:
+            return await handler(request)
+        payload = request.content
+
+        def expire() -> None:
+            if not payload.is_eof():
+                payload.set_exception(BodyTimeout())
+
+        timer = asyncio.get_running_loop().call_later(timeout, expire)
+        try:
+            return await handler(request)
+        except BodyTimeout:
+            detail = f"the request body did not arrive within {timeout:g} s"
+            return _closing(refuse(408, detail))
+        except HttpProcessingError:
+            return _closing(refuse(400, "the request body is malformed"))
+        except ConnectionResetError:
+            transport = request.transport
+            if transport is not None and not transport.is_closing():
+                raise  # not the client's connection
+            return _closing(web.Response(status=400))  # the client left: nobody reads this
+        finally:
+            timer.cancel()
+
+    return middleware
+
+
+def _closing(response: web.StreamResponse) -> web.StreamResponse:
+    response.force_close()
+    return response

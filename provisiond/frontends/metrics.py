@@ -111,6 +111,7 @@ def _tftp(server: TftpServer) -> Iterator[Metric]:
         ("transfers_started", "TFTP transfers started"),
         ("transfers_completed", "TFTP transfers completed"),
         ("transfers_failed", "TFTP transfers failed"),
+        ("transfers_evicted", "TFTP unproven transfers evicted to make room"),
         ("retransmissions", "TFTP packets sent again"),
         ("bytes_sent", "TFTP payload bytes sent"),
         ("bytes_received", "TFTP payload bytes received"),

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from email.utils import format_datetime, parsedate_to_datetime
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 from multidict import CIMultiDict
 
 from provisiond.domain.phone import Outcome, PhoneHandler, PhoneRequest, PhoneResponse
@@ -34,13 +35,13 @@ from provisiond.frontends.http_common import (
     SourceCounter,
     phone_expect_handler,
     send_continue,
+    start_guarded_listener,
 )
 from provisiond.frontends.tls import peer_macs
 
 log = logging.getLogger(__name__)
 HANDLER = web.AppKey("phone_handler", PhoneHandler)
 PREFIX = web.AppKey("phone_prefix", str)
-LINGER_S = 2.0  # after a refused or cut-off upload: how long unread body bytes are drained
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,12 +137,14 @@ def _not_modified(request: web.Request, answer: PhoneResponse) -> bool:
 
 async def _read_upload(request: web.Request, limit: int, within_s: float) -> bytes | int:
     """The body; or the status to answer: 413 when it is over `limit` (announced or actual),
-    408 when it did not arrive whole within `within_s` seconds."""
+    408 when it did not arrive whole within `within_s` seconds, 400 when its chunked framing
+    is broken or the client dropped the connection (a client's doing: no traceback, and
+    nobody reads that answer)."""
     if request.content_length is not None and request.content_length > limit:
         return 413
-    await send_continue(request)  # admitted: now the client may send
     chunks, size = [], 0
     try:
+        await send_continue(request)  # admitted: now the client may send
         async with asyncio.timeout(within_s):
             async for chunk in request.content.iter_chunked(65536):
                 size += len(chunk)
@@ -150,6 +153,9 @@ async def _read_upload(request: web.Request, limit: int, within_s: float) -> byt
                 chunks.append(chunk)
     except TimeoutError:
         return 408
+    except (ConnectionResetError, HttpProcessingError) as exc:
+        log.debug("phone upload from %s ended early: %s", request.remote, exc)
+        return 400
     return b"".join(chunks)
 
 
@@ -244,28 +250,15 @@ async def start_phone_listener(
     """Serve `app` on host:port with its limits: per-source cap (`counter`, shared by the
     listeners of a process), head, idle and TLS handshake timeouts. Clean up the runner."""
     limits = app[LIMITS]
-    runner = web.AppRunner(
+    return await start_guarded_listener(
         app,
-        access_log=None,
-        handle_signals=False,
-        keepalive_timeout=limits.idle_timeout,
-        lingering_time=min(LINGER_S, limits.body_timeout),
-        # No handler_cancellation (a task of its own for every request): the only handler
-        # that can wait on a client, an upload body, has its own timeout (body_timeout_s).
-    )
-    await runner.setup()
-    site = GuardedSite(
-        runner,
         host,
         port,
         counter=counter,
         header_timeout=limits.header_timeout,
-        ssl_context=tls,
+        idle_timeout=limits.idle_timeout,
+        body_timeout=limits.body_timeout,
+        name="phone HTTPS" if tls is not None else "phone HTTP",
+        tls=tls,
         reuse_port=reuse_port,
     )
-    try:
-        await site.start()
-    except BaseException:
-        await runner.cleanup()
-        raise
-    return runner, site

@@ -21,13 +21,21 @@ per-transfer state machines in `tftp_transfer` (downloads, refusals) and `tftp_w
   refusal: its TFTP error, never an OACK or ACK 0; a tsize above the cap or the source's
   upload budget: ERROR 3); the data is then handed to `handler.handle(PUT path, body)` and
   the last ACK waits for its answer.
-- Limits ("server busy" beyond each, answered from the listener before any socket is
-  opened): `max_transfers` at once, `max_per_source` per source address, and a headroom of
-  `fd_headroom` file descriptors below RLIMIT_NOFILE that TFTP never takes (phone HTTP and
-  the admin API keep theirs). A transfer whose peer stays silent `first_packet_timeout`
-  seconds is dropped, a client's timeout option fixes the timer at most at `max_timeout`,
-  an upload idle `upload_idle_timeout` seconds is dropped, upload buffers are capped per
-  source and in total, and every transfer has an overall deadline. Requests over 1 KiB are
+- Limits, decided by the listener before any socket is opened: `max_transfers` at once,
+  `max_per_source` per source address, and a headroom of `fd_headroom` file descriptors
+  below RLIMIT_NOFILE that TFTP never takes (phone HTTP and the admin API keep theirs).
+  Beyond the headroom the answer is "server busy". When the table or the source's share of
+  it is full, the oldest *unproven* transfer (its peer has sent nothing yet: a forged
+  request never gets further) that has waited at least `unproven_grace` seconds is evicted
+  (one ERROR "server busy" to its claimed address, its socket closed) and the new request
+  takes its slot; a transfer whose peer answered is never evicted, and when no unproven
+  transfer is old enough the answer is "server busy". So a flood of forged RRQs holds the
+  slots for `unproven_grace` seconds, not `first_packet_timeout`; it must send
+  `max_transfers / unproven_grace` packets a second to keep everyone out.
+- Timers and budgets: a transfer whose peer stays silent `first_packet_timeout` seconds is
+  dropped, a client's timeout option fixes the timer at most at `max_timeout`, an upload
+  idle `upload_idle_timeout` seconds is dropped, upload buffers are capped per source and
+  in total, and every transfer has an overall deadline. Requests over 1 KiB are
   refused; bad packets get an ERROR reply or are dropped and never raise out of a protocol
   callback.
 """
@@ -58,7 +66,10 @@ from provisiond.frontends.tftp_options import (
 from provisiond.frontends.tftp_sockets import (
     FdGauge,
     ListenerProtocol,
+    PeerKey,
+    Slot,
     TransferEndpoint,
+    TransferTable,
     open_content,
 )
 from provisiond.frontends.tftp_transfer import (
@@ -73,8 +84,6 @@ from provisiond.frontends.tftp_write import UploadBudget, WriteTransfer
 __all__ = ["TftpConfig", "TftpServer", "TftpStats"]
 
 log = logging.getLogger(__name__)
-
-PeerKey = tuple[str, int]
 
 _OUTCOME_ERRORS: dict[Outcome, tuple[ErrorCode, str]] = {
     Outcome.NOT_FOUND: (ErrorCode.FILE_NOT_FOUND, "File not found"),
@@ -102,6 +111,7 @@ class TftpConfig:
     max_transfers: int = 10_000
     max_per_source: int | None = None  # concurrent transfers per source address (None: no cap)
     fd_headroom: int = 256  # file descriptors below RLIMIT_NOFILE that TFTP never takes
+    unproven_grace: float = 0.2  # age before a transfer with a silent peer may be evicted
     max_timeout: float = 10.0  # longest retransmission timer a client's timeout option fixes
     first_packet_timeout: float = 8.0  # silence allowed before the peer's first ACK/DATA
     upload_idle_timeout: float = 10.0  # silence allowed between DATA packets of an upload
@@ -133,8 +143,7 @@ class TftpServer:
         self._transport: asyncio.DatagramTransport | None = None
         self._sockname: tuple[Any, ...] | None = None
         self._family = socket.AF_INET
-        self._active: set[PeerKey] = set()
-        self._per_host: dict[str, int] = {}
+        self._active = TransferTable(config.unproven_grace)
         self._tasks: set[asyncio.Task[None]] = set()
         self.uploads = UploadBudget(config.upload_bytes_per_source, config.upload_bytes_total)
         self.fds = FdGauge()
@@ -212,24 +221,33 @@ class TftpServer:
             if data[:2] != b"\x00\x05":  # never answer an ERROR with an ERROR
                 self._reply(exc.packet(), addr)
             return
-        self._active.add(key)
-        self._per_host[key[0]] = self._per_host.get(key[0], 0) + 1
+        slot = self._active.take(key)
         self.fds.opening()
-        task = asyncio.get_running_loop().create_task(self._serve(request, addr))
+        task = asyncio.get_running_loop().create_task(self._serve(request, addr, slot))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
     def _check_room(self, host: str) -> None:
-        """Refuse a transfer that would pass a limit: all, per source, file descriptors."""
+        """Make room for a transfer of `host`, or refuse it ("server busy").
+
+        The file-descriptor headroom is a hard limit. A full table, or a full share of
+        `host`, takes back the slot of its oldest unproven transfer past the grace.
+        """
         cfg = self._config
-        if len(self._active) >= cfg.max_transfers:
-            raise TftpError(ErrorCode.NOT_DEFINED, BUSY)
-        if cfg.max_per_source is not None and self._per_host.get(host, 0) >= cfg.max_per_source:
-            raise TftpError(ErrorCode.NOT_DEFINED, BUSY)
         left = self.fds.left()
         if left is not None and left <= cfg.fd_headroom:
             log.warning("TFTP refuses a transfer: %d file descriptors left", left)
             raise TftpError(ErrorCode.NOT_DEFINED, BUSY)
+        table = self._active
+        source_full = cfg.max_per_source is not None and table.count(host) >= cfg.max_per_source
+        if not source_full and len(table) < cfg.max_transfers:
+            return
+        victim = table.evictable(host if source_full else None)
+        if victim is None:
+            raise TftpError(ErrorCode.NOT_DEFINED, BUSY)
+        log.debug("TFTP evicts the unproven transfer for %s", victim.key)
+        table.evict(victim)
+        self.stats.transfers_evicted += 1
 
     def _reply(self, packet: bytes, addr: tuple[Any, ...]) -> None:
         if self._transport is not None:
@@ -263,15 +281,16 @@ class TftpServer:
 
     # -- one transfer ---------------------------------------------------------------------
 
-    async def _serve(self, request: TftpRequest, addr: tuple[Any, ...]) -> None:
+    async def _serve(self, request: TftpRequest, addr: tuple[Any, ...], slot: Slot) -> None:
         """Run one transfer to its end; count it; always release its socket and slot."""
         key: PeerKey = (str(addr[0]), int(addr[1]))
         endpoint = TransferEndpoint(addr, self.stats)
+        endpoint.on_heard = lambda: self._active.prove(slot)
         transfer: list[Transfer] = []  # filled by _transfer, closed here whatever happens
         failure: str | None = "not started"
         try:
             async with asyncio.timeout(self._config.transfer_deadline):
-                failure = await self._transfer(request, endpoint, key, transfer)
+                failure = await self._transfer(request, endpoint, slot, transfer)
         except TimeoutError:
             failure = "transfer deadline exceeded"
             endpoint.send(encode_error(ErrorCode.NOT_DEFINED, failure))
@@ -289,25 +308,22 @@ class TftpServer:
                 started.close()
             endpoint.close()
             self.fds.closed()
-            self._active.discard(key)
-            left = self._per_host.get(key[0], 0) - 1
-            if left > 0:
-                self._per_host[key[0]] = left
-            else:
-                self._per_host.pop(key[0], None)
+            self._active.release(slot)
 
     async def _transfer(
         self,
         request: TftpRequest,
         endpoint: TransferEndpoint,
-        key: PeerKey,
+        slot: Slot,
         started: list[Transfer],
     ) -> str | None:
         """Open the socket, start the transfer and wait for it; None on success.
 
         A WRQ is decided first: a refusal comes from the listener, before any socket of
-        the transfer exists, so nothing is acknowledged or buffered for it.
+        the transfer exists, so nothing is acknowledged or buffered for it. Once started,
+        the transfer is unproven (evictable) until its peer's first packet.
         """
+        key = slot.key
         upload: tuple[TransferParams, int] | None = None
         if request.is_write:
             try:
@@ -326,6 +342,7 @@ class TftpServer:
             endpoint.send(exc.packet())
             return exc.message
         started.append(transfer)
+        self._active.wait(slot, lambda: transfer.fail(ErrorCode.NOT_DEFINED, BUSY))
         failure = await transfer.done
         if failure is None:
             self.stats.transfers_completed += 1
@@ -404,7 +421,14 @@ class TftpServer:
         source = BlockSource(params.blksize, data=data, file=file, netascii=netascii, chunk=chunk)
         first = self._config.first_packet_timeout
         return ReadTransfer(
-            endpoint.send, key[0], source, params, self._policy, self.stats, first_packet=first
+            endpoint.send,
+            key[0],
+            source,
+            params,
+            self._policy,
+            self.stats,
+            first_packet=first,
+            on_proven=response.on_proven,  # the pipeline's sighting waits for the first ACK
         )
 
     def _refusal(

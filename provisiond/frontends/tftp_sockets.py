@@ -5,9 +5,14 @@
 - `TransferEndpoint`: the ephemeral socket of one transfer, whose port is the server's
   transfer ID. Only the peer's (host, port) reaches the transfer (`tftp_transfer.Transfer`);
   a packet from any other gets ERROR 5 "Unknown transfer ID" (never in answer to an ERROR,
-  nor to port 0). A bad packet fails the transfer, never the loop.
+  nor to port 0). A bad packet fails the transfer, never the loop. The first packet from
+  the peer calls `on_heard`: the peer received what we sent to its address, so the request
+  was not forged.
 - `FdGauge`: how many file descriptors the process may still open, so the server can keep
   a headroom below RLIMIT_NOFILE that TFTP never takes.
+- `TransferTable`: the running transfers (one per peer (host, port)), counted per host, with
+  the *unproven* ones (waiting for the peer's first packet) in age order, so a full table
+  can take back the oldest half-open transfer instead of turning a real phone away.
 - `open_content`: the body of a served `PhoneResponse` (netascii-converted) or its file,
   opened off the event loop, with the size to answer to tsize.
 """
@@ -20,6 +25,7 @@ import os
 import resource
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, cast
 
@@ -34,6 +40,8 @@ from provisiond.frontends.tftp_options import (
 from provisiond.frontends.tftp_transfer import TftpStats, Transfer
 
 log = logging.getLogger(__name__)
+
+PeerKey = tuple[str, int]  # a transfer's peer: (host, port)
 
 UNKNOWN_TID = encode_error(ErrorCode.UNKNOWN_TID, "Unknown transfer ID")
 
@@ -86,6 +94,108 @@ class FdGauge:
         return None if count is None else soft - count
 
 
+@dataclass(eq=False, slots=True)
+class Slot:
+    """One running transfer's place in a `TransferTable`."""
+
+    key: PeerKey
+    waiting_since: float | None = None  # when it began waiting for the peer's first packet
+    proven: bool = False  # a packet from the peer reached the transfer's socket
+    evict: Callable[[], None] | None = None  # ends the transfer when its slot is taken back
+
+
+class TransferTable:
+    """The running transfers: each peer (host, port) at most once, counted per host.
+
+    A transfer is *unproven* from its first packet until the peer's first packet reaches its
+    socket: a forged request (one UDP packet claiming any address) never gets further, since
+    its answers go to an address that sends nothing back. Unproven transfers are kept in age
+    order, globally and per host, so that `evictable` finds the oldest one in O(1). A slot is
+    released once (`release` is idempotent and checks identity), so a peer that asks again
+    after its transfer was evicted gets a fresh slot that the old transfer's cleanup leaves
+    alone.
+    """
+
+    def __init__(self, grace: float) -> None:
+        self.grace = grace  # an unproven transfer younger than this is never evicted
+        self._slots: dict[PeerKey, Slot] = {}
+        self._per_host: dict[str, int] = {}
+        self._unproven: dict[PeerKey, Slot] = {}  # insertion order is age order
+        self._unproven_by_host: dict[str, dict[PeerKey, Slot]] = {}
+
+    def __len__(self) -> int:
+        return len(self._slots)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._slots
+
+    def count(self, host: str) -> int:
+        """Transfers running for `host`."""
+        return self._per_host.get(host, 0)
+
+    def take(self, key: PeerKey) -> Slot:
+        """A slot for a new transfer with `key` (not yet waiting for anything)."""
+        slot = Slot(key)
+        self._slots[key] = slot
+        self._per_host[key[0]] = self._per_host.get(key[0], 0) + 1
+        return slot
+
+    def wait(self, slot: Slot, evict: Callable[[], None]) -> None:
+        """The transfer sent its first packet and waits for the peer; `evict` ends it."""
+        if slot.proven or self._slots.get(slot.key) is not slot:
+            return
+        slot.waiting_since = time.monotonic()
+        slot.evict = evict
+        self._unproven[slot.key] = slot
+        self._unproven_by_host.setdefault(slot.key[0], {})[slot.key] = slot
+
+    def prove(self, slot: Slot) -> None:
+        """The peer answered from its address: the transfer is never evicted."""
+        slot.proven = True
+        slot.evict = None
+        self._forget_unproven(slot)
+
+    def evictable(self, host: str | None = None) -> Slot | None:
+        """The oldest unproven transfer (of `host`, when given) older than the grace."""
+        queue = self._unproven if host is None else self._unproven_by_host.get(host)
+        if not queue:
+            return None
+        oldest = next(iter(queue.values()))
+        since = oldest.waiting_since
+        if since is None or time.monotonic() - since < self.grace:
+            return None
+        return oldest
+
+    def evict(self, slot: Slot) -> None:
+        """Release `slot` at once and end its transfer (its task cleans up after)."""
+        evict, slot.evict = slot.evict, None
+        self.release(slot)
+        if evict is not None:
+            evict()
+
+    def release(self, slot: Slot) -> None:
+        """The transfer ended (or was evicted); a second call does nothing."""
+        self._forget_unproven(slot)
+        if self._slots.get(slot.key) is not slot:
+            return
+        del self._slots[slot.key]
+        host = slot.key[0]
+        left = self._per_host.get(host, 0) - 1
+        if left > 0:
+            self._per_host[host] = left
+        else:
+            self._per_host.pop(host, None)
+
+    def _forget_unproven(self, slot: Slot) -> None:
+        if self._unproven.get(slot.key) is slot:
+            del self._unproven[slot.key]
+        mine = self._unproven_by_host.get(slot.key[0])
+        if mine is not None and mine.get(slot.key) is slot:
+            del mine[slot.key]
+            if not mine:
+                del self._unproven_by_host[slot.key[0]]
+
+
 async def open_content(
     response: PhoneResponse, netascii: bool
 ) -> tuple[bytes, BinaryIO | None, int | None]:
@@ -120,6 +230,7 @@ class TransferEndpoint(asyncio.DatagramProtocol):
         self._transport: asyncio.DatagramTransport | None = None
         self.transfer: Transfer | None = None
         self.stats = stats
+        self.on_heard: Callable[[], None] | None = None  # called on the peer's first packet
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         """Keep the transport (a datagram transport, though not a subclass in 3.11)."""
@@ -130,6 +241,9 @@ class TransferEndpoint(asyncio.DatagramProtocol):
         if (addr[0], addr[1]) != self._peer_key:
             self._reject_stranger(data, addr)
             return
+        heard, self.on_heard = self.on_heard, None
+        if heard is not None:
+            heard()
         transfer = self.transfer
         if transfer is None:
             return

@@ -66,6 +66,7 @@ class TftpStats:
     bytes_sent: int = 0
     bytes_received: int = 0
     requests_rejected: int = 0  # malformed, busy or refused before a transfer started
+    transfers_evicted: int = 0  # unproven transfers ended to make room (also failed)
     unknown_tid: int = 0  # packets from a wrong (host, port) on a transfer socket
 
 
@@ -88,10 +89,13 @@ class Transfer:
         stats: TftpStats,
         *,
         first_packet: float | None = None,
+        on_proven: Callable[[], None] | None = None,
     ) -> None:
         self._loop = asyncio.get_running_loop()
         self._send = send
         self._peer = peer
+        # The pipeline's deferred work, run once the peer answers from its address.
+        self._on_proven = on_proven
         self._rtt = rtt
         self._max_retries = policy.retries
         self._retries = 0
@@ -106,6 +110,15 @@ class Transfer:
         self._watchdog: asyncio.TimerHandle | None = None
         if first_packet is not None:
             self._watchdog = self._loop.call_at(self._heard_at + first_packet, self._check_silence)
+
+    def _prove(self) -> None:
+        """The peer answered a packet of ours from its address: run `on_proven`, once."""
+        proven, self._on_proven = self._on_proven, None
+        if proven is not None:
+            try:
+                proven()
+            except Exception:  # the pipeline's callback must not break the socket
+                log.exception("TFTP on_proven for %s failed", self._peer)
 
     def on_packet(self, packet: TransferPacket) -> None:
         """Handle one packet from the peer."""
@@ -282,9 +295,12 @@ class ReadTransfer(Transfer):
         stats: TftpStats,
         *,
         first_packet: float | None = None,
+        on_proven: Callable[[], None] | None = None,
     ) -> None:
         rtt = RttEstimator(policy, params.timeout)
-        super().__init__(send, peer, rtt, policy, stats, first_packet=first_packet)
+        super().__init__(
+            send, peer, rtt, policy, stats, first_packet=first_packet, on_proven=on_proven
+        )
         self._source = source
         self._window = params.windowsize
         self._oack = encode_oack(params.oack) if params.oack else None
@@ -330,6 +346,7 @@ class ReadTransfer(Transfer):
             self._send_window()
 
     def _progress(self, *, sample: bool) -> None:
+        self._prove()  # an ACK of ours: the source is real (last seen, first-boot lock)
         if sample and not self._resent:
             self._rtt.sample(self._loop.time() - self._sent_at)
         self._retries = 0
@@ -404,10 +421,11 @@ class RefusalTransfer(Transfer):
         first_packet: float | None = None,
     ) -> None:
         rtt = RttEstimator(policy, params.timeout)
-        super().__init__(send, peer, rtt, policy, stats, first_packet=first_packet)
+        super().__init__(
+            send, peer, rtt, policy, stats, first_packet=first_packet, on_proven=on_proven
+        )
         self._oack = encode_oack(params.oack)
         self._error = error
-        self._on_proven = on_proven
 
     def start(self) -> None:
         """Send the OACK and wait for ACK 0."""
@@ -423,12 +441,7 @@ class RefusalTransfer(Transfer):
         elif packet.opcode == OP_ACK and packet.block == 0:
             self._send(self._error)
             self._finish("refused")
-            proven, self._on_proven = self._on_proven, None
-            if proven is not None:
-                try:
-                    proven()
-                except Exception:  # the pipeline's callback must not break the socket
-                    log.exception("TFTP on_proven for %s failed", self._peer)
+            self._prove()
 
     def _on_timeout(self) -> None:
         self._send(self._oack)

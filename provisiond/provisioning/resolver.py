@@ -30,7 +30,7 @@ import logging
 import re
 import time
 from collections import OrderedDict
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -173,12 +173,17 @@ class Resolver:
             if uploading:
                 return PhoneResponse(Outcome.NOT_ALLOWED, detail="uploads only to per-device names")
             return await self._shared(admitted.path, match, agent)
+        if admitted.on_proven is not None and uploading and request.body is not None:
+            admitted.on_proven()  # the body came from the source: its address is proven
         if match.spec.kind is FileKind.UPLOAD:
             return await self._upload(request, admitted.path, match, device)
         if uploading:
             return PhoneResponse(Outcome.NOT_ALLOWED, detail="this file cannot be uploaded")
         reported = agent.firmware if agent is not None and agent.firmware else device.firmware
-        return await self._render(match, device.model, device, reported)
+        answer = await self._render(match, device.model, device, reported)
+        if admitted.on_proven is None or not answer.ok:
+            return answer
+        return dataclasses.replace(answer, on_proven=admitted.on_proven)  # not the cached one
 
     async def _admit(self, request: PhoneRequest) -> PhoneResponse | _Admitted:
         """Identify the request and let the gate decide, once, whether it may have the file.
@@ -228,17 +233,30 @@ class Resolver:
             return access.refusal
         assert device is not None
         assert match is not None
-        self.activity.seen(device.id, self._sighting(request, path, mac, agent, served))
-        if (
-            site is not None
+        sighting = self._sighting(request, path, mac, agent, served)
+        lock = (
+            site.id
+            if site is not None
             and site.lock_on_first_boot
             and site.id is not None
             and device.site_id is None
             and match.spec.kind is FileKind.DEVICE  # a boot file (no secret) never binds,
             and request.method == "GET"  # nor a HEAD, which takes no file away
-        ):
-            self.activity.lock(device.id, site.id)
-            self.directory.note_lock(device.id, site.id)
+            else None
+        )
+
+        def record() -> None:
+            self.activity.seen(device.id, sighting)
+            if lock is not None:
+                self.activity.lock(device.id, lock)
+                self.directory.note_lock(device.id, lock)
+
+        if request.protocol == "tftp":
+            # One forged UDP packet can claim any address: its sighting would steer resync
+            # NOTIFYs there, and its lock would bind the device to the forger's site. Both
+            # wait until the source answers a packet of ours (the TFTP frontend calls this).
+            return _Admitted(path, match, device, agent, on_proven=record)
+        record()
         return _Admitted(path, match, device, agent)
 
     def _remember_unknown(
@@ -414,6 +432,7 @@ class _Admitted:
     match: FileMatch
     device: PhoneDevice | None
     agent: UserAgentInfo | None
+    on_proven: Callable[[], None] | None = None  # what waits for the source's proof (TFTP)
 
 
 def _prefer(matches: list[FileMatch], agent: UserAgentInfo | None) -> FileMatch:

@@ -6,6 +6,8 @@ switches each feature needs (rules.DEPENDENCIES), so the count and the rules can
 
 from __future__ import annotations
 
+import copy
+import logging
 from collections import Counter
 from collections.abc import Sequence
 from typing import Any
@@ -20,6 +22,9 @@ from provisiond.services.context import ServiceContext, audit
 from provisiond.settings import PlatformSettings
 from provisiond.storage.models import Licence, Setting, User
 
+log = logging.getLogger(__name__)
+_WARNED: set[str] = set()  # stored settings already reported as ignored
+
 
 def _merge(base: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
     merged = dict(base)
@@ -32,10 +37,34 @@ def _merge(base: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
 
 
 async def effective_platform(session: AsyncSession, defaults: PlatformSettings) -> PlatformSettings:
-    """The settings file's platform values overlaid with those changed through the API."""
+    """The settings file's platform values overlaid with those changed through the API.
+
+    A stored value that the current rules refuse (saved by a version that checked less) is
+    left out, with a warning, and the file's value applies until an admin sets a valid one.
+    """
     rows = (await session.scalars(select(Setting))).all()
-    overrides = {row.key: row.value for row in rows}
-    return PlatformSettings.model_validate(_merge(defaults.model_dump(), overrides))
+    overrides: dict[str, Any] = {row.key: copy.deepcopy(row.value) for row in rows}
+    base = defaults.model_dump()
+    while True:
+        try:
+            return PlatformSettings.model_validate(_merge(base, overrides))
+        except ValidationError as exc:
+            if not all(_drop(overrides, err["loc"]) for err in exc.errors()):
+                raise
+
+
+def _drop(overrides: dict[str, Any], loc: tuple[int | str, ...]) -> bool:
+    """Remove the stored value at `loc` (a validation error's path); False when none is there."""
+    node: Any = overrides
+    for key in loc[:-1]:
+        node = node.get(key) if isinstance(node, dict) else None
+    if not isinstance(node, dict) or loc[-1] not in node:
+        return False
+    name = f"{'.'.join(map(str, loc))}={node.pop(loc[-1])!r}"
+    if name not in _WARNED:  # once per process and value: this runs on every read
+        _WARNED.add(name)
+        log.warning("ignoring the stored platform setting %s: no longer valid", name)
+    return True
 
 
 async def licence_counts(session: AsyncSession) -> dict[str, int]:

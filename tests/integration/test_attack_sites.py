@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import random
 import re
+import socket
 
 import pytest
 
@@ -105,6 +106,34 @@ async def test_every_not_for_you_looks_the_same(
     assert next(iter(seen.values()))[0] == expected
     tftp = {name: await tftp_get(stack, path, source) for name, (path, _) in probes.items()}
     assert len({d.error for d in tftp.values()}) == 1, tftp
+
+
+async def test_an_insider_who_knows_macs_gets_nothing_in_a_digest_site(
+    secure_stack: StackFactory, clients: HttpClients
+) -> None:
+    """Issue 13 attack round, finding 1: a machine inside the site that knows real MACs and
+    asks for nothing else. Under `open` nothing tells it from the phones (docs/security.md,
+    "What `open` cannot stop"); under `digest` it gets no secret over HTTP or TFTP, and devices
+    bound to another site stay out of its reach whatever that site's policy."""
+    stack = await secure_stack()
+    sites = await three_sites(stack)
+    phones = [await stack.device(n, yealink_mac(0x410000 + n)) for n in range(1, 4)]
+    bound = await stack.device(9, yealink_mac(0x410009))
+    await bind(stack, bound, sites["locking"])
+    insider = "127.0.2.77"
+    bodies = []
+    for phone in [*phones, bound]:
+        for name in (phone.file, phone.boot):
+            answer = await clients.get(insider, stack.url(name))
+            assert answer.status == 401, (name, answer.status)
+            bodies.append(answer.body)
+            download = await tftp_get(stack, name, insider)
+            assert download.error is not None, name
+            bodies.append(download.data)
+    from_open_site = await clients.get("127.0.1.77", stack.url(bound.file))
+    assert from_open_site.status == 404  # bound elsewhere: "not for you" in the open site
+    bodies.append(from_open_site.body)
+    assert leaks(bodies, [*phones, bound]) == []
 
 
 async def test_foreign_names_count_like_unknown_macs(
@@ -212,6 +241,38 @@ async def test_a_boot_file_never_binds_and_a_bound_device_is_never_claimed(
     await stack.activity.flush()
     view = await stack.api.ok("GET", f"/api/v1/devices/{other.id}")
     assert view["site_id"] == sites["open"]
+
+
+async def test_a_forged_tftp_request_neither_binds_nor_steers_a_device(
+    secure_stack: StackFactory,
+) -> None:
+    """Issue 13 attack round, finding 4: one RRQ with options, forged from inside a locking
+    site and never acknowledged, used to bind an unbound device to that site (its phone
+    elsewhere then got "not for you") and to record the forged address as last seen (where
+    resync NOTIFYs go). Both now wait for the source's first ACK: a real client binds."""
+    stack = await secure_stack()
+    sites = await three_sites(stack)
+    device = await stack.device(1, yealink_mac(0x420001))
+    forger = "127.0.3.66"
+    rrq = b"\x00\x01" + device.file.encode() + b"\x00octet\x00blksize\x001428\x00"
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+        udp.bind((forger, 0))
+        udp.sendto(rrq, (security_fixtures.SERVER, stack.tftp_port))
+        udp.settimeout(2)
+        oack, _ = await asyncio.to_thread(udp.recvfrom, 2048)  # the OACK: never acknowledged
+    assert oack[:2] == b"\x00\x06"
+    await asyncio.sleep(0.3)
+    await stack.activity.flush()
+    stored = await stack.api.ok("GET", f"/api/v1/devices/{device.id}")
+    assert stored["site_id"] is None, "a forged packet bound the device"
+    assert stored["last_seen"] is None, "a forged packet recorded a sighting"
+
+    download = await tftp_get(stack, device.file, "127.0.3.67", blksize="1428")  # a real phone
+    assert download.error is None
+    await stack.activity.flush()
+    stored = await stack.api.ok("GET", f"/api/v1/devices/{device.id}")
+    assert stored["site_id"] == sites["locking"]
+    assert stored["last_seen"]["ip"] == "127.0.3.67"
 
 
 async def test_bad_site_ids_are_refused_and_change_nothing(secure_stack: StackFactory) -> None:

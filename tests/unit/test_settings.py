@@ -168,6 +168,16 @@ ENV_TABLE: list[tuple[str, str, tuple[str, ...], Any]] = [
     ("PROVISIOND_TFTP_FD_HEADROOM", "512", ("tftp_limits", "fd_headroom"), 512),
     ("PROVISIOND_TFTP_MAX_TIMEOUT_S", "5", ("tftp_limits", "max_timeout_s"), 5.0),
     ("PROVISIOND_TFTP_FIRST_PACKET_TIMEOUT_S", "3", ("tftp_limits", "first_packet_timeout_s"), 3.0),
+    ("PROVISIOND_TFTP_UNPROVEN_GRACE_S", "1", ("tftp_limits", "unproven_grace_s"), 1.0),
+    ("PROVISIOND_ADMIN_HEADER_TIMEOUT_S", "5", ("admin_limits", "header_timeout_s"), 5.0),
+    ("PROVISIOND_ADMIN_IDLE_TIMEOUT_S", "30", ("admin_limits", "idle_timeout_s"), 30.0),
+    ("PROVISIOND_ADMIN_BODY_TIMEOUT_S", "30", ("admin_limits", "body_timeout_s"), 30.0),
+    (
+        "PROVISIOND_ADMIN_MAX_CONNECTIONS_PER_SOURCE",
+        "16",
+        ("admin_limits", "max_connections_per_source"),
+        16,
+    ),
     ("PROVISIOND_TFTP_UPLOAD_IDLE_TIMEOUT_S", "4", ("tftp_limits", "upload_idle_timeout_s"), 4.0),
     (
         "PROVISIOND_TFTP_UPLOAD_BYTES_PER_SOURCE",
@@ -308,3 +318,79 @@ def test_parse_listen(text: str, expected: tuple[str, int]) -> None:
 def test_parse_listen_refuses(text: str, words: str) -> None:
     with pytest.raises(ValueError, match=words):
         parse_listen(text)
+
+
+# -- the platform's host names and language: one check for the file, the environment and the API
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "key", "words"),
+    [
+        ("PROVISIOND_SIP_REGISTRAR", "", "platform.sip.registrar", "must not be empty"),
+        ("PROVISIOND_SIP_REGISTRAR", "pbx.test\nx = 1", "platform.sip.registrar", "control"),
+        ("PROVISIOND_SIP_REGISTRAR", "pbx test", "platform.sip.registrar", "spaces"),
+        ("PROVISIOND_SIP_REGISTRAR", "pbx_1.test", "platform.sip.registrar", "not a host"),
+        ("PROVISIOND_SIP_REGISTRAR", "-pbx.test", "platform.sip.registrar", "not a host"),
+        ("PROVISIOND_SIP_REGISTRAR", "pbx.test.", "platform.sip.registrar", "not a host"),
+        ("PROVISIOND_SIP_REGISTRAR", "10.0.0.300", "platform.sip.registrar", "not a host"),
+        ("PROVISIOND_SIP_REGISTRAR", "pbx.test:5060", "platform.sip.registrar", "not a host"),
+        ("PROVISIOND_SIP_REGISTRAR", "2001:db8::1", "platform.sip.registrar", "IPv6"),
+        ("PROVISIOND_SIP_REGISTRAR", "a" * 64 + ".test", "platform.sip.registrar", "not a host"),
+        ("PROVISIOND_SIP_REGISTRAR", "a." * 127 + "test", "platform.sip.registrar", "at most 253"),
+        ("PROVISIOND_SIP_OUTBOUND_PROXY", "sbc.test:", "platform.sip.outbound_proxy", "port"),
+        ("PROVISIOND_SIP_OUTBOUND_PROXY", "sbc.test:0", "platform.sip.outbound_proxy", "port"),
+        ("PROVISIOND_SIP_OUTBOUND_PROXY", "sbc.test:65536", "platform.sip.outbound_proxy", "port"),
+        ("PROVISIOND_SIP_OUTBOUND_PROXY", "sbc.test:sip", "platform.sip.outbound_proxy", "port"),
+        ("PROVISIOND_SIP_OUTBOUND_PROXY", "2001:db8::1", "platform.sip.outbound_proxy", "IPv6"),
+        ("PROVISIOND_SIP_OUTBOUND_PROXY", "sbc\t.test", "platform.sip.outbound_proxy", "control"),
+        ("PROVISIOND_NTP_SERVER", "a b", "platform.ntp_server", "spaces"),
+        ("PROVISIOND_NTP_SERVER", "pool.ntp.org\nx", "platform.ntp_server", "control"),
+        ("PROVISIOND_NTP_SERVER", "fe80::1%eth0", "platform.ntp_server", "not a host"),
+        ("PROVISIOND_LANGUAGE", "en\n", "platform.language", "ISO 639-1"),
+        ("PROVISIOND_LANGUAGE", "", "platform.language", "ISO 639-1"),
+        ("PROVISIOND_LANGUAGE", "EN", "platform.language", "ISO 639-1"),
+        ("PROVISIOND_LANGUAGE", "en-GB", "platform.language", "ISO 639-1"),
+        ("PROVISIOND_LANGUAGE", "english", "platform.language", "ISO 639-1"),
+    ],
+)
+def test_platform_hosts_and_language_are_checked_at_start(
+    name: str, value: str, key: str, words: str
+) -> None:
+    with pytest.raises(SettingsError) as info:
+        load_settings(environ={name: value})
+    assert key in str(info.value)
+    assert words in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("text", "key"),
+    [
+        ('[platform.sip]\nregistrar = ""\n', "platform.sip.registrar"),
+        ('[platform.sip]\nregistrar = "pbx.test\\r\\nx"\n', "platform.sip.registrar"),
+        ('[platform.sip]\noutbound_proxy = "sbc.test:99999"\n', "platform.sip.outbound_proxy"),
+        ('[platform]\nntp_server = "ntp\\u0000.test"\n', "platform.ntp_server"),
+        ('[platform]\nlanguage = "xx-"\n', "platform.language"),
+    ],
+)
+def test_platform_hosts_and_language_in_the_file(tmp_path: Path, text: str, key: str) -> None:
+    with pytest.raises(SettingsError) as info:
+        load_settings(_write(tmp_path, text), environ={})
+    assert key in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "path"),
+    [
+        ("PROVISIOND_SIP_REGISTRAR", "192.0.2.10", ("platform", "sip", "registrar")),
+        ("PROVISIOND_SIP_REGISTRAR", "pbx", ("platform", "sip", "registrar")),
+        ("PROVISIOND_SIP_REGISTRAR", "xn--bcher-kva.test", ("platform", "sip", "registrar")),
+        ("PROVISIOND_SIP_OUTBOUND_PROXY", "sbc.test:5070", ("platform", "sip", "outbound_proxy")),
+        ("PROVISIOND_SIP_OUTBOUND_PROXY", "192.0.2.20:1", ("platform", "sip", "outbound_proxy")),
+        ("PROVISIOND_SIP_OUTBOUND_PROXY", "", ("platform", "sip", "outbound_proxy")),
+        ("PROVISIOND_NTP_SERVER", "2001:db8::123", ("platform", "ntp_server")),
+        ("PROVISIOND_NTP_SERVER", "", ("platform", "ntp_server")),
+        ("PROVISIOND_LANGUAGE", "de", ("platform", "language")),
+    ],
+)
+def test_platform_hosts_and_language_accepted(name: str, value: str, path: tuple[str, ...]) -> None:
+    assert _get(load_settings(environ={name: value}), path) == value
