@@ -18,46 +18,24 @@ from __future__ import annotations
 import asyncio
 import socket
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import aiohttp
-import pytest
 import tftpy
 
 from provisiond.frontends.phone_tftp import TftpServer
-from provisiond.server import tftp_config
-from provisiond.settings import TftpLimits
-from tests.integration import security_fixtures
-from tests.integration.security_fixtures import COMMON_FILE, SERVER, SecureStack, StackFactory
+from tests.integration import security_fixtures, test_attack_tftp
+from tests.integration.security_fixtures import COMMON_FILE, SecureStack, StackFactory
+from tests.integration.test_attack_tftp import start_tftp
 from tests.tftp_helpers import DATA, OACK, RRQ, ack_packet, error_packet, request_packet
 
 secure_stack = security_fixtures.secure_stack  # the fixture, for this module
+tftp_servers = test_attack_tftp.tftp_servers  # the fixture, shared with the other TFTP attacks
 
 BUSY = error_packet(0, "server busy")
 SILENT_S = 30.0  # first_packet_timeout_s: no slot frees itself during a test
 AT_ONCE_S = 1.5  # a real download of the common file, start to end
-
-
-@pytest.fixture
-async def tftp_servers() -> AsyncIterator[list[TftpServer]]:
-    """Servers started by `start_tftp`, stopped at the end."""
-    servers: list[TftpServer] = []
-    try:
-        yield servers
-    finally:
-        for server in servers:
-            await server.stop()
-
-
-async def start_tftp(stack: SecureStack, servers: list[TftpServer], **limits: Any) -> TftpServer:
-    """A TFTP server on the stack's resolver, configured from `tftp_limits` (shortened)."""
-    settings = stack.settings.model_copy(update={"tftp_limits": TftpLimits(**limits)})
-    server = TftpServer(stack.resolver, tftp_config(settings, SERVER, 0))
-    await server.start()
-    servers.append(server)
-    return server
 
 
 def forge(server: TftpServer, source: str, packet: bytes) -> None:
