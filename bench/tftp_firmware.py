@@ -200,10 +200,13 @@ async def serve(image: Path, host: str) -> None:
     from provisiond.frontends.phone_tftp import TftpConfig, TftpServer
 
     class ImageHandler:
-        async def handle(self, request: PhoneRequest) -> PhoneResponse:
+        def respond(self, request: PhoneRequest) -> PhoneResponse:
             if request.path == IMAGE_NAME:
                 return PhoneResponse(Outcome.OK, file=image)
             return PhoneResponse(Outcome.NOT_FOUND)
+
+        async def handle(self, request: PhoneRequest) -> PhoneResponse:
+            return self.respond(request)
 
         async def admit_upload(self, request: PhoneRequest) -> PhoneResponse | int:
             return PhoneResponse(Outcome.FORBIDDEN)

@@ -46,7 +46,11 @@ from provisiond.frontends.http_common import (
     start_guarded_listener,
 )
 from provisiond.frontends.metrics import Sources, add_metrics_routes
-from provisiond.frontends.phone_http import HttpLimits, create_phone_app, start_phone_listener
+from provisiond.frontends.phone_http import (
+    HttpLimits,
+    PhoneListener,
+    start_phone_listener,
+)
 from provisiond.frontends.phone_tftp import TftpConfig, TftpServer
 from provisiond.provisioning.auto_resync import AutoResync
 from provisiond.provisioning.vendors import load_vendors
@@ -70,6 +74,7 @@ class Server:
     vendors: tuple[VendorSpec, ...] | None = None  # shared with the services when given
     reuse_port: bool = False
     runners: list[web.AppRunner] = field(default_factory=list)
+    phone_listeners: list[PhoneListener] = field(default_factory=list)
     tftp: TftpServer | None = None
     phone: PhoneSide | None = None
     metrics: Sources | None = None
@@ -128,22 +133,18 @@ class Server:
         limits = phone_http_limits(settings)
         self.phone_connections = SourceCounter(limits.max_connections_per_source)
         for listen, tls in self._phone_listeners():
-            app = create_phone_app(
-                self.phone.resolver,
-                prefix=settings.phone_http_prefix,
-                max_body=settings.max_upload_bytes,
-                limits=limits,
-            )
             host, port = parse_listen(listen)
-            runner, _ = await start_phone_listener(
-                app,
+            listener = await start_phone_listener(
+                self.phone.resolver,
                 host,
                 port,
                 counter=self.phone_connections,
+                limits=limits,
+                prefix=settings.phone_http_prefix,
                 tls=tls,
                 reuse_port=self.reuse_port,
             )
-            self.runners.append(runner)
+            self.phone_listeners.append(listener)
         if self.services is not None:
             host, port = parse_listen(settings.tftp)
             self.tftp = TftpServer(self.phone.resolver, tftp_config(settings, host, port))
@@ -160,6 +161,9 @@ class Server:
         """Stop every listener, then write pending phone activity."""
         if self.tftp is not None:
             await self.tftp.stop()
+        for listener in self.phone_listeners:
+            await listener.close()
+        self.phone_listeners.clear()
         for runner in reversed(self.runners):
             await runner.cleanup()
         self.runners.clear()

@@ -14,7 +14,7 @@ import socket
 import struct
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,6 +47,10 @@ class FilesHandler:
         if request.path.endswith(UPLOAD_SUFFIX):
             return self.upload_cap
         return PhoneResponse(Outcome.FORBIDDEN, detail="no uploads here")
+
+    def respond(self, request: PhoneRequest) -> Awaitable[PhoneResponse]:
+        """`handle`, awaited by the caller."""
+        return self.handle(request)
 
     async def handle(self, request: PhoneRequest) -> PhoneResponse:
         """Serve a file or store an upload."""

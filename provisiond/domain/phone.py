@@ -8,11 +8,11 @@ Block sizes, retries and headers never reach the handler; the handler never sees
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 Protocol_ = Literal["http", "https", "tftp"]
 Method = Literal["GET", "HEAD", "PUT", "POST"]
@@ -80,6 +80,9 @@ class PhoneResponse:
     # frontend calls it once the source has answered a packet of ours (RFC 2347 OACK -> ACK),
     # and never otherwise, so forged packets ban no one. None: already counted, or nothing.
     on_proven: Callable[[], None] | None = field(default=None, compare=False, repr=False)
+    # Encodings of this answer, built by a frontend on first use ("http": its head and body
+    # bytes); a cached answer keeps them, so a storm pays for them once per file.
+    wire: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def ok(self) -> bool:
@@ -92,6 +95,11 @@ class PhoneHandler(Protocol):
 
     async def handle(self, request: PhoneRequest) -> PhoneResponse:
         """Answer one phone request (GET/HEAD for files, PUT/POST for uploads)."""
+        ...
+
+    def respond(self, request: PhoneRequest) -> PhoneResponse | Awaitable[PhoneResponse]:
+        """`handle`, answered at once when no I/O is needed (every rendered file, firmware,
+        every refusal): a frontend then pays for no task. Else what to await."""
         ...
 
     async def admit_upload(self, request: PhoneRequest) -> PhoneResponse | int:

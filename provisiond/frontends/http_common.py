@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import cast
 
+import httptools
 from aiohttp import HttpVersion11, web
 from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.typedefs import Handler, Middleware
@@ -280,8 +281,16 @@ class GuardedSite(web.BaseSite):
 # else (a server bug) passes with its traceback.
 
 CLIENT_FAULT_INTERVAL_S = 60.0
+
+
+class ClientFault(Exception):
+    """A request a listener refused to read further (over a size limit, say)."""
+
+
 CLIENT_FAULTS: tuple[type[BaseException], ...] = (
     HttpProcessingError,  # the request could not be parsed: answered 400 by aiohttp
+    httptools.HttpParserError,  # the same, on the phone listener
+    ClientFault,
     ConnectionResetError,  # the client reset or closed the connection mid-request
     BrokenPipeError,
 )

@@ -1,47 +1,82 @@
-"""The phone-facing HTTP(S) frontend: translates requests to `PhoneRequest` and back.
+"""The phone-facing HTTP(S) frontend: an asyncio Protocol on httptools (llhttp) under uvloop.
 
-GET/HEAD on any path (at the root or under the configured prefix), PUT/POST for vendor
-uploads. Conditional GET (ETag / If-None-Match, Last-Modified / If-Modified-Since) answers 304;
-firmware is streamed from disk by aiohttp's FileResponse, which handles Range and ETag.
-No per-request access log here: phones are many and their requests are counted instead.
+It translates bytes into `PhoneRequest`s and `PhoneResponse`s back into bytes; the resolver
+decides everything else. Chosen by measurement over aiohttp (docs/performance.md, "The phone
+HTTP layer"): a boot storm is many tiny GETs, and aiohttp's request and response objects cost
+more than our whole pipeline.
 
-Hostile networks (issue 12): `start_phone_listener` runs the app behind `GuardedSite`
-(http_common): a per-source connection cap and a timeout for the first request head, with
-aiohttp's keep-alive timeout as the idle limit. An upload is admitted by the pipeline before
-its body is read (and before `100 Continue` is sent); the body must arrive whole within the
-body timeout and stay under the smaller of the admitted size and the listener's ceiling. A
-request whose `Host` is not one of ours (DNS rebinding from a browser inside a site) gets a
-bare 421 before anything else.
+- GET and HEAD are answered as soon as their head is parsed; the resolver answers a rendered
+  file without awaiting (`PhoneHandler.respond`), and the answer's bytes (status line aside,
+  plus Date and Connection) are built once and kept with the answer in the render cache.
+- Requests pipelined on one connection are answered in order; reading pauses when more than
+  `PIPELINE` wait, or when the client does not read what we write.
+- Uploads (PUT/POST) are admitted by the pipeline before `100 Continue` is sent; the body must
+  arrive whole within the body timeout and stay under the smaller of the admitted size and
+  the listener's ceiling, else 408/413 and the connection closes.
+- Firmware (`PhoneResponse.file`) is streamed by `http_file` with Range and validators.
+- Hostile networks (issue 12): a per-source connection cap (`SourceCounter`), a timeout for
+  the first request head (and the TLS handshake), the idle timeout between requests and while
+  a response is not being read, a ceiling on the head size, and a `Host` that is not ours
+  (DNS rebinding) answered by a bare 421. Malformed requests get 400 and the connection closes;
+  no per-request log line (phones are many: they are counted instead).
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
-import functools
-import ipaddress
 import logging
 import ssl
+from collections import deque
+from collections.abc import Awaitable, Coroutine
 from dataclasses import dataclass
-from email.utils import format_datetime, parsedate_to_datetime
+from typing import Any, cast
 
-from aiohttp import web
-from aiohttp.http_exceptions import HttpProcessingError
-from multidict import CIMultiDict
+import httptools
 
 from provisiond.domain.phone import Outcome, PhoneHandler, PhoneRequest, PhoneResponse
 from provisiond.frontends.http_common import (
-    GuardedSite,
+    BACKLOG,
+    ClientFault,
     SourceCounter,
-    phone_expect_handler,
-    send_continue,
-    start_guarded_listener,
+    request_logger,
+    source_key,
 )
+from provisiond.frontends.http_file import FileAnswer, FileSender, answer_file
+from provisiond.frontends.http_wire import (
+    BUSY,
+    CONTINUE,
+    DateLine,
+    header_lines,
+    host_allowed,
+    http_date,
+    not_modified,
+    refusal,
+    refusal_body,
+    strip_prefix,
+)
+from provisiond.frontends.phone_exchange import METHODS, Exchange
 from provisiond.frontends.tls import peer_macs
 
 log = logging.getLogger(__name__)
-HANDLER = web.AppKey("phone_handler", PhoneHandler)
-PREFIX = web.AppKey("phone_prefix", str)
+
+PIPELINE = 32  # requests parsed ahead of their answers before reading pauses
+LINGER_S = 2.0  # after a refused or cut-off body: how long unread bytes are drained
+
+_STATUS = {
+    Outcome.NOT_FOUND: 404,
+    Outcome.FORBIDDEN: 403,
+    Outcome.UNAUTHORIZED: 401,
+    Outcome.TOO_LARGE: 413,
+    Outcome.BAD_REQUEST: 400,
+    Outcome.NOT_ALLOWED: 405,
+    Outcome.NOT_MODIFIED: 304,
+    Outcome.NO_SPACE: 507,
+}
+_OK_LINE = b"HTTP/1.1 200 OK\r\n"
+_CLOSE = b"Connection: close\r\n\r\n"
+_KEEP_10 = b"Connection: keep-alive\r\n\r\n"  # an HTTP/1.0 client that asked to keep it
+_WIRE = "http"  # this frontend's entry in PhoneResponse.wire
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,207 +93,539 @@ class HttpLimits:
     max_connections_per_source: int = 256
     max_body: int = 1 << 20
     allowed_hosts: frozenset[str] | None = None
+    max_head: int = 64 * 1024  # request line and headers
 
 
-LIMITS = web.AppKey("phone_limits", HttpLimits)
+@dataclass(slots=True)
+class PhoneSite:
+    """What every connection of one listener shares."""
+
+    handler: PhoneHandler
+    prefix: str
+    limits: HttpLimits
+    counter: SourceCounter
+    secure: bool
+    logger: logging.Logger
+    date: DateLine = dataclasses.field(default_factory=DateLine)
+    connections: set[PhoneHttp] = dataclasses.field(default_factory=set)  # open ones
 
 
-def host_allowed(value: str | None, allowed: frozenset[str] | None) -> bool:
-    """Whether a `Host` header value names us (absent or empty: HTTP/1.0 phones, allowed)."""
-    if allowed is None or not value or "*" in allowed:
-        return True
-    return _host_allowed(value, allowed)
+def prebuilt(answer: PhoneResponse) -> tuple[bytes, bytes]:
+    """(headers after the status line and Date, body) of a successful rendered file, built
+    once per answer: the render cache keeps the answer, and with it these bytes."""
+    wire = answer.wire.get(_WIRE)
+    if wire is None:
+        lines = [
+            f"Content-Type: {answer.content_type}\r\n",
+            f"Content-Length: {len(answer.body)}\r\n",
+        ]
+        lines += [f"{name}: {value}\r\n" for name, value in answer.headers]
+        if answer.etag:
+            lines.append(f"ETag: {answer.etag}\r\n")
+        if answer.last_modified is not None:
+            lines.append(f"Last-Modified: {http_date(answer.last_modified)}\r\n")
+        lines.append("Cache-Control: no-cache\r\n")
+        wire = ("".join(lines).encode("latin-1"), answer.body)
+        answer.wire[_WIRE] = wire
+    return cast(tuple[bytes, bytes], wire)
 
 
-@functools.lru_cache(maxsize=4096)  # a storm sends the same few Host values again and again
-def _host_allowed(value: str, allowed: frozenset[str]) -> bool:
-    host = value.strip().lower()
-    if host.startswith("["):  # [v6] or [v6]:port
-        host = host[1 : host.find("]")] if "]" in host else host
-    elif host.count(":") == 1:
-        host = host.split(":", 1)[0]
-    host = host.rstrip(".")
-    try:
-        ipaddress.ip_address(host)
-        return True
-    except ValueError:
-        return host in allowed
+class _Refuse(ClientFault):
+    """Raised in a parser callback to stop parsing and answer `status`, then close."""
+
+    def __init__(self, status: int, why: str) -> None:
+        super().__init__(why)
+        self.status = status
 
 
-_STATUS = {
-    Outcome.NOT_FOUND: 404,
-    Outcome.FORBIDDEN: 403,
-    Outcome.UNAUTHORIZED: 401,
-    Outcome.TOO_LARGE: 413,
-    Outcome.BAD_REQUEST: 400,
-    Outcome.NOT_ALLOWED: 405,
-    Outcome.NOT_MODIFIED: 304,
-    Outcome.NO_SPACE: 507,
-}
-_TEXT = {
-    404: "Not Found",
-    403: "Forbidden",
-    401: "Unauthorized",
-    413: "Payload Too Large",
-    400: "Bad Request",
-    405: "Method Not Allowed",
-    507: "Insufficient Storage",
-}
+class PhoneHttp(asyncio.Protocol):
+    """One phone connection: parse, answer in order, enforce the limits.
 
-
-def _plain(status: int, headers: tuple[tuple[str, str], ...] = ()) -> web.Response:
-    response = web.Response(status=status, text=_TEXT.get(status, "") + "\n")
-    for name, value in headers:  # add, not set: digest sends one challenge per algorithm
-        response.headers.add(name, value)
-    return response
-
-
-def _strip_prefix(path: str, prefix: str) -> str:
-    """The path relative to the prefix; both the root and the prefix are served."""
-    if prefix:
-        head = "/" + prefix + "/"
-        if path.startswith(head):
-            return path[len(head) :]
-    return path.lstrip("/")
-
-
-def _not_modified(request: web.Request, answer: PhoneResponse) -> bool:
-    if answer.etag is not None and "If-None-Match" in request.headers:
-        tags = [t.strip() for t in request.headers["If-None-Match"].split(",")]
-        return answer.etag in tags or "*" in tags
-    since = request.headers.get("If-Modified-Since")
-    if answer.last_modified is not None and since:
-        try:
-            return answer.last_modified.replace(microsecond=0) <= parsedate_to_datetime(since)
-        except (TypeError, ValueError):
-            return False
-    return False
-
-
-async def _read_upload(request: web.Request, limit: int, within_s: float) -> bytes | int:
-    """The body; or the status to answer: 413 when it is over `limit` (announced or actual),
-    408 when it did not arrive whole within `within_s` seconds, 400 when its chunked framing
-    is broken or the client dropped the connection (a client's doing: no traceback, and
-    nobody reads that answer)."""
-    if request.content_length is not None and request.content_length > limit:
-        return 413
-    chunks, size = [], 0
-    try:
-        await send_continue(request)  # admitted: now the client may send
-        async with asyncio.timeout(within_s):
-            async for chunk in request.content.iter_chunked(65536):
-                size += len(chunk)
-                if size > limit:
-                    return 413
-                chunks.append(chunk)
-    except TimeoutError:
-        return 408
-    except (ConnectionResetError, HttpProcessingError) as exc:
-        log.debug("phone upload from %s ended early: %s", request.remote, exc)
-        return 400
-    return b"".join(chunks)
-
-
-def _closing(status: int) -> web.Response:
-    """A bare refusal that also ends the connection (the rest of the body is not read)."""
-    response = web.Response(status=status)
-    response.force_close()
-    return response
-
-
-async def handle_phone(request: web.Request) -> web.StreamResponse:
-    """Every phone request, whatever the path."""
-    limits = request.app[LIMITS]
-    if not host_allowed(request.headers.get("Host"), limits.allowed_hosts):
-        return web.Response(status=421)  # no body: nothing for a rebinding page to read
-    path = _strip_prefix(request.path, request.app[PREFIX])
-    handler = request.app[HANDLER]
-    method = request.method
-    if method not in ("GET", "HEAD", "PUT", "POST"):
-        return _plain(405)
-    phone = PhoneRequest(
-        protocol="https" if request.secure else "http",
-        method=method,  # type: ignore[arg-type]  # checked just above
-        path=path,
-        user_agent=request.headers.get("User-Agent"),
-        client_ip=request.remote or "",
-        headers=tuple((k.lower(), v) for k, v in request.headers.items()),
-        target=request.raw_path,
-        client_cert_macs=peer_macs(request.transport) if request.secure else frozenset(),
-    )
-    if method in ("PUT", "POST"):
-        decided = await handler.admit_upload(phone)  # before one byte of the body is read
-        if isinstance(decided, PhoneResponse):
-            return _respond(request, decided)
-        body = await _read_upload(request, min(decided, limits.max_body), limits.body_timeout)
-        if isinstance(body, int):
-            return _closing(body)
-        phone = dataclasses.replace(phone, body=body)
-    answer = await handler.handle(phone)
-    return _respond(request, answer)
-
-
-def _respond(request: web.Request, answer: PhoneResponse) -> web.StreamResponse:
-    if not answer.ok:
-        return _plain(_STATUS.get(answer.outcome, 400), answer.headers)
-    if answer.file is not None:
-        return web.FileResponse(answer.file, headers={"Content-Type": answer.content_type})
-    headers: CIMultiDict[str] = CIMultiDict(answer.headers)
-    if answer.etag:
-        headers["ETag"] = answer.etag
-    if answer.last_modified is not None:
-        headers["Last-Modified"] = format_datetime(answer.last_modified, usegmt=True)
-    headers["Cache-Control"] = "no-cache"
-    if request.method == "GET" and _not_modified(request, answer):
-        return web.Response(status=304, headers=headers)
-    if request.method in ("PUT", "POST"):
-        return web.Response(status=201 if request.method == "PUT" else 200, headers=headers)
-    headers["Content-Type"] = answer.content_type
-    return web.Response(body=answer.body, headers=headers)
-
-
-def create_phone_app(
-    handler: PhoneHandler,
-    *,
-    prefix: str = "",
-    max_body: int = 1 << 20,
-    limits: HttpLimits | None = None,
-) -> web.Application:
-    """The phone-facing application (HTTP or HTTPS: TLS is the site's concern).
-
-    `max_body` is the ceiling of any upload body (settings.max_upload_bytes), on top of the
-    size the pipeline admits; `limits` the rest (defaults: no Host check).
+    Requests are queued as they are parsed and answered one at a time; `_busy` is set while
+    an answer is awaited (an upload, a stored file) or streamed (firmware). The connection
+    ends after an answer that says `Connection: close`, or once the input is over (EOF,
+    Upgrade, a malformed request) and every parsed request is answered.
     """
-    limits = dataclasses.replace(limits or HttpLimits(), max_body=max_body)
-    app = web.Application(client_max_size=max_body)
-    app[HANDLER] = handler
-    app[PREFIX] = prefix.strip("/")
-    app[LIMITS] = limits
-    app.router.add_route("*", "/{tail:.*}", handle_phone, expect_handler=phone_expect_handler)
-    return app
+
+    def __init__(self, site: PhoneSite) -> None:
+        self._site = site
+        self._loop = asyncio.get_running_loop()
+        self._parser = httptools.HttpRequestParser(self)
+        self._transport: asyncio.Transport | None = None
+        self._key: str | None = None  # counted source; None: refused or gone
+        self._ip = ""
+        self._cert_macs: frozenset[str] = frozenset()
+        self._current: Exchange | None = None  # the request being parsed
+        self._queue: deque[Exchange] = deque()  # parsed, waiting for their turn
+        self._busy = False  # an answer is being awaited or streamed
+        self._paused_reading = False
+        self._paused_writing = False
+        self._sender: FileSender | None = None
+        self._head_bytes = 0  # bytes of the current request head so far
+        self._input_done = False  # no more requests will be parsed
+        self._last_sent = False  # an answer said `Connection: close`
+        self._fault_status = 0  # a malformed request: answered after the queue, then close
+        self._deadline: float | None = None  # when the connection is cut, if still waiting
+        self._body_deadline = False  # the deadline is an upload's: answer 408
+        self._timer: asyncio.TimerHandle | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    # -- connection -----------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        transport = cast(asyncio.Transport, transport)  # uvloop's are not subclasses
+        peer = transport.get_extra_info("peername")
+        self._ip = str(peer[0]) if peer else ""
+        key = source_key(self._ip) if peer else ""
+        if not self._site.counter.acquire(key):
+            transport.write(BUSY)
+            transport.close()
+            return
+        self._key = key
+        self._transport = transport
+        self._site.connections.add(self)
+        if self._site.secure:
+            self._cert_macs = peer_macs(transport)
+        self._set_deadline(self._site.limits.header_timeout)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._key is not None:
+            self._site.counter.release(self._key)
+            self._site.connections.discard(self)
+            self._key = None
+        self._transport = None
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self._sender is not None:
+            self._sender.close()
+            self._sender = None
+        for task in list(self._tasks):
+            task.cancel()
+
+    def abort(self) -> None:
+        """Drop the connection now (the listener is closing)."""
+        if self._transport is not None:
+            self._transport.abort()
+
+    def pause_writing(self) -> None:
+        self._paused_writing = True
+        if self._sender is not None:
+            self._sender.paused = True
+        self._pause_reading()  # a client that does not read gets no more answers queued
+
+    def resume_writing(self) -> None:
+        self._paused_writing = False
+        if self._sender is not None:
+            self._sender.paused = False
+            self._sender.pump()
+        elif not self._busy and len(self._queue) < PIPELINE:
+            self._resume_reading()
+
+    def data_received(self, data: bytes) -> None:
+        if self._transport is None or self._input_done:
+            return  # refused, or draining before the close
+        current = self._current
+        if current is None or not current.head_done:
+            self._head_bytes += len(data)
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            self._input_done = True  # Upgrade or CONNECT: answer what came, then close
+        except httptools.HttpParserError as exc:
+            cause = exc.__context__
+            if isinstance(cause, _Refuse):
+                self._fault(cause.status, cause)
+            else:
+                self._fault(400, exc)
+            return
+        current = self._current
+        head_open = current is not None and not current.head_done
+        if head_open and self._head_bytes > self._site.limits.max_head:
+            self._fault(431, _Refuse(431, "request head too large"))
+            return
+        if self._input_done:
+            self._run()
+
+    def eof_received(self) -> bool | None:
+        self._input_done = True
+        if not self._busy and not self._queue:
+            return None  # nothing owed: close now
+        return True  # keep the write side until the queued answers are out
+
+    # -- parser callbacks -----------------------------------------------------------------
+
+    def on_message_begin(self) -> None:
+        self._current = Exchange()
+
+    def on_url(self, url: bytes) -> None:
+        assert self._current is not None
+        self._current.add_url(url)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        assert self._current is not None
+        self._current.add_header(name, value)
+
+    def on_headers_complete(self) -> None:
+        current = self._current
+        assert current is not None
+        parser = self._parser
+        current.head_done = True
+        current.method = parser.get_method().decode("ascii", "replace")
+        current.http10 = parser.get_http_version() == "1.0"
+        current.keep_alive = parser.should_keep_alive()
+        self._head_bytes = 0
+        if not self._body_deadline:
+            self._deadline = None  # a request is in hand: head and idle timeouts are over
+        if current.method in ("PUT", "POST"):
+            current.body = []
+            current.body_limit = self._site.limits.max_body
+            self._enqueue(current)  # admitted in turn; its body keeps arriving meanwhile
+
+    def on_body(self, chunk: bytes) -> None:
+        current = self._current
+        assert current is not None
+        current.body_size += len(chunk)
+        if current.body is None:
+            if current.body_size > self._site.limits.max_body:
+                raise _Refuse(413, "a body on a GET or HEAD over the ceiling")
+            return  # a body on a GET or HEAD is read and ignored
+        if current.body_size > current.body_limit:
+            current.cut = True
+            raise _Refuse(413, "upload body over its limit")
+        current.body.append(chunk)
+
+    def on_message_complete(self) -> None:
+        current = self._current
+        assert current is not None
+        self._current = None
+        current.complete = True
+        if current.body is None:
+            self._enqueue(current)
+        elif current.waiter is not None and not current.waiter.done():
+            current.waiter.set_result(None)
+
+    # -- answering in order ---------------------------------------------------------------
+
+    def _enqueue(self, exchange: Exchange) -> None:
+        self._queue.append(exchange)
+        if len(self._queue) >= PIPELINE:
+            self._pause_reading()
+        if not self._busy:
+            self._run()
+
+    def _run(self) -> None:
+        """Answer queued requests in order until one must wait; then wait for the next
+        request, or end the connection."""
+        while self._queue and not self._busy and not self._last_sent:
+            if self._transport is None:
+                return
+            self._start(self._queue.popleft())
+        if self._busy or self._transport is None:
+            return
+        if self._fault_status and not self._last_sent:
+            self._send_fault()
+            return
+        if self._last_sent or (self._input_done and self._current is None):
+            self._end()
+            return
+        if not self._paused_writing and len(self._queue) < PIPELINE:
+            self._resume_reading()
+        if self._current is None or not self._current.head_done:
+            self._set_deadline(self._site.limits.idle_timeout)
+
+    def _start(self, exchange: Exchange) -> None:
+        site = self._site
+        if not host_allowed(exchange.host, site.limits.allowed_hosts):
+            self._write(exchange, refusal(421), b"")  # no body: nothing for a rebinding page
+            return
+        if exchange.method not in METHODS:
+            self._write(exchange, refusal(405), refusal_body(405))
+            return
+        if exchange.expects_other and not exchange.http10:  # RFC 9110 section 10.1.1
+            if exchange.body is not None and not exchange.complete:
+                exchange.cut = True  # its body is not read: the connection ends
+                self._input_done = True
+            self._write(exchange, refusal(417), refusal_body(417))
+            return
+        request = exchange.phone_request(
+            "https" if site.secure else "http", site.prefix, self._ip, self._cert_macs
+        )
+        if exchange.body is not None:
+            self._begin(self._upload(exchange, request))
+            return
+        answer = site.handler.respond(request)
+        if isinstance(answer, PhoneResponse):
+            self._answer(exchange, answer)
+        else:
+            self._begin(self._later(exchange, answer))
+
+    def _begin(self, work: Coroutine[Any, Any, None]) -> None:
+        self._busy = True
+        task = self._loop.create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if task.cancelled():
+            return
+        error = task.exception()
+        if error is not None:  # a server fault: logged with its traceback, the phone gets 500
+            log.error("phone request from %s failed", self._ip, exc_info=error)
+            if self._transport is not None:
+                self._transport.write(refusal(500) + self._site.date() + _CLOSE)
+                self._transport.close()
+            return
+        if self._sender is None:
+            self._busy = False
+            self._run()
+
+    async def _later(self, exchange: Exchange, answer: Awaitable[PhoneResponse]) -> None:
+        self._answer(exchange, await answer)
+
+    # -- writing --------------------------------------------------------------------------
+
+    def _answer(self, exchange: Exchange, answer: PhoneResponse) -> None:
+        if not answer.ok:
+            status = _STATUS.get(answer.outcome, 400)
+            extra = header_lines(answer.headers) if answer.headers else b""
+            self._write(exchange, refusal(status) + extra, refusal_body(status))
+            return
+        if answer.file is not None:
+            self._send_file(exchange, answer)
+            return
+        if exchange.method in ("PUT", "POST"):
+            line = b"HTTP/1.1 201 Created\r\n" if exchange.method == "PUT" else _OK_LINE
+            self._write(exchange, line + b"Content-Length: 0\r\n", b"")
+            return
+        headers, body = prebuilt(answer)
+        if exchange.method == "GET" and exchange.conditional and _unchanged(exchange, answer):
+            self._write(exchange, b"HTTP/1.1 304 Not Modified\r\n" + _validators(answer), b"")
+            return
+        self._write(exchange, _OK_LINE + headers, b"" if exchange.method == "HEAD" else body)
+
+    def _tail(self, exchange: Exchange) -> bytes:
+        """The Connection header and the blank line; notes when this is the last answer."""
+        keep = (
+            exchange.keep_alive and not exchange.cut and not (self._input_done and not self._queue)
+        )
+        if not keep:
+            self._last_sent = True
+            return _CLOSE
+        return _KEEP_10 if exchange.http10 else b"\r\n"
+
+    def _write(self, exchange: Exchange, head: bytes, body: bytes) -> None:
+        """Send one answer (its head without Date and Connection)."""
+        if self._transport is not None:
+            self._transport.write(b"".join((head, self._site.date(), self._tail(exchange), body)))
+
+    def _send_file(self, exchange: Exchange, answer: PhoneResponse) -> None:
+        assert answer.file is not None
+        planned: FileAnswer = answer_file(answer.file, answer.content_type, exchange.conditions())
+        if planned.file is None:
+            body = refusal_body(416) if planned.head.startswith(b"HTTP/1.1 416") else b""
+            self._write(exchange, planned.head, body)
+            return
+        transport = self._transport
+        assert transport is not None
+        transport.write(planned.head + self._site.date() + self._tail(exchange))
+        self._busy = True
+        self._sender = FileSender(planned, transport, self._file_sent)
+        self._sender.paused = self._paused_writing
+        self._set_deadline(self._site.limits.idle_timeout)  # a reader that stalls is cut off
+        self._sender.pump()
+
+    def _file_sent(self, whole: bool) -> None:
+        self._sender = None
+        if not whole and self._transport is not None:  # the file shrank: our length was a lie
+            self._transport.abort()
+            return
+        self._deadline = None
+        if not self._tasks:  # else the task's end goes on
+            self._busy = False
+            self._run()
+
+    def _end(self) -> None:
+        """Close, draining first when the client may still be sending (a refused body)."""
+        transport = self._transport
+        if transport is None or transport.is_closing():
+            return
+        self._input_done = True
+        if self._current is None and not self._fault_status:
+            transport.close()
+            return
+        self._resume_reading()  # read and drop: closing on unread bytes resets our answer
+        if transport.can_write_eof():
+            transport.write_eof()
+        self._loop.call_later(min(LINGER_S, self._site.limits.body_timeout), transport.close)
+
+    # -- uploads --------------------------------------------------------------------------
+
+    async def _upload(self, exchange: Exchange, request: PhoneRequest) -> None:
+        site = self._site
+        self._pause_reading()  # nothing more of the body until the pipeline has decided
+        decided = await site.handler.admit_upload(request)
+        if exchange.cut or self._transport is None:
+            return
+        if isinstance(decided, PhoneResponse):
+            self._refuse_body(exchange, decided)
+            return
+        exchange.body_limit = min(decided, site.limits.max_body)
+        announced = exchange.content_length or 0
+        if max(announced, exchange.body_size) > exchange.body_limit:
+            self._refuse_body(exchange, PhoneResponse(Outcome.TOO_LARGE))
+            return
+        if not exchange.complete:
+            if exchange.expects_continue and not exchange.http10:
+                self._transport.write(CONTINUE)  # admitted: now the client may send
+            exchange.waiter = self._loop.create_future()
+            self._set_deadline(site.limits.body_timeout, body=True)
+            self._resume_reading()
+            await exchange.waiter
+            self._body_deadline = False
+            self._deadline = None
+        if exchange.cut or self._transport is None:
+            return
+        body = b"".join(exchange.body or ())
+        self._answer(exchange, await site.handler.handle(dataclasses.replace(request, body=body)))
+
+    def _refuse_body(self, exchange: Exchange, answer: PhoneResponse) -> None:
+        """Answer an upload whose body we will not read; the connection then ends."""
+        if not exchange.complete:
+            exchange.cut = True
+            self._input_done = True
+        self._answer(exchange, answer)
+
+    # -- limits ---------------------------------------------------------------------------
+
+    def _fault(self, status: int, exc: Exception) -> None:
+        """A request we refuse to parse further: answer `status` once the requests before it
+        are answered, then close."""
+        self._site.logger.error("malformed request from %s", self._ip, exc_info=exc)
+        self._input_done = True
+        self._fault_status = status
+        current = self._current
+        if current is not None and current.waiter is not None and not current.waiter.done():
+            current.cut = True  # an upload broke its limit while arriving: its task ends
+            current.waiter.set_result(None)
+        if not self._busy:
+            self._run()
+
+    def _send_fault(self) -> None:
+        status = self._fault_status
+        transport = self._transport
+        assert transport is not None
+        self._last_sent = True
+        transport.write(refusal(status) + self._site.date() + _CLOSE + refusal_body(status))
+        self._end()
+
+    def _set_deadline(self, seconds: float, *, body: bool = False) -> None:
+        self._deadline = self._loop.time() + seconds
+        self._body_deadline = body
+        if self._timer is None:
+            self._timer = self._loop.call_at(self._deadline, self._on_timer)
+
+    def _on_timer(self) -> None:
+        """One timer per connection, re-armed lazily: a request only moves `_deadline`."""
+        self._timer = None
+        deadline, transport = self._deadline, self._transport
+        if deadline is None or transport is None:
+            return
+        if self._loop.time() < deadline:
+            self._timer = self._loop.call_at(deadline, self._on_timer)
+            return
+        self._deadline = None
+        if self._body_deadline:  # an admitted upload whose body stopped coming
+            for task in list(self._tasks):
+                task.cancel()
+            transport.write(refusal(408) + self._site.date() + _CLOSE + refusal_body(408))
+            transport.close()
+            return
+        transport.abort()  # nothing owed to a silent or stalled peer; never wait on it
+
+    def _pause_reading(self) -> None:
+        if not self._paused_reading and self._transport is not None:
+            self._paused_reading = True
+            self._transport.pause_reading()
+
+    def _resume_reading(self) -> None:
+        if self._paused_reading and self._transport is not None:
+            self._paused_reading = False
+            self._transport.resume_reading()
+
+
+def _unchanged(exchange: Exchange, answer: PhoneResponse) -> bool:
+    return not_modified(
+        answer.etag, answer.last_modified, exchange.if_none_match, exchange.if_modified_since
+    )
+
+
+def _validators(answer: PhoneResponse) -> bytes:
+    lines = b""
+    if answer.etag:
+        lines += f"ETag: {answer.etag}\r\n".encode("latin-1")
+    if answer.last_modified is not None:
+        lines += f"Last-Modified: {http_date(answer.last_modified)}\r\n".encode("ascii")
+    return lines + b"Cache-Control: no-cache\r\n"
+
+
+@dataclass
+class PhoneListener:
+    """A listening phone HTTP(S) socket."""
+
+    server: asyncio.Server
+    site: PhoneSite
+    name: str
+
+    @property
+    def port(self) -> int:
+        """The bound port (useful after binding port 0)."""
+        return int(self.server.sockets[0].getsockname()[1])
+
+    async def close(self) -> None:
+        """Stop accepting, and close every connection (an answer being written is cut)."""
+        self.server.close()
+        for connection in list(self.site.connections):
+            connection.abort()
+        await self.server.wait_closed()
 
 
 async def start_phone_listener(
-    app: web.Application,
+    handler: PhoneHandler,
     host: str,
     port: int,
     *,
     counter: SourceCounter,
+    limits: HttpLimits | None = None,
+    prefix: str = "",
     tls: ssl.SSLContext | None = None,
     reuse_port: bool = False,
-) -> tuple[web.AppRunner, GuardedSite]:
-    """Serve `app` on host:port with its limits: per-source cap (`counter`, shared by the
-    listeners of a process), head, idle and TLS handshake timeouts. Clean up the runner."""
-    limits = app[LIMITS]
-    return await start_guarded_listener(
-        app,
+) -> PhoneListener:
+    """Serve `handler` on host:port with `limits` (defaults: no Host check). `counter` is the
+    per-source connection cap, shared by the listeners of a process."""
+    limits = limits or HttpLimits()
+    name = "phone HTTPS" if tls is not None else "phone HTTP"
+    site = PhoneSite(
+        handler=handler,
+        prefix=prefix.strip("/"),
+        limits=limits,
+        counter=counter,
+        secure=tls is not None,
+        logger=request_logger(name),
+    )
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(
+        lambda: PhoneHttp(site),
         host,
         port,
-        counter=counter,
-        header_timeout=limits.header_timeout,
-        idle_timeout=limits.idle_timeout,
-        body_timeout=limits.body_timeout,
-        name="phone HTTPS" if tls is not None else "phone HTTP",
-        tls=tls,
-        reuse_port=reuse_port,
+        ssl=tls,
+        ssl_handshake_timeout=limits.header_timeout if tls is not None else None,
+        backlog=BACKLOG,
+        reuse_address=True,
+        reuse_port=reuse_port or None,
     )
+    return PhoneListener(server, site, name)
+
+
+__all__ = ["HttpLimits", "PhoneListener", "host_allowed", "start_phone_listener", "strip_prefix"]

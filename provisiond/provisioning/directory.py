@@ -57,21 +57,23 @@ class PhoneDevice:
 
 
 class PhoneDirectory(Protocol):
-    """What the resolver needs to know; implementations decide where it comes from."""
+    """What the resolver needs to know, answered from memory (synchronous: the resolver
+    answers a storm's GETs without a task; see provisioning/memory.py for how it is kept
+    current)."""
 
-    async def device_by_mac(self, mac: str) -> PhoneDevice | None:
+    def device_by_mac(self, mac: str) -> PhoneDevice | None:
         """The device with this MAC (12 lowercase hex digits), or None."""
         ...
 
-    async def models(self) -> tuple[ModelInfo, ...]:
+    def models(self) -> tuple[ModelInfo, ...]:
         """The model catalogue."""
         ...
 
-    async def platform(self) -> PlatformSettings:
+    def platform(self) -> PlatformSettings:
         """The effective platform settings."""
         ...
 
-    async def sites(self) -> tuple[policy.Site, ...]:
+    def sites(self) -> tuple[policy.Site, ...]:
         """The configured sites (empty: the implicit default site applies)."""
         ...
 

@@ -208,19 +208,19 @@ class MemoryDirectory:
             self._by_id[device_id] = locked
             self._by_mac[locked.mac] = locked
 
-    async def device_by_mac(self, mac: str) -> PhoneDevice | None:
+    def device_by_mac(self, mac: str) -> PhoneDevice | None:
         """A dictionary lookup."""
         return self._by_mac.get(mac)
 
-    async def models(self) -> tuple[ModelInfo, ...]:
+    def models(self) -> tuple[ModelInfo, ...]:
         """The catalogue."""
         return tuple(self._models.values())
 
-    async def platform(self) -> PlatformSettings:
+    def platform(self) -> PlatformSettings:
         """The effective platform settings."""
         return self._platform
 
-    async def sites(self) -> tuple[policy.Site, ...]:
+    def sites(self) -> tuple[policy.Site, ...]:
         """The configured sites."""
         return self._sites
 

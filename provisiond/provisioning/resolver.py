@@ -30,7 +30,7 @@ import logging
 import re
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Hashable
+from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -55,7 +55,7 @@ from provisiond.storage.secrets import SecretBox
 
 log = logging.getLogger(__name__)
 MAX_PATH = 255
-PATH_MEMO = 20_000  # distinct paths remembered: the names a storm is asking for right now
+IDENTITY_MEMO = 20_000  # (path, User-Agent) pairs remembered: what a storm is asking right now
 UPLOADS_PENDING = 10_000  # admitted uploads whose body is still coming
 UPLOAD_ADMISSION_S = 300.0  # longer than any body timeout: then the upload is decided again
 _SAFE_PATH = re.compile(r"[A-Za-z0-9._\-+~$@=,][A-Za-z0-9._\-+~$@=,/]*")
@@ -94,7 +94,7 @@ class Resolver:
         self.secrets = secrets
         self.gate = gate
         self.stats = PhoneStats()
-        self._path_matches: dict[str, list[FileMatch]] = {}
+        self._identities: dict[tuple[str, str | None], _Identity] = {}
         self._uploads_admitted: OrderedDict[PhoneRequest, tuple[float, _Admitted]] = OrderedDict()
         # Rendered files keyed by RenderInputs.key(): everything a file depends on (templates
         # and tzdata are fixed for the process). A change anywhere gives a new key, so entries
@@ -114,22 +114,26 @@ class Resolver:
         """Where the firmware images are (the store's root)."""
         return self.firmware.root
 
-    def _matches(self, path: str) -> list[FileMatch]:
-        """`match_path`, memoised: a boot storm asks for the same names again and again, and
-        trying every vendor's patterns is a fifth of a request's cost otherwise."""
-        found = self._path_matches.get(path)
+    def _identify(self, path: str, user_agent: str | None) -> _Identity:
+        """What a path and User-Agent name: the safe path, the files it matches (per-MAC ones
+        apart) and the parsed User-Agent. Memoised per pair: a phone asks for the same names
+        with the same User-Agent at every boot, and matching every vendor's patterns and
+        User-Agent rules cost more than the rest of a request together. Bounded: the oldest
+        pair goes first (a storm's phones each ask a few names in a row)."""
+        key = (path, user_agent)
+        found = self._identities.get(key)
         if found is None:
-            found = match_path(self.vendors, path)
-            if len(self._path_matches) >= PATH_MEMO:
-                self._path_matches.clear()  # crude but bounded; refills with the hot names
-            self._path_matches[path] = found
+            found = _identity(self.vendors, path, user_agent)
+            if len(self._identities) >= IDENTITY_MEMO:
+                del self._identities[next(iter(self._identities))]
+            self._identities[key] = found
         return found
 
     async def admit_upload(self, request: PhoneRequest) -> PhoneResponse | int:
         """Before any byte of an upload is accepted: the refusal, or the most bytes that may
         come (the name's cap). The same admission as `handle`, so a banned source, another
         site, an unknown MAC or a foreign name is refused before the body is read."""
-        admitted = await self._admit(request)
+        admitted = self._admit(request)
         refusal: PhoneResponse | None = None
         if isinstance(admitted, PhoneResponse):
             refusal = admitted
@@ -159,12 +163,27 @@ class Resolver:
 
     async def handle(self, request: PhoneRequest) -> PhoneResponse:
         """Answer one phone request (and count it)."""
-        answer = await self._handle(request)
+        answer = self.respond(request)
+        return answer if isinstance(answer, PhoneResponse) else await answer
+
+    def respond(self, request: PhoneRequest) -> PhoneResponse | Awaitable[PhoneResponse]:
+        """`handle`, at once when no I/O is needed: everything but uploads and stored uploads
+        (the directory is in memory, rendering is CPU work)."""
+        answer = self._decide(request)
+        if isinstance(answer, PhoneResponse):
+            self.stats.record(request, answer, answer.vendor)
+            return answer
+        return self._counted(request, answer)
+
+    async def _counted(
+        self, request: PhoneRequest, pending: Awaitable[PhoneResponse]
+    ) -> PhoneResponse:
+        answer = await pending
         self.stats.record(request, answer, answer.vendor)
         return answer
 
-    async def _handle(self, request: PhoneRequest) -> PhoneResponse:
-        admitted = self._upload_admission(request) or await self._admit(request)
+    def _decide(self, request: PhoneRequest) -> PhoneResponse | Awaitable[PhoneResponse]:
+        admitted = self._upload_admission(request) or self._admit(request)
         if isinstance(admitted, PhoneResponse):
             return admitted
         match, device, agent = admitted.match, admitted.device, admitted.agent
@@ -172,49 +191,46 @@ class Resolver:
         if device is None:
             if uploading:
                 return PhoneResponse(Outcome.NOT_ALLOWED, detail="uploads only to per-device names")
-            return await self._shared(admitted.path, match, agent)
+            return self._shared(admitted.path, match, agent)
         if admitted.on_proven is not None and uploading and request.body is not None:
             admitted.on_proven()  # the body came from the source: its address is proven
         if match.spec.kind is FileKind.UPLOAD:
-            return await self._upload(request, admitted.path, match, device)
+            return self._upload(request, admitted.path, match, device)
         if uploading:
             return PhoneResponse(Outcome.NOT_ALLOWED, detail="this file cannot be uploaded")
         reported = agent.firmware if agent is not None and agent.firmware else device.firmware
-        answer = await self._render(match, device.model, device, reported)
+        answer = self._render(match, device.model, device, reported)
         if admitted.on_proven is None or not answer.ok:
             return answer
         return dataclasses.replace(answer, on_proven=admitted.on_proven)  # not the cached one
 
-    async def _admit(self, request: PhoneRequest) -> PhoneResponse | _Admitted:
+    def _admit(self, request: PhoneRequest) -> PhoneResponse | _Admitted:
         """Identify the request and let the gate decide, once, whether it may have the file.
 
         Every "not for you" (unknown MAC, a known MAC under another vendor's name, another
         site, a ban) gets the gate's one answer for the source's site, so no answer tells a
         known MAC from an unknown one.
         """
-        path = safe_path(request.path)
+        found = self._identify(request.path, request.user_agent)
+        path, matches, served, agent = found.path, found.matches, found.served, found.agent
         if path is None:
             return PhoneResponse(Outcome.BAD_REQUEST, detail="invalid path")
-        matches = self._matches(path)
         ban = self.gate.banned(request)
-        per_mac = [m for m in matches if m.mac is not None]
-        agent = parse_user_agent(self.vendors, request.user_agent) if matches else None
-        if not per_mac:
+        if not found.per_mac:
             if ban is not None:
                 return self.gate.refuse_banned(ban)
             if not matches:
                 return _not_found("unknown file")
             return _Admitted(path, _prefer(matches, agent), None, agent)
-        served = [m for m in per_mac if m.spec.kind is not FileKind.OPTIONAL]
         if not served:  # names we never serve: the same 404 for every MAC, before any lookup
             return _not_found("not served")
         mac = served[0].mac
         assert mac is not None
-        device = await self.directory.device_by_mac(mac)
+        device = self.directory.device_by_mac(mac)
         match = None
         if device is not None:
             match = next((m for m in served if m.vendor.id == device.model.vendor), None)
-        sites = await self.directory.sites()
+        sites = self.directory.sites()
         site = self.gate.site_for(request.client_ip, sites)
         access = self.gate.admit(
             request,
@@ -319,9 +335,7 @@ class Resolver:
             Outcome.OK, body=stored, content_type=match.spec.content_type, etag=_etag(stored)
         )
 
-    async def _shared(
-        self, path: str, match: FileMatch, agent: UserAgentInfo | None
-    ) -> PhoneResponse:
+    def _shared(self, path: str, match: FileMatch, agent: UserAgentInfo | None) -> PhoneResponse:
         kind = match.spec.kind
         if kind is FileKind.OPTIONAL:
             return _not_found("not served")
@@ -329,17 +343,17 @@ class Resolver:
             return self._firmware(path)
         model = None
         if match.family is not None:
-            model = await self._model(match.vendor.id, match.family)
+            model = self._model(match.vendor.id, match.family)
             if model is None:
                 return _not_found(f"unknown {match.vendor.id} model {match.family}")
-        return await self._render(match, model, None, agent.firmware if agent else None)
+        return self._render(match, model, None, agent.firmware if agent else None)
 
-    async def _model(self, vendor: str, family: str) -> ModelInfo | None:
+    def _model(self, vendor: str, family: str) -> ModelInfo | None:
         wanted = family.lower()
         return next(
             (
                 m
-                for m in await self.directory.models()
+                for m in self.directory.models()
                 if m.vendor == vendor and m.family.lower() == wanted
             ),
             None,
@@ -369,7 +383,7 @@ class Resolver:
             return "", ""
         return self.endpoints.http_url + image.file, image.version
 
-    async def _render(
+    def _render(
         self,
         match: FileMatch,
         model: ModelInfo | None,
@@ -381,7 +395,7 @@ class Resolver:
             kind=match.spec.kind,
             vendor=match.vendor,
             template=match.spec.template,
-            platform=await self.directory.platform(),
+            platform=self.directory.platform(),
             platform_revision=self.directory.revision(),
             model=model,
             device=device,
@@ -433,6 +447,28 @@ class _Admitted:
     device: PhoneDevice | None
     agent: UserAgentInfo | None
     on_proven: Callable[[], None] | None = None  # what waits for the source's proof (TFTP)
+
+
+@dataclass(frozen=True, slots=True)
+class _Identity:
+    """What a (path, User-Agent) pair names; `path` None when the path is unsafe."""
+
+    path: str | None
+    matches: list[FileMatch]
+    per_mac: bool  # some match names a MAC
+    served: list[FileMatch]  # the per-MAC matches we serve (not OPTIONAL names)
+    agent: UserAgentInfo | None
+
+
+def _identity(vendors: tuple[VendorSpec, ...], raw: str, user_agent: str | None) -> _Identity:
+    path = safe_path(raw)
+    if path is None:
+        return _Identity(None, [], False, [], None)
+    matches = match_path(vendors, path)
+    per_mac = [m for m in matches if m.mac is not None]
+    served = [m for m in per_mac if m.spec.kind is not FileKind.OPTIONAL]
+    agent = parse_user_agent(vendors, user_agent) if matches else None
+    return _Identity(path, matches, bool(per_mac), served, agent)
 
 
 def _prefer(matches: list[FileMatch], agent: UserAgentInfo | None) -> FileMatch:

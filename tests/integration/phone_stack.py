@@ -14,10 +14,10 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import pytest
-from aiohttp import web
 
 from provisiond.app import build_guard, build_phone_side
-from provisiond.frontends.phone_http import create_phone_app
+from provisiond.frontends.http_common import SourceCounter
+from provisiond.frontends.phone_http import HttpLimits, start_phone_listener
 from provisiond.frontends.phone_tftp import TftpServer
 from provisiond.provisioning.activity import ActivityRecorder
 from provisiond.provisioning.changes import ChangeFeed
@@ -49,12 +49,16 @@ async def phone_stack(services: Services) -> AsyncIterator[PhoneStack]:
         settings, db, services.ctx.secrets, guard=build_guard(settings), activity=activity
     )
     resolver = phone.resolver
-    app = create_phone_app(resolver, prefix="prov", max_body=settings.max_upload_bytes)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
+    limits = HttpLimits(max_body=settings.max_upload_bytes)
+    listener = await start_phone_listener(
+        resolver,
+        "127.0.0.1",
+        0,
+        counter=SourceCounter(limits.max_connections_per_source),
+        limits=limits,
+        prefix="prov",
+    )
+    port = listener.port
     tftp = TftpServer(resolver, tftp_config(settings, "127.0.0.1", 0))
     await tftp.start()
     try:
@@ -69,5 +73,5 @@ async def phone_stack(services: Services) -> AsyncIterator[PhoneStack]:
         )
     finally:
         await tftp.stop()
-        await runner.cleanup()
+        await listener.close()
         await phone.stop()

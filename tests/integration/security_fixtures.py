@@ -30,11 +30,11 @@ from typing import Any
 
 import aiohttp
 import pytest
-from aiohttp import web
 from multidict import CIMultiDictProxy
 
 from provisiond.app import PhoneSide, build_guard, build_phone_side
-from provisiond.frontends.phone_http import create_phone_app
+from provisiond.frontends.http_common import SourceCounter
+from provisiond.frontends.phone_http import PhoneListener, start_phone_listener
 from provisiond.frontends.phone_tftp import TftpServer
 from provisiond.provisioning.activity import ActivityRecorder
 from provisiond.provisioning.bans import EnumerationGuard
@@ -127,13 +127,11 @@ StackFactory = Callable[..., Awaitable[SecureStack]]
 
 
 async def _serve(
-    app: web.Application, runners: list[web.AppRunner], tls: ssl.SSLContext | None
+    resolver: Resolver, listeners: list[PhoneListener], tls: ssl.SSLContext | None
 ) -> int:
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    runners.append(runner)
-    await web.TCPSite(runner, SERVER, 0, ssl_context=tls).start()
-    return int(runner.addresses[0][1])
+    listener = await start_phone_listener(resolver, SERVER, 0, counter=SourceCounter(256), tls=tls)
+    listeners.append(listener)
+    return listener.port
 
 
 @pytest.fixture
@@ -142,7 +140,7 @@ async def secure_stack(services: Services, api_factory: ApiFactory) -> AsyncIter
 
     Keyword arguments other than `tls` override `settings.security`.
     """
-    runners: list[web.AppRunner] = []
+    listeners: list[PhoneListener] = []
     servers: list[TftpServer] = []
     sides: list[PhoneSide] = []
 
@@ -156,8 +154,8 @@ async def secure_stack(services: Services, api_factory: ApiFactory) -> AsyncIter
         )
         sides.append(phone)
         resolver = phone.resolver
-        http_port = await _serve(create_phone_app(resolver), runners, None)
-        https_port = await _serve(create_phone_app(resolver), runners, tls) if tls else None
+        http_port = await _serve(resolver, listeners, None)
+        https_port = await _serve(resolver, listeners, tls) if tls else None
         tftp = TftpServer(resolver, tftp_config(settings, SERVER, 0))
         await tftp.start()
         servers.append(tftp)
@@ -178,8 +176,8 @@ async def secure_stack(services: Services, api_factory: ApiFactory) -> AsyncIter
     finally:
         for server in servers:
             await server.stop()
-        for runner in reversed(runners):
-            await runner.cleanup()
+        for listener in listeners:
+            await listener.close()
         for side in sides:
             await side.stop()
 

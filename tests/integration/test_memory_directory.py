@@ -85,16 +85,16 @@ async def test_a_second_process_follows_the_feed(phone_stack: PhoneStack) -> Non
     feed = ChangeFeed(db, other.apply)
     await feed.mark()
     await other.load()
-    assert await other.device_by_mac("001565aabbcc") is None
+    assert other.device_by_mac("001565aabbcc") is None
     await services.devices.create(
         DeviceCreate(extension="200", model="yealink-t46s", mac="001565aabbcc"), "t"
     )
     site = await services.sites.create(SiteCreate(name="hq", networks=["10.0.0.0/8"]), "t")
     assert await feed.poll() >= 2
-    found = await other.device_by_mac("001565aabbcc")
+    found = other.device_by_mac("001565aabbcc")
     assert found is not None
     assert found.extension == "200"
-    assert [s.name for s in await other.sites()] == ["hq"]
+    assert [s.name for s in other.sites()] == ["hq"]
     await services.sites.delete(site["id"], "t")
     await feed.poll()
-    assert await other.sites() == ()
+    assert other.sites() == ()

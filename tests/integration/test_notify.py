@@ -128,7 +128,7 @@ async def _listening(listener: ChangeListener) -> bool:
 
 
 async def _known(directory: MemoryDirectory, mac: str) -> bool:
-    return await directory.device_by_mac(mac) is not None
+    return directory.device_by_mac(mac) is not None
 
 
 async def test_notify_is_a_no_op_on_sqlite(

@@ -24,7 +24,7 @@ import pytest
 
 from provisiond.app import build_phone_side
 from provisiond.frontends.http_common import SourceCounter
-from provisiond.frontends.phone_http import HttpLimits, create_phone_app, start_phone_listener
+from provisiond.frontends.phone_http import HttpLimits, start_phone_listener
 from provisiond.provisioning.activity import ActivityRecorder
 from provisiond.services import Services
 from provisiond.services.commands import DeviceCreate
@@ -61,15 +61,18 @@ async def uploads(services: Services) -> AsyncIterator[Uploads]:
         DeviceCreate(extension="200", model="yealink-t46s", mac=MAC, sip_password="s3cretPassw0rd"),
         "test",
     )
-    limits = HttpLimits(allowed_hosts=frozenset({"localhost"}))
-    app = create_phone_app(resolver, max_body=settings.max_upload_bytes, limits=limits)
-    runner, site = await start_phone_listener(
-        app, "127.0.0.1", 0, counter=SourceCounter(limits.max_connections_per_source)
+    limits = HttpLimits(allowed_hosts=frozenset({"localhost"}), max_body=settings.max_upload_bytes)
+    listener = await start_phone_listener(
+        resolver,
+        "127.0.0.1",
+        0,
+        counter=SourceCounter(limits.max_connections_per_source),
+        limits=limits,
     )
     try:
-        yield Uploads(f"http://127.0.0.1:{site.port}/", root / MAC)
+        yield Uploads(f"http://127.0.0.1:{listener.port}/", root / MAC)
     finally:
-        await runner.cleanup()
+        await listener.close()
         await phone.stop()
 
 

@@ -1,0 +1,141 @@
+"""One HTTP request on a phone connection, as httptools hands it over, and its `PhoneRequest`.
+
+The few headers the listener itself needs (Host, conditions, Range, Expect, Content-Length)
+are picked out while the head is parsed; every header also goes to the pipeline as it came
+(names lower-cased), for digest authentication and whatever a later check needs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from urllib.parse import unquote
+
+import httptools
+
+from provisiond.domain.phone import Method, PhoneRequest, Protocol_
+from provisiond.frontends.http_file import Conditions
+from provisiond.frontends.http_wire import strip_prefix
+
+
+class Exchange:
+    """A request being parsed or waiting for its answer."""
+
+    __slots__ = (
+        "body",
+        "body_limit",
+        "body_size",
+        "complete",
+        "conditional",
+        "content_length",
+        "cut",
+        "expects_continue",
+        "expects_other",
+        "head_done",
+        "headers",
+        "host",
+        "http10",
+        "if_modified_since",
+        "if_none_match",
+        "if_range",
+        "keep_alive",
+        "method",
+        "range",
+        "url",
+        "user_agent",
+        "waiter",
+    )
+
+    def __init__(self) -> None:
+        self.url = b""
+        self.headers: list[tuple[str, str]] = []
+        self.host: str | None = None
+        self.user_agent: str | None = None
+        self.if_none_match: str | None = None
+        self.if_modified_since: str | None = None
+        self.range: str | None = None
+        self.if_range: str | None = None
+        self.conditional = False  # any of the four above
+        self.expects_continue = False
+        self.expects_other = False  # an expectation we do not meet (417)
+        self.content_length: int | None = None
+        self.method = ""
+        self.http10 = False
+        self.keep_alive = True
+        self.head_done = False
+        self.complete = False
+        self.body: list[bytes] | None = None  # None: not an upload (a body is then ignored)
+        self.body_size = 0
+        self.body_limit = 0
+        self.waiter: asyncio.Future[None] | None = None  # an upload waiting for its body
+        self.cut = False  # refused mid-body: nothing more is answered on the connection
+
+    def add_url(self, part: bytes) -> None:
+        """A piece of the request target (httptools may split it)."""
+        self.url += part
+
+    def add_header(self, name: bytes, value: bytes) -> None:
+        """One header line, complete."""
+        key = name.decode("latin-1").lower()
+        text = value.decode("latin-1")
+        self.headers.append((key, text))
+        if key == "host":
+            self.host = text
+        elif key == "user-agent":
+            self.user_agent = text
+        elif key == "if-none-match":
+            self.if_none_match, self.conditional = text, True
+        elif key == "if-modified-since":
+            self.if_modified_since, self.conditional = text, True
+        elif key == "range":
+            self.range, self.conditional = text, True
+        elif key == "if-range":
+            self.if_range, self.conditional = text, True
+        elif key == "expect":
+            self.expects_continue = text.strip().lower() == "100-continue"
+            self.expects_other = not self.expects_continue
+        elif key == "content-length" and text.strip().isdigit():
+            self.content_length = int(text)
+
+    def path(self) -> str:
+        """The decoded path of the target, without query (origin or absolute form)."""
+        raw = self.url
+        if not raw.startswith(b"/"):
+            try:
+                raw = httptools.parse_url(raw).path or b"/"
+            except httptools.HttpParserInvalidURLError:
+                raw = b""
+        raw = raw.partition(b"?")[0]
+        text = raw.decode("latin-1")
+        return unquote(text, errors="strict") if "%" in text else text
+
+    def phone_request(
+        self, protocol: Protocol_, prefix: str, ip: str, cert_macs: frozenset[str]
+    ) -> PhoneRequest:
+        """The transport-neutral request (without the body of an upload)."""
+        try:
+            path = strip_prefix(self.path(), prefix)
+        except UnicodeDecodeError:
+            path = "\x00"  # not UTF-8 once decoded: the pipeline refuses it as a bad path
+        return PhoneRequest(
+            protocol=protocol,
+            method=self.method,  # type: ignore[arg-type]  # the listener checked it
+            path=path,
+            user_agent=self.user_agent,
+            client_ip=ip,
+            headers=tuple(self.headers),
+            target=self.url.decode("latin-1"),
+            client_cert_macs=cert_macs,
+        )
+
+    def conditions(self) -> Conditions:
+        """What a file's answer depends on."""
+        return Conditions(
+            head_only=self.method == "HEAD",
+            range=self.range,
+            if_range=self.if_range,
+            if_none_match=self.if_none_match,
+            if_modified_since=self.if_modified_since,
+        )
+
+
+METHODS: frozenset[Method] = frozenset({"GET", "HEAD", "PUT", "POST"})
