@@ -32,9 +32,10 @@ class Outcome(enum.Enum):
     NO_SPACE = "no_space"  # an upload the data directory could not take (HTTP 507)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)  # not frozen: built per request, frozen costs 1 us
 class PhoneRequest:
-    """One request from a phone, whatever the transport.
+    """One request from a phone, whatever the transport. Treat as immutable (hashed: the
+    resolver keys admitted uploads by it; change one with `dataclasses.replace`).
 
     `path` is the decoded path without the configured prefix and without a leading slash
     (e.g. ``"001565aabbcc.cfg"``). `body` is set for uploads (HTTP PUT/POST, TFTP WRQ).

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import ipaddress
 import logging
 import ssl
@@ -77,6 +78,7 @@ _BUSY = b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: c
 _HEAD_ENDS = (b"\r\n\r\n", b"\n\n")
 
 
+@functools.lru_cache(maxsize=65536)  # per connection: a storm's sources connect again and again
 def source_key(address: str) -> str:
     """What the per-source cap counts: an IPv4 address, or the /64 of an IPv6 address (one
     host owns a whole /64, so counting its addresses one by one would cap nothing)."""

@@ -130,7 +130,7 @@ def byte_range(value: str | None, size: int) -> tuple[int, int] | None:
         return max(0, size - length), size - 1
     first = int(first_text)
     last = int(last_text) if last_text else size - 1
-    if last < first:
+    if last_text and last < first:
         return None  # invalid: ignore the header
     if first >= size:
         raise Unsatisfiable

@@ -31,8 +31,10 @@ class Exchange:
         "expects_continue",
         "expects_other",
         "head_done",
+        "head_size",
         "headers",
         "host",
+        "host_count",
         "http10",
         "if_modified_since",
         "if_none_match",
@@ -40,6 +42,7 @@ class Exchange:
         "keep_alive",
         "method",
         "range",
+        "transfer_encoding",
         "url",
         "user_agent",
         "waiter",
@@ -47,6 +50,9 @@ class Exchange:
 
     def __init__(self) -> None:
         self.url = b""
+        self.head_size = 0  # request target and header fields, as received
+        self.host_count = 0
+        self.transfer_encoding: str | None = None  # every Transfer-Encoding field, joined
         self.headers: list[tuple[str, str]] = []
         self.host: str | None = None
         self.user_agent: str | None = None
@@ -72,14 +78,17 @@ class Exchange:
     def add_url(self, part: bytes) -> None:
         """A piece of the request target (httptools may split it)."""
         self.url += part
+        self.head_size += len(part)
 
     def add_header(self, name: bytes, value: bytes) -> None:
         """One header line, complete."""
         key = name.decode("latin-1").lower()
         text = value.decode("latin-1")
         self.headers.append((key, text))
+        self.head_size += len(name) + len(value) + 4
         if key == "host":
             self.host = text
+            self.host_count += 1
         elif key == "user-agent":
             self.user_agent = text
         elif key == "if-none-match":
@@ -95,6 +104,19 @@ class Exchange:
             self.expects_other = not self.expects_continue
         elif key == "content-length" and text.strip().isdigit():
             self.content_length = int(text)
+        elif key == "transfer-encoding":
+            te = self.transfer_encoding
+            self.transfer_encoding = text if te is None else te + "," + text
+
+    def framing_error(self, http10: bool) -> str | None:
+        """Why the head must be refused with 400 (RFC 9112 sections 3.2 and 6.3), or None:
+        an HTTP/1.1 request needs exactly one Host; a body's framing must end in chunked."""
+        if self.host_count > 1 or (self.host_count == 0 and not http10):
+            return "a request needs exactly one Host"
+        te = self.transfer_encoding
+        if te is not None and te.rsplit(",", 1)[-1].strip().lower() != "chunked":
+            return "Transfer-Encoding must end in chunked"
+        return None
 
     def path(self) -> str:
         """The decoded path of the target, without query (origin or absolute form)."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol, cast
@@ -65,6 +66,12 @@ class ActivitySink(Protocol):
     def seen(self, device_id: int, sighting: Sighting) -> None:
         """A known device asked for a file."""
 
+    def current(
+        self, device_id: int, ip: str, user_agent: str | None, firmware: str | None
+    ) -> bool:
+        """Whether a sighting with these facts would change nothing now (the caller then
+        builds none: a boot storm's requests mostly repeat what is known)."""
+
     def unknown(self, sighting: Sighting) -> None:
         """An unknown MAC asked for a file."""
 
@@ -74,6 +81,12 @@ class ActivitySink(Protocol):
 
 class DiscardActivity:
     """Records nothing: for `provisiond render`, which must not look like a phone."""
+
+    def current(
+        self, device_id: int, ip: str, user_agent: str | None, firmware: str | None
+    ) -> bool:
+        """Always: nothing is recorded."""
+        return True
 
     def seen(self, device_id: int, sighting: Sighting) -> None:
         """Ignored."""
@@ -95,7 +108,8 @@ class ActivityRecorder:
         self._unknown: dict[str, tuple[Sighting, int]] = {}
         self._locks: dict[int, int] = {}
         # device id -> (at, ip, user agent, firmware) of the last sighting written
-        self._written: dict[int, tuple[datetime, str, str | None, str | None]] = {}
+        # (monotonic time, ip, user agent, firmware): `seen` skips what repeats them
+        self._written: dict[int, tuple[float, str, str | None, str | None]] = {}
         self._lock_tasks: set[asyncio.Task[None]] = set()
         self._task: asyncio.Task[None] | None = None
 
@@ -106,14 +120,23 @@ class ActivityRecorder:
         User-Agent, firmware) and is under a minute old: a phone fetches several files per
         boot, and last-seen to the minute is all an administrator needs.
         """
+        if not self.current(device_id, sighting.ip, sighting.user_agent, sighting.firmware):
+            self._seen[device_id] = sighting
+
+    def current(
+        self, device_id: int, ip: str, user_agent: str | None, firmware: str | None
+    ) -> bool:
+        """True when the same facts are waiting for the next flush, or were written under a
+        minute ago (`REWRITE_AFTER_S`)."""
+        pending = self._seen.get(device_id)
+        if pending is not None:
+            return (pending.ip, pending.user_agent, pending.firmware) == (ip, user_agent, firmware)
         written = self._written.get(device_id)
-        if (
+        return (
             written is not None
-            and written[1:] == (sighting.ip, sighting.user_agent, sighting.firmware)
-            and (sighting.at - written[0]).total_seconds() < REWRITE_AFTER_S
-        ):
-            return
-        self._seen[device_id] = sighting
+            and written[1:] == (ip, user_agent, firmware)
+            and time.monotonic() - written[0] < REWRITE_AFTER_S
+        )
 
     def unknown(self, sighting: Sighting) -> None:
         """An unknown MAC asked for a file."""
@@ -213,8 +236,9 @@ class ActivityRecorder:
                 )
                 if len(self._written) > MAX_PENDING:
                     self._written.clear()  # bounded; at worst a few rows are written again
+                written_at = time.monotonic()
                 for device_id, s in seen.items():
-                    self._written[device_id] = (s.at, s.ip, s.user_agent, s.firmware)
+                    self._written[device_id] = (written_at, s.ip, s.user_agent, s.firmware)
             if unknown:
                 await _make_room(session, len(unknown))
             for mac, (s, count) in unknown.items():

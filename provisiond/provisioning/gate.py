@@ -146,6 +146,9 @@ class Gate:
         self._clock = clock
         self._sites_seen: tuple[policy.Site, ...] | None = None
         self._site_of: dict[str, policy.Site | None] = {}
+        # (User-Agent vendor, model, catalogue model) -> whether they agree: a storm's phones
+        # are a handful of models, and comparing the spellings costs microseconds each time.
+        self._same_model: dict[tuple[str, str | None, str], bool] = {}
 
     def site_for(self, ip: str, sites: tuple[policy.Site, ...]) -> policy.Site | None:
         """`policy.site_for`, memoised per address for the current set of sites (an IPSet
@@ -327,11 +330,17 @@ class Gate:
         if agent is None:
             return False
         model = device.model
-        same_vendor = agent.vendor.id == model.vendor
-        if same_vendor and (
-            agent.model is None
-            or policy.model_matches(agent.model, name=model.name, family=model.family)
-        ):
+        key = (agent.vendor.id, agent.model, model.id)
+        same = self._same_model.get(key)
+        if same is None:
+            same = agent.vendor.id == model.vendor and (
+                agent.model is None
+                or policy.model_matches(agent.model, name=model.name, family=model.family)
+            )
+            if len(self._same_model) >= SITE_MEMO:
+                self._same_model.clear()
+            self._same_model[key] = same
+        if same:
             return False
         why = f"User-Agent says {agent.vendor.id} {agent.model}, device is {model.id}"
         if self.strict_model:

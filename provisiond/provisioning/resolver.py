@@ -229,7 +229,11 @@ class Resolver:
         device = self.directory.device_by_mac(mac)
         match = None
         if device is not None:
-            match = next((m for m in served if m.vendor.id == device.model.vendor), None)
+            vendor = device.model.vendor
+            for candidate in served:
+                if candidate.vendor.id == vendor:
+                    match = candidate
+                    break
         sites = self.directory.sites()
         site = self.gate.site_for(request.client_ip, sites)
         access = self.gate.admit(
@@ -249,7 +253,6 @@ class Resolver:
             return access.refusal
         assert device is not None
         assert match is not None
-        sighting = self._sighting(request, path, mac, agent, served)
         lock = (
             site.id
             if site is not None
@@ -262,7 +265,12 @@ class Resolver:
         )
 
         def record() -> None:
-            self.activity.seen(device.id, sighting)
+            firmware = agent.firmware if agent else None
+            # Built only when it tells something new: most of a storm repeats what is known.
+            if not self.activity.current(
+                device.id, request.client_ip, request.user_agent, firmware
+            ):
+                self.activity.seen(device.id, self._sighting(request, path, mac, agent, served))
             if lock is not None:
                 self.activity.lock(device.id, lock)
                 self.directory.note_lock(device.id, lock)
