@@ -15,6 +15,7 @@ import json
 import logging
 import multiprocessing
 import os
+import resource
 import signal
 import socket
 import ssl
@@ -131,7 +132,9 @@ class Server:
         # Phone listeners: per-source connection cap shared by HTTP and HTTPS of this process,
         # head/idle/body timeouts and the accepted Host names (settings.phone_limits).
         limits = phone_http_limits(settings)
-        self.phone_connections = SourceCounter(limits.max_connections_per_source)
+        self.phone_connections = SourceCounter(
+            limits.max_connections_per_source, total_cap=phone_connection_cap(settings)
+        )
         for listen, tls in self._phone_listeners():
             host, port = parse_listen(listen)
             listener = await start_phone_listener(
@@ -209,6 +212,18 @@ def phone_http_limits(settings: Settings) -> HttpLimits:
         max_body=settings.max_upload_bytes,
         allowed_hosts=allowed_hosts(settings),
     )
+
+
+def phone_connection_cap(settings: Settings) -> int:
+    """How many phone HTTP(S) connections the process holds at most (settings.phone_limits):
+    the configured number, else what the descriptor limit leaves after the reserve."""
+    limits = settings.phone_limits
+    if limits.max_connections:
+        return limits.max_connections
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return 1_000_000
+    return max(64, soft - limits.fd_reserve)
 
 
 def tftp_config(settings: Settings, host: str, port: int) -> TftpConfig:

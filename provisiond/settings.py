@@ -226,6 +226,10 @@ class PhoneLimits(_Strict):
     idle_timeout_s: Annotated[float, Field(gt=0, le=3600)] = 15.0  # keep-alive, and next head
     body_timeout_s: Annotated[float, Field(gt=0, le=3600)] = 30.0  # a whole upload body
     max_connections_per_source: Annotated[int, Field(ge=1)] = 256  # per IPv4 address / IPv6 /64
+    # All phone HTTP(S) connections of the process; 0: the descriptor limit (RLIMIT_NOFILE)
+    # minus `fd_reserve`, which stays for TFTP, the database and firmware files.
+    max_connections: Annotated[int, Field(ge=0)] = 0
+    fd_reserve: Annotated[int, Field(ge=64)] = 1024
     allowed_hosts: tuple[str, ...] = ()  # Host names besides the derived ones; "*": any
     upload_quota_bytes: Annotated[int, Field(ge=1024)] = 4 << 20  # all uploads of one device
 

@@ -95,16 +95,24 @@ def source_key(address: str) -> str:
 
 @dataclass
 class SourceCounter:
-    """Open connections per source across the listeners of one process."""
+    """Open connections per source, and in all, across the listeners of one process.
+
+    `total_cap` bounds the connections of every source together: many sources each under
+    `cap` (a /24 of attackers, 250 connections each) must not take every file descriptor
+    of the process, and TFTP, the database and firmware files with them.
+    """
 
     cap: int
     label: str = "phone HTTP"  # names the listeners in the log
+    total_cap: int | None = None
     open: dict[str, int] = field(default_factory=dict)
-    refused: int = 0  # connections refused over the cap, since start
+    refused: int = 0  # connections refused over a cap, since start
+    total: int = 0  # connections open now
     _warned: set[str] = field(default_factory=set)
+    _warned_total_at: float = -1e9
 
     def acquire(self, key: str) -> bool:
-        """Count a new connection from `key`, or False when the source is at its cap."""
+        """Count a new connection from `key`, or False when the source or all are at a cap."""
         count = self.open.get(key, 0)
         if count >= self.cap:
             self.refused += 1
@@ -112,7 +120,15 @@ class SourceCounter:
                 self._warned.add(key)
                 log.warning("%s: %s holds %d connections, refusing more", self.label, key, count)
             return False
+        if self.total_cap is not None and self.total >= self.total_cap:
+            self.refused += 1
+            now = time.monotonic()
+            if now - self._warned_total_at > CLIENT_FAULT_INTERVAL_S:
+                self._warned_total_at = now
+                log.warning("%s: %d connections open, refusing more", self.label, self.total)
+            return False
         self.open[key] = count + 1
+        self.total += 1
         return True
 
     def release(self, key: str) -> None:
@@ -123,11 +139,12 @@ class SourceCounter:
         else:
             self.open.pop(key, None)
             self._warned.discard(key)
+        self.total -= 1
 
     @property
     def connections(self) -> int:
         """Connections open now."""
-        return sum(self.open.values())
+        return self.total
 
 
 class _Guarded(asyncio.Protocol):

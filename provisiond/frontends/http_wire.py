@@ -36,8 +36,10 @@ REASONS = {
     505: "HTTP Version Not Supported",
     507: "Insufficient Storage",
 }
-# Refusals carry their reason as a short text body (as phones' logs show it); these do not.
+# Refusals carry their reason as a short text body (as phones' logs show it); these do not
+# (421: nothing for a rebinding page to read), and the first three carry no length either.
 NO_BODY = frozenset({100, 204, 304, 421})
+NO_LENGTH = frozenset({100, 204, 304})
 CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 BUSY = b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
 
@@ -179,8 +181,9 @@ def refusal(status: int) -> bytes:
     (`refusal_body`) follows the blank line."""
     lines = [status_line(status)]
     body = refusal_body(status)
-    if status not in NO_BODY:
+    if body:
         lines.append(b"Content-Type: text/plain; charset=utf-8\r\n")
+    if status not in NO_LENGTH:  # a keep-alive client must know where the answer ends
         lines.append(b"Content-Length: %d\r\n" % len(body))
     return b"".join(lines)
 

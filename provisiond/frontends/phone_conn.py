@@ -123,13 +123,13 @@ class PhoneHttp(asyncio.Protocol):
         peer = transport.get_extra_info("peername")
         self._ip = str(peer[0]) if peer else ""
         key = source_key(self._ip) if peer else ""
-        if not self._site.counter.acquire(key):
+        if not self._site.counter.acquire(key):  # over its source's share, or the total
             transport.write(BUSY)
             transport.close()
             return
         self._key = key
-        self._transport = transport
         self._site.connections.add(self)
+        self._transport = transport
         if self._site.secure:
             self._cert_macs = peer_macs(transport)
         self._set_deadline(self._site.limits.header_timeout)
@@ -173,9 +173,9 @@ class PhoneHttp(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self._transport is None or self._input_done:
             return  # refused, or draining before the close
-        current = self._current
-        if current is None or not current.head_done:
-            self._head_bytes += len(data)
+        # Bytes of the message in progress (reset when one completes): bounds what a request
+        # can make us hold before its end, head, body and trailer fields alike.
+        self._head_bytes += len(data)
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade:
@@ -188,10 +188,15 @@ class PhoneHttp(asyncio.Protocol):
                 self._fault(400, exc)
             return
         current = self._current
-        head_open = current is not None and not current.head_done
-        if head_open and self._head_bytes > self._site.limits.max_head:
-            self._fault(431, _Refuse(431, "request head too large"))
-            return
+        if current is not None:
+            limits = self._site.limits
+            if not current.head_done and self._head_bytes > limits.max_head:
+                self._fault(431, _Refuse(431, "request head too large"))
+                return
+            # (twice the body: chunked framing of small chunks adds its size lines)
+            if self._head_bytes > limits.max_head + 2 * max(current.body_limit, limits.max_body):
+                self._fault(413, _Refuse(413, "request over its limits (trailer fields?)"))
+                return
         if self._input_done:
             self._run()
 
@@ -228,12 +233,15 @@ class PhoneHttp(asyncio.Protocol):
         current.method = parser.get_method().decode("ascii", "replace")
         current.http10 = parser.get_http_version() == "1.0"
         current.keep_alive = parser.should_keep_alive()
+        if parser.get_http_version()[:2] != "1.":
+            raise _Refuse(505, "HTTP/1.x only")
         wrong = current.framing_error(current.http10)
         if wrong is not None:
-            raise _Refuse(400, wrong)
-        self._head_bytes = 0
+            raise _Refuse(501 if "only" in wrong else 400, wrong)
         if not self._body_deadline:
-            self._deadline = None  # a request is in hand: head and idle timeouts are over
+            # The head is in: the head and idle timeouts are over, and whatever follows (a
+            # body on a GET, trailer fields) must be whole within the body timeout.
+            self._set_deadline(self._site.limits.body_timeout, body=True)
         if current.method in ("PUT", "POST"):
             current.body = []
             current.body_limit = self._site.limits.max_body
@@ -256,8 +264,10 @@ class PhoneHttp(asyncio.Protocol):
         current = self._current
         assert current is not None
         self._current = None
+        self._head_bytes = 0
         current.complete = True
         if current.body is None:
+            self._deadline, self._body_deadline = None, False
             if self._busy or self._queue:
                 self._enqueue(current)
                 return
@@ -298,7 +308,7 @@ class PhoneHttp(asyncio.Protocol):
 
     def _start(self, exchange: Exchange) -> None:
         site = self._site
-        if not host_allowed(exchange.host, site.limits.allowed_hosts):
+        if not host_allowed(exchange.authority(), site.limits.allowed_hosts):
             self._write(exchange, refusal(421), b"")  # no body: nothing for a rebinding page
             return
         if exchange.method not in METHODS:

@@ -114,9 +114,27 @@ class Exchange:
         if self.host_count > 1 or (self.host_count == 0 and not http10):
             return "a request needs exactly one Host"
         te = self.transfer_encoding
-        if te is not None and te.rsplit(",", 1)[-1].strip().lower() != "chunked":
+        if te is None:
+            return None
+        if http10:
+            return "Transfer-Encoding in an HTTP/1.0 request"  # RFC 9112 section 6.1
+        codings = [c.strip().lower() for c in te.split(",")]
+        if codings[-1] != "chunked":  # RFC 9112 section 6.3: the length is unknowable
             return "Transfer-Encoding must end in chunked"
+        if codings != ["chunked"]:  # RFC 9112 section 6.1: 501 for a coding we do not decode
+            return "only Transfer-Encoding: chunked is accepted"
         return None
+
+    def authority(self) -> str | None:
+        """The host to check: an absolute-form target's authority replaces Host (RFC 9112
+        section 3.2.2)."""
+        if self.url.startswith(b"/"):
+            return self.host
+        try:
+            host = httptools.parse_url(self.url).host
+        except httptools.HttpParserInvalidURLError:
+            return self.host
+        return host.decode("latin-1") if host else self.host
 
     def path(self) -> str:
         """The decoded path of the target, without query (origin or absolute form)."""

@@ -111,6 +111,9 @@ async def start_phone_listener(
         logger=request_logger(name),
     )
     loop = asyncio.get_running_loop()
+    # Over TLS a connection reaches `PhoneHttp` (and its per-source count) once its handshake
+    # is done; until then the handshake timeout (the head timeout) bounds it. Counting it
+    # before, with loop.start_tls, lost a ClientHello now and then under uvloop.
     server = await loop.create_server(
         lambda: PhoneHttp(site),
         host,

@@ -125,6 +125,33 @@ class MissMemo:
         return last is None or now - last > self._window
 
 
+class QuietLog:
+    """At most one line per cause every `interval_s`, with a count of the lines left out.
+
+    A refusal must cost the same whatever its cause (a line written for a known device's
+    refusal and none for an unknown MAC's was a 40 us timing oracle), and a client repeating
+    one refused name must not be able to fill the disk with log lines.
+    """
+
+    def __init__(self, logger: logging.Logger, interval_s: float = 60.0) -> None:
+        self._logger = logger
+        self._interval_s = interval_s
+        self._last: dict[str, float] = {}
+        self._left_out: dict[str, int] = {}
+
+    def __call__(self, level: int, cause: str, message: str, *args: object) -> None:
+        now = time.monotonic()
+        last = self._last.get(cause)
+        if last is not None and now - last < self._interval_s:
+            self._left_out[cause] = self._left_out.get(cause, 0) + 1
+            return
+        self._last[cause] = now
+        left_out = self._left_out.pop(cause, 0)
+        if left_out:
+            message += f" ({left_out} more like it in the last {now - (last or now):.0f} s)"
+        self._logger.log(level, message, *args)
+
+
 class Gate:
     """Bans, digest, certificates, networks, first-boot locks and consistency checks."""
 
@@ -149,6 +176,7 @@ class Gate:
         # (User-Agent vendor, model, catalogue model) -> whether they agree: a storm's phones
         # are a handful of models, and comparing the spellings costs microseconds each time.
         self._same_model: dict[tuple[str, str | None, str], bool] = {}
+        self._log = QuietLog(log)
 
     def site_for(self, ip: str, sites: tuple[policy.Site, ...]) -> policy.Site | None:
         """`policy.site_for`, memoised per address for the current set of sites (an IPSet
@@ -177,7 +205,14 @@ class Gate:
 
     def suspicious(self, request: PhoneRequest, why: str) -> PhoneResponse:
         """Refuse, and count the attempt against the source like a failed authentication."""
-        log.warning("refused %s from %s: %s", request.path, request.client_ip, why)
+        self._log(
+            logging.WARNING,
+            "suspicious",
+            "refused %s from %s: %s",
+            request.path,
+            request.client_ip,
+            why,
+        )
         self.guard.record(request.client_ip, "auth_failure")
         return PhoneResponse(Outcome.FORBIDDEN, detail=why)
 
@@ -230,7 +265,14 @@ class Gate:
         if verdict is not policy.Verdict.ALLOW:
             # Another site's device, outside every site, no certificate, the wrong transport:
             # answered and counted exactly as an unknown MAC, so no counter tells them apart.
-            log.info("refused %s to %s: %s", mac, request.client_ip, verdict.value)
+            self._log(
+                logging.INFO,
+                verdict.value,
+                "refused %s to %s: %s",
+                mac,
+                request.client_ip,
+                verdict.value,
+            )
             return Access(self._miss(request, mac, site, agent, now, checked=checked), site)
         proven = digest_ok or mac in request.client_cert_macs
         self_named = agent is not None and agent.mac == mac
@@ -240,7 +282,13 @@ class Gate:
             and self.walks.walked(request.client_ip, mac, now, tftp=request.protocol == "tftp")
         ):
             # Its misses were counted already; refusing its hits is the point, not counting.
-            log.warning("refused %s to %s: it asked for other MACs", mac, request.client_ip)
+            self._log(
+                logging.WARNING,
+                "walk",
+                "refused %s to %s: it asked for other MACs",
+                mac,
+                request.client_ip,
+            )
             return Access(self.not_for_you(request, site), site)
         if self.model_mismatch(request, agent, device):
             return Access(self._miss(request, mac, site, agent, now, checked=checked), site)
@@ -344,7 +392,21 @@ class Gate:
             return False
         why = f"User-Agent says {agent.vendor.id} {agent.model}, device is {model.id}"
         if self.strict_model:
-            log.warning("refused %s from %s: %s", request.path, request.client_ip, why)
+            self._log(
+                logging.WARNING,
+                "model",
+                "refused %s from %s: %s",
+                request.path,
+                request.client_ip,
+                why,
+            )
             return True
-        log.warning("%s from %s: %s (model_check=warn)", request.path, request.client_ip, why)
+        self._log(
+            logging.WARNING,
+            "model-warn",
+            "%s from %s: %s (model_check=warn)",
+            request.path,
+            request.client_ip,
+            why,
+        )
         return False

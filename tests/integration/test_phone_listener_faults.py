@@ -57,15 +57,16 @@ async def test_a_pipeline_bug_is_a_500_with_its_traceback(caplog: pytest.LogCapt
     try:
         with caplog.at_level(logging.INFO):
             for path in ("bug.cfg", "later.cfg"):
-                answer = await exchange(listener.port, f"GET /{path} HTTP/1.1\r\n\r\n".encode())
+                head = f"GET /{path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+                answer = await exchange(listener.port, head.encode())
                 assert answer.startswith(b"HTTP/1.1 500 "), answer
                 assert b"Connection: close" in answer
                 assert answer.endswith(b"Internal Server Error\n")  # the length it announced
             for _ in range(3):
-                answer = await exchange(listener.port, b"GET /\xc3\xbc HTTP/1.1\r\n\r\n")
+                answer = await exchange(listener.port, b"GET /\xc3\xbc HTTP/1.1\r\nHost: x\r\n\r\n")
                 assert answer.startswith(b"HTTP/1.1 400 "), answer
             good = await exchange(
-                listener.port, b"GET /ok.cfg HTTP/1.1\r\nConnection: close\r\n\r\n"
+                listener.port, b"GET /ok.cfg HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
             )
             assert good.startswith(b"HTTP/1.1 200 ")
             assert good.endswith(b"\r\n\r\nfine\n")

@@ -333,7 +333,8 @@ async def test_model_check_warn_serves_and_logs(
     secure_stack: StackFactory, clients: HttpClients, caplog: pytest.LogCaptureFixture
 ) -> None:
     """model_check=warn (the default): a T46S device asked for with a T48G or a Snom
-    User-Agent is served, and each mismatch is logged."""
+    User-Agent is served, and the mismatch is logged (once a minute at most: gate.QuietLog,
+    so that a client cannot fill the disk nor time a known MAC by its log line)."""
     stack = await secure_stack()
     assert stack.settings.security.model_check == "warn"
     device, _ = await device_pair(stack)
@@ -343,9 +344,8 @@ async def test_model_check_warn_serves_and_logs(
             assert answer.status == 200, agent
             assert device.sip_password.encode() in answer.body
     warnings = [r.getMessage() for r in caplog.records if "model_check=warn" in r.getMessage()]
-    assert len(warnings) == 2, warnings
+    assert len(warnings) == 1, warnings
     assert "T48G" in warnings[0]
-    assert "snom" in warnings[1]
 
 
 async def test_model_check_strict_refuses_other_models(
