@@ -377,6 +377,8 @@ ENVIRONMENT: dict[str, tuple[str, ...]] = {
     "PROVISIOND_HTTP_IDLE_TIMEOUT_S": ("phone_limits", "idle_timeout_s"),
     "PROVISIOND_HTTP_BODY_TIMEOUT_S": ("phone_limits", "body_timeout_s"),
     "PROVISIOND_HTTP_MAX_CONNECTIONS_PER_SOURCE": ("phone_limits", "max_connections_per_source"),
+    "PROVISIOND_HTTP_MAX_CONNECTIONS": ("phone_limits", "max_connections"),
+    "PROVISIOND_HTTP_FD_RESERVE": ("phone_limits", "fd_reserve"),
     "PROVISIOND_HTTP_ALLOWED_HOSTS": ("phone_limits", "allowed_hosts"),
     "PROVISIOND_UPLOAD_QUOTA_BYTES": ("phone_limits", "upload_quota_bytes"),
     "PROVISIOND_ADMIN_HEADER_TIMEOUT_S": ("admin_limits", "header_timeout_s"),
