@@ -200,6 +200,8 @@ ENV_TABLE: list[tuple[str, str, tuple[str, ...], Any]] = [
         ("phone_limits", "max_connections_per_source"),
         64,
     ),
+    ("PROVISIOND_HTTP_MAX_CONNECTIONS", "5000", ("phone_limits", "max_connections"), 5000),
+    ("PROVISIOND_HTTP_FD_RESERVE", "2048", ("phone_limits", "fd_reserve"), 2048),
     (
         "PROVISIOND_HTTP_ALLOWED_HOSTS",
         "a.test, b.test",
