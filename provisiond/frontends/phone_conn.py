@@ -231,10 +231,11 @@ class PhoneHttp(asyncio.Protocol):
         parser = self._parser
         current.head_done = True
         current.method = parser.get_method().decode("ascii", "replace")
-        current.http10 = parser.get_http_version() == "1.0"
-        current.keep_alive = parser.should_keep_alive()
-        if parser.get_http_version()[:2] != "1.":
+        version = parser.get_http_version()
+        if version[:2] != "1.":
             raise _Refuse(505, "HTTP/1.x only")
+        current.http10 = version == "1.0"
+        current.keep_alive = parser.should_keep_alive()
         wrong = current.framing_error(current.http10)
         if wrong is not None:
             raise _Refuse(501 if "only" in wrong else 400, wrong)

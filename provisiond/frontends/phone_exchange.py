@@ -20,60 +20,35 @@ from provisiond.frontends.http_wire import strip_prefix
 class Exchange:
     """A request being parsed or waiting for its answer."""
 
-    __slots__ = (
-        "body",
-        "body_limit",
-        "body_size",
-        "complete",
-        "conditional",
-        "content_length",
-        "cut",
-        "expects_continue",
-        "expects_other",
-        "head_done",
-        "head_size",
-        "headers",
-        "host",
-        "host_count",
-        "http10",
-        "if_modified_since",
-        "if_none_match",
-        "if_range",
-        "keep_alive",
-        "method",
-        "range",
-        "transfer_encoding",
-        "url",
-        "user_agent",
-        "waiter",
-    )
+    # Defaults as class attributes, no __slots__: a request sets only the few it meets (a
+    # storm's GET has two or three headers), and a new instance costs an empty dict.
+    host: str | None = None
+    user_agent: str | None = None
+    if_none_match: str | None = None
+    if_modified_since: str | None = None
+    range: str | None = None
+    if_range: str | None = None
+    conditional = False  # any of the four above
+    expects_continue = False
+    expects_other = False  # an expectation we do not meet (417)
+    content_length: int | None = None
+    transfer_encoding: str | None = None  # every Transfer-Encoding field, joined
+    method = ""
+    http10 = False
+    keep_alive = True
+    head_done = False
+    complete = False
+    body: list[bytes] | None = None  # None: not an upload (a body is then ignored)
+    body_size = 0
+    body_limit = 0
+    waiter: asyncio.Future[None] | None = None  # an upload waiting for its body
+    cut = False  # refused mid-body: nothing more is answered on the connection
+    head_size = 0  # request target and header fields, as received
+    host_count = 0
 
     def __init__(self) -> None:
         self.url = b""
-        self.head_size = 0  # request target and header fields, as received
-        self.host_count = 0
-        self.transfer_encoding: str | None = None  # every Transfer-Encoding field, joined
         self.headers: list[tuple[str, str]] = []
-        self.host: str | None = None
-        self.user_agent: str | None = None
-        self.if_none_match: str | None = None
-        self.if_modified_since: str | None = None
-        self.range: str | None = None
-        self.if_range: str | None = None
-        self.conditional = False  # any of the four above
-        self.expects_continue = False
-        self.expects_other = False  # an expectation we do not meet (417)
-        self.content_length: int | None = None
-        self.method = ""
-        self.http10 = False
-        self.keep_alive = True
-        self.head_done = False
-        self.complete = False
-        self.body: list[bytes] | None = None  # None: not an upload (a body is then ignored)
-        self.body_size = 0
-        self.body_limit = 0
-        self.waiter: asyncio.Future[None] | None = None  # an upload waiting for its body
-        self.cut = False  # refused mid-body: nothing more is answered on the connection
 
     def add_url(self, part: bytes) -> None:
         """A piece of the request target (httptools may split it)."""
