@@ -29,6 +29,30 @@ class Endpoints:
     tftp_port: int
 
 
+def render_key(
+    kind: FileKind,
+    vendor: VendorSpec,
+    template: str | None,
+    platform_revision: int,
+    model: ModelInfo | None,
+    device: PhoneDevice | None,
+    firmware: tuple[str, str],
+    endpoints: Endpoints,
+) -> Hashable:
+    """`RenderInputs.key()` from the inputs themselves: the resolver looks a file up with it
+    before building a `RenderInputs`, which it needs only to render (a cache miss)."""
+    return (
+        kind,
+        vendor.id,
+        template,
+        platform_revision,
+        model,
+        None if device is None else (device.id, device.revision),
+        firmware,
+        endpoints,
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class RenderInputs:
     """What one rendered file depends on, and nothing else (the context reads no clock)."""
@@ -49,14 +73,13 @@ class RenderInputs:
         Large inputs stand in by their revision (the platform settings, the device) or their
         id (the vendor's spec, fixed for the process); the rest are small values.
         """
-        device = self.device
-        return (
+        return render_key(
             self.kind,
-            self.vendor.id,
+            self.vendor,
             self.template,
             self.platform_revision,
             self.model,
-            None if device is None else (device.id, device.revision),
+            self.device,
             self.firmware,
             self.endpoints,
         )

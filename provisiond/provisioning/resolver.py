@@ -44,7 +44,7 @@ from provisiond.domain.identify import (
 )
 from provisiond.domain.phone import Outcome, PhoneRequest, PhoneResponse
 from provisiond.provisioning.activity import ActivitySink, Sighting, now
-from provisiond.provisioning.context import Endpoints, RenderInputs
+from provisiond.provisioning.context import Endpoints, RenderInputs, render_key
 from provisiond.provisioning.directory import ModelInfo, PhoneDevice, PhoneDirectory
 from provisiond.provisioning.firmware import FirmwareStore
 from provisiond.provisioning.gate import Gate
@@ -399,24 +399,36 @@ class Resolver:
         reported: str | None = None,
     ) -> PhoneResponse:
         """A rendered file, from the render cache when the directory can vouch it is current."""
-        inputs = RenderInputs(
-            kind=match.spec.kind,
-            vendor=match.vendor,
-            template=match.spec.template,
-            platform=self.directory.platform(),
-            platform_revision=self.directory.revision(),
-            model=model,
-            device=device,
-            firmware=self._firmware_offer(model, reported),
-            endpoints=self.endpoints,
+        spec, revision = match.spec, self.directory.revision()
+        firmware = self._firmware_offer(model, reported)
+        key = render_key(
+            spec.kind,
+            match.vendor,
+            spec.template,
+            revision,
+            model,
+            device,
+            firmware,
+            self.endpoints,
         )
-        key = inputs.key()
         cached = self._cache.get(key)
         if cached is not None:
             self._cache.move_to_end(key)
             self.stats.cache_hits += 1
             return cached
         self.stats.cache_misses += 1
+        inputs = RenderInputs(
+            kind=spec.kind,
+            vendor=match.vendor,
+            template=spec.template,
+            platform=self.directory.platform(),
+            platform_revision=revision,
+            model=model,
+            device=device,
+            firmware=firmware,
+            endpoints=self.endpoints,
+        )
+        assert inputs.key() == key  # one key, whichever way it is built
         answer = self._render_now(match, inputs)
         self._cache[key] = answer
         if len(self._cache) > self.cache_size:
