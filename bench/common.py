@@ -4,7 +4,9 @@
   SQLAlchemy Core in batches (passwords sealed with provisiond's own SecretBox over a keyring
   made in that data dir). Every device is a Yealink T46S (``yealink-t46s``) without a user:
   one template, so both servers are compared on the same kind of file. MAC i is
-  00:15:65 + (i + 1) in the low 24 bits, extension ``200000 + i``.
+  00:15:65 + (i + 1) in the low 24 bits, extension ``200000 + i``. With ``secure=True`` (the
+  HTTP storms) the security checks are on the path: sites, site binding, provisioning
+  (digest) passwords; `digest_fleet` copies such a fleet under a `digest` site.
 - `prerender`: the exact bytes provisiond serves, produced in-process by its own pipeline
   (`build_phone_side` + `Resolver.handle`), for the reference servers and for byte-for-byte checks.
 - CPU pinning (server CPUs / client CPUs), the common options, tables and bench/out/*.json.
@@ -36,8 +38,19 @@ MODEL_ID = "yealink-t46s"
 OUI = 0x001565  # Yealink
 FIRST_EXTENSION = 200_000
 USER_AGENT = "Yealink SIP-T46S 66.86.0.15 {mac}"  # what a T46S sends (MAC without colons)
+BARE_USER_AGENT = "Yealink SIP-T46S 66.86.0.15"  # no MAC: what the "bare" devices send
+BARE_EVERY = 10  # device i with i % 10 == 0 sends BARE_USER_AGENT in the HTTP storms
 NEEDLE = "account.1.user_name = "  # the Yealink line that carries the extension
 INSERT_BATCH = 5_000
+# The secure fleet (create_fleet(secure=True)). Sites are matched in id order, first wins:
+# "bench-other" (id 1) holds only 127.0.0.4, so a request from there for a device bound to
+# "bench" (id 2, all of 127.0.0.0/8) exercises the site binding.
+SITE_MAIN = "bench"
+SITE_OTHER = "bench-other"
+SITE_DIGEST = "bench-digest"
+OTHER_SITE_SOURCE = "127.0.0.4"
+NOWHERE = "192.0.2.0/24"  # TEST-NET-1: no request of ours comes from there
+UNBOUND_EVERY = 10  # device i with i % 10 == 9 starts unbound: its first boot locks it
 T = TypeVar("T")
 
 print = functools.partial(print, flush=True)  # progress lines appear at once
@@ -49,6 +62,19 @@ print = functools.partial(print, flush=True)  # progress lines appear at once
 def device_mac(index: int) -> str:
     """MAC of device `index` (0-based), 12 lowercase hex digits."""
     return f"{(OUI << 24) + index + 1:012x}"
+
+
+def device_index(mac: str) -> int:
+    """The index of the device with this MAC (the inverse of `device_mac`)."""
+    return int(mac, 16) - (OUI << 24) - 1
+
+
+def storm_user_agent(mac: str) -> str:
+    """The User-Agent device `mac` sends in the HTTP storms (http_storm.lua does the same):
+    one device in BARE_EVERY never names its MAC, so provisiond's walk memory is consulted."""
+    if device_index(mac) % BARE_EVERY == 0:
+        return BARE_USER_AGENT
+    return USER_AGENT.format(mac=mac)
 
 
 def device_extension(index: int) -> str:
@@ -105,8 +131,24 @@ def _password(mac: str) -> str:
     return hashlib.blake2b(mac.encode(), key=b"provisiond-bench", digest_size=12).hexdigest()
 
 
-def create_fleet(root: Path, count: int) -> Fleet:
-    """Migrate a fresh SQLite database under `root`/data and insert `count` devices."""
+def provisioning_password(mac: str) -> str:
+    """The device's HTTP digest password (secure fleets), deterministic per MAC."""
+    return hashlib.blake2b(mac.encode(), key=b"provisiond-bench-prov", digest_size=12).hexdigest()
+
+
+def is_bound(index: int) -> bool:
+    """Whether device `index` of a secure fleet starts bound to the main site."""
+    return index % UNBOUND_EVERY != UNBOUND_EVERY - 1
+
+
+def create_fleet(root: Path, count: int, *, secure: bool = False) -> Fleet:
+    """Migrate a fresh SQLite database under `root`/data and insert `count` devices.
+
+    `secure`: two open sites (see SITE_MAIN), the main one with lock_on_first_boot; nine
+    devices in ten bound to it and the rest unbound (their first request binds them); every
+    device with a provisioning (digest) password sealed like its SIP password. Bans and the
+    walk memory keep provisiond's defaults (nothing in the database).
+    """
     from sqlalchemy import create_engine, insert
 
     from provisiond.settings import load_settings
@@ -123,13 +165,21 @@ def create_fleet(root: Path, count: int) -> Fleet:
     url = settings.effective_database_url.replace("sqlite+aiosqlite", "sqlite")
     engine = create_engine(url)
     stamp = datetime.now(UTC)
-    tokens, devices = Base.metadata.tables["api_tokens"], Base.metadata.tables["devices"]
+    tables = Base.metadata.tables
+    tokens, devices, sites = tables["api_tokens"], tables["devices"], tables["sites"]
     with engine.begin() as conn:
         # A token exists, as on any installation after its first start: no first-start work.
         conn.execute(insert(tokens), [{"name": "bench", "token_hash": "0" * 64}])
+        site_id = None
+        if secure:
+            other = {"name": SITE_OTHER, "networks": [f"{OTHER_SITE_SOURCE}/32"], "policy": "open"}
+            conn.execute(insert(sites), [other])
+            main = {"name": SITE_MAIN, "networks": ["127.0.0.0/8"], "policy": "open"}
+            conn.execute(insert(sites), [{**main, "lock_on_first_boot": True}])
+            site_id = _site_id(conn, SITE_MAIN)
         for start in range(0, count, INSERT_BATCH):
             rows = [
-                _device_row(i, box.encrypt(_password(device_mac(i))), stamp)
+                _device_row(i, box, stamp, site_id)
                 for i in range(start, min(start + INSERT_BATCH, count))
             ]
             conn.execute(insert(devices), rows)
@@ -137,18 +187,62 @@ def create_fleet(root: Path, count: int) -> Fleet:
     return fleet
 
 
-def _device_row(index: int, sealed: str, stamp: datetime) -> dict[str, Any]:
+def _site_id(conn: Any, name: str) -> int:
+    from sqlalchemy import select
+
+    from provisiond.storage.models import Site
+
+    return int(conn.execute(select(Site.id).where(Site.name == name)).scalar_one())
+
+
+def _device_row(index: int, box: Any, stamp: datetime, site_id: int | None) -> dict[str, Any]:
     mac = device_mac(index)
-    return {
+    row = {
         "extension": device_extension(index),
         "model_id": MODEL_ID,
         "mac": int(mac, 16),
         "active": True,
         "sip_username": device_extension(index),
-        "sip_password": sealed,
+        "sip_password": box.encrypt(_password(mac)),
         "created_at": stamp,
         "updated_at": stamp,
     }
+    if site_id is not None:  # a secure fleet
+        row["provisioning_password"] = box.encrypt(provisioning_password(mac))
+        row["locked_site_id"] = site_id if is_bound(index) else None
+    return row
+
+
+def copy_fleet(fleet: Fleet, root: Path) -> Fleet:
+    """The same data dir (database and keyring) under `root`, on new ports: a second server
+    with the same devices and secrets. Its files differ from the original's only by the port
+    in the URLs they carry. Call it before a server writes to `fleet`."""
+    copy = Fleet(root, fleet.count, free_port(), free_port(socket.SOCK_DGRAM), free_port())
+    shutil.copytree(fleet.data_dir, copy.data_dir)
+    return copy
+
+
+def digest_fleet(fleet: Fleet, root: Path) -> Fleet:
+    """A copy of a secure `fleet` (`copy_fleet`) where a third site, policy `digest`, holds
+    127.0.0.0/8 and every device is bound to it; the main site is moved to TEST-NET-1."""
+    from sqlalchemy import create_engine, insert, update
+
+    from provisiond.settings import load_settings
+    from provisiond.storage.models import Base
+
+    copy = copy_fleet(fleet, root)
+    settings = load_settings(environ=copy.env)
+    url = settings.effective_database_url.replace("sqlite+aiosqlite", "sqlite")
+    engine = create_engine(url)
+    sites, devices = Base.metadata.tables["sites"], Base.metadata.tables["devices"]
+    with engine.begin() as conn:
+        main = _site_id(conn, SITE_MAIN)
+        conn.execute(update(sites).where(sites.c.id == main).values(networks=[NOWHERE]))
+        digest = {"name": SITE_DIGEST, "networks": ["127.0.0.0/8"], "policy": "digest"}
+        conn.execute(insert(sites), [digest])
+        conn.execute(update(devices).values(locked_site_id=_site_id(conn, SITE_DIGEST)))
+    engine.dispose()
+    return copy
 
 
 def prerender(fleet: Fleet, indices: Sequence[int], protocol: str) -> dict[str, bytes]:
@@ -178,12 +272,36 @@ async def _prerender(fleet: Fleet, indices: Sequence[int], protocol: str) -> dic
             agent = USER_AGENT.format(mac=mac) if protocol == "http" else None
             request = PhoneRequest(protocol, "GET", config_path(mac), agent, "127.0.0.1")  # type: ignore[arg-type]
             answer = await phone.resolver.handle(request)
+            if answer.headers and protocol == "http":  # a digest site's challenge: log in
+                request = _logged_in(request, [v for k, v in answer.headers if k.lower() == _WWW])
+                answer = await phone.resolver.handle(request)
             if not answer.ok or not body_ok(answer.body, mac, device_extension(index)):
                 raise RuntimeError(f"pre-render of {mac}: {answer.outcome} {answer.detail}")
             bodies[mac] = answer.body
     finally:
         await db.dispose()
     return bodies
+
+
+_WWW = "www-authenticate"
+
+
+def _logged_in(request: Any, challenges: list[str]) -> Any:
+    """`request` again with digest credentials answering one of `challenges` (our own client
+    code, bench/digest_client.py, never provisiond's)."""
+    import dataclasses
+
+    from digest_client import authorization, pick
+
+    challenge = pick(challenges, "SHA-256") or pick(challenges, "MD5")
+    if challenge is None:
+        raise RuntimeError(f"pre-render: no usable digest challenge in {challenges}")
+    mac = request.path.split(".", 1)[0]
+    uri = "/" + request.path
+    header = authorization(
+        challenge, username=mac, password=provisioning_password(mac), method="GET", uri=uri
+    )
+    return dataclasses.replace(request, headers=(("authorization", header),), target=uri)
 
 
 def write_files(directory: Path, bodies: dict[str, bytes]) -> None:
@@ -244,16 +362,24 @@ def add_common_args(parser: argparse.ArgumentParser) -> None:
     """--quick, CPU pinning and workers, shared by every benchmark."""
     parser.add_argument("--quick", action="store_true", help="small smoke run")
     server, client = default_cpus()
-    parser.add_argument("--server-cpus", default=server, help=f"taskset list (default {server})")
-    parser.add_argument("--client-cpus", default=client, help=f"taskset list (default {client})")
+    parser.add_argument("--server-cpus", default=server, help="taskset list (default %(default)s)")
+    parser.add_argument("--client-cpus", default=client, help="taskset list (default %(default)s)")
     parser.add_argument("--no-pin", action="store_true", help="no CPU pinning")
     parser.add_argument(
         "--workers",
         type=int,
         default=0,
-        help="provisiond --workers and nginx worker_processes (default: server CPUs; "
-        "provisiond gets it only when `serve --help` lists --workers)",
+        help="provisiond --workers and nginx worker_processes (default %(default)s: 0 means the "
+        "number of server CPUs; provisiond gets it only when `serve --help` lists --workers)",
     )
+
+
+def one_server_cpu_defaults(parser: argparse.ArgumentParser) -> None:
+    """The HTTP benchmarks' layout (the issue's): each server on the first CPU, one process,
+    and every other CPU for wrk (more client CPU is the other remedy for a saturated wrk)."""
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) >= 2:
+        parser.set_defaults(server_cpus=str(cpus[0]), client_cpus=_cpu_list(cpus[1:]), workers=1)
 
 
 def default_cpus() -> tuple[str | None, str | None]:
@@ -324,6 +450,6 @@ def _cell(value: object) -> str:
 
 
 def verdict(ratio: float, target: float, higher_is_better: bool = True) -> str:
-    """'met' / 'NOT met' for a ratio against its target."""
+    """'PASS' / 'MISS' for a figure against its target."""
     met = ratio >= target if higher_is_better else ratio <= target
-    return "met" if met else "NOT met"
+    return "PASS" if met else "MISS"
