@@ -239,9 +239,11 @@ class PhoneHttp(asyncio.Protocol):
         wrong = current.framing_error(current.http10)
         if wrong is not None:
             raise _Refuse(501 if "only" in wrong else 400, wrong)
-        if not self._body_deadline:
+        if not self._busy:
             # The head is in: the head and idle timeouts are over, and whatever follows (a
-            # body on a GET, trailer fields) must be whole within the body timeout.
+            # body on a GET, trailer fields) must be whole within the body timeout. (While an
+            # answer is being streamed or awaited, its own deadline stands; `_run` sets this
+            # one once it is done.)
             self._set_deadline(self._site.limits.body_timeout, body=True)
         if current.method in ("PUT", "POST"):
             current.body = []
@@ -268,10 +270,10 @@ class PhoneHttp(asyncio.Protocol):
         self._head_bytes = 0
         current.complete = True
         if current.body is None:
-            self._deadline, self._body_deadline = None, False
             if self._busy or self._queue:
                 self._enqueue(current)
                 return
+            self._deadline, self._body_deadline = None, False
             self._start(current)  # the usual case: nothing ahead of it, answered at once
             if not self._busy:
                 self._run()
@@ -304,7 +306,10 @@ class PhoneHttp(asyncio.Protocol):
             return
         if not self._paused_writing and len(self._queue) < PIPELINE:
             self._resume_reading()
-        if self._current is None or not self._current.head_done:
+        current = self._current
+        if current is not None and current.head_done:  # its body or trailers still to come
+            self._set_deadline(self._site.limits.body_timeout, body=True)
+        else:  # the next request's head
             self._set_deadline(self._site.limits.idle_timeout)
 
     def _start(self, exchange: Exchange) -> None:

@@ -50,9 +50,15 @@ LIMITS = HttpLimits(
 
 
 class OneFile:
-    """Answers FILE to every GET; admits uploads of up to 1 KiB."""
+    """Answers FILE to every GET (an image on disk for "image.rom", when given); admits
+    uploads of up to 1 KiB."""
+
+    def __init__(self, image: Path | None = None) -> None:
+        self.image = image
 
     def respond(self, request: PhoneRequest) -> PhoneResponse | Awaitable[PhoneResponse]:
+        if request.path == "image.rom" and self.image is not None:
+            return PhoneResponse(Outcome.OK, file=self.image)
         return FILE
 
     async def handle(self, request: PhoneRequest) -> PhoneResponse:
@@ -139,6 +145,38 @@ async def test_h2_what_follows_a_head_must_arrive_within_the_body_timeout(
     assert answer.startswith(b"HTTP/1.1 408 "), answer[:80]
     assert elapsed < BODY_S + MARGIN_S
     assert (await honest_get(listener.port)).endswith(b"the file\n")
+
+
+async def test_h2_a_reader_that_stops_mid_image_is_cut_even_with_a_request_behind(
+    tmp_path: Path,
+) -> None:
+    """Slow read: ask for an image and pipeline a second request in the same packet, then
+    never read: the connection is cut within the idle timeout. (Written for a fix to the
+    deadlines, a pipelined head could lift a stalled download's; in this in-process set-up
+    the old code passed it too, so it guards the behaviour, not that fix.)"""
+    image = tmp_path / "image.rom"
+    with image.open("wb") as sparse:  # 64 MiB: far more than loopback's socket buffers
+        sparse.truncate(64 << 20)
+    counter = SourceCounter(256)
+    served = await start_phone_listener(
+        OneFile(image), "127.0.0.1", 0, counter=counter, limits=LIMITS
+    )
+    try:
+        _reader, writer = await connect(served.port, "127.0.72.9")
+        writer.write(
+            b"GET /image.rom HTTP/1.1\r\nHost: x\r\n\r\nGET /a.cfg HTTP/1.1\r\nHost: x\r\n\r\n"
+        )
+        await writer.drain()
+        await asyncio.sleep(0.3)
+        assert counter.connections == 1
+        started = time.monotonic()
+        deadline = started + LIMITS.idle_timeout + MARGIN_S
+        while counter.connections and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+        assert counter.connections == 0, "a reader that stopped reading still holds its connection"
+        writer.close()
+    finally:
+        await served.close()
 
 
 async def test_h3_the_process_holds_a_bounded_number_of_connections() -> None:
