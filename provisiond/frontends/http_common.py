@@ -22,49 +22,28 @@ log = logging.getLogger(__name__)
 ExpectHandler = Callable[[web.Request], Awaitable[web.StreamResponse | None]]
 
 
-def make_expect_handler(
-    refuse: Callable[[], web.StreamResponse], *, deferred: bool = False
-) -> ExpectHandler:
+def make_expect_handler(refuse: Callable[[], web.StreamResponse]) -> ExpectHandler:
     """`Expect: 100-continue` as aiohttp does it, and `refuse()` (a 417) for anything else.
 
     aiohttp's own handler echoes the header value in its 417 text, and a value that is not
     UTF-8 then fails to encode: a 500. We never echo it; the admin side answers in JSON.
-    `deferred`: send no 100 here; the handler calls `send_continue` once it has decided to
-    read the body (the phone side: after the upload was admitted, so a refused client never
-    starts sending).
+    (The phone listener is not aiohttp: phone_conn.py sends its 100 once an upload is
+    admitted.)
     """
 
     async def expect_handler(request: web.Request) -> web.StreamResponse | None:
         if request.version != HttpVersion11:
             return None
         if request.headers.get("Expect", "").lower() == "100-continue":
-            if not deferred:
-                await send_continue(request)
+            await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+            request.writer.output_size = 0  # the body has not started yet
             return None
         return refuse()  # returned, not raised: aiohttp then answers with it directly
 
     return expect_handler
 
 
-async def send_continue(request: web.Request) -> None:
-    """The interim 100 Continue, when the client asked for it (HTTP/1.1 only)."""
-    if request.version != HttpVersion11:
-        return
-    if request.headers.get("Expect", "").lower() != "100-continue":
-        return
-    await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
-    request.writer.output_size = 0  # the body has not started yet
-
-
-expect_handler = make_expect_handler(
-    lambda: web.Response(status=417, text="unsupported Expect header\n")
-)
-phone_expect_handler = make_expect_handler(
-    lambda: web.Response(status=417, text="unsupported Expect header\n"), deferred=True
-)
-
-
-# -- connection limits of the phone and admin listeners -------------------------------------
+# -- connection limits of the admin listener (aiohttp) --------------------------------------------
 #
 # aiohttp bounds an idle keep-alive connection (`keepalive_timeout`, which also closes a
 # connection whose next request head is still incomplete when it fires) but has no separate

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, cast
 import httptools
 
 from provisiond.domain.phone import Outcome, PhoneRequest, PhoneResponse
-from provisiond.frontends.http_common import ClientFault, source_key
+from provisiond.frontends.http_common import LINGER_S, ClientFault, source_key
 from provisiond.frontends.http_file import FileAnswer, FileSender, answer_file
 from provisiond.frontends.http_wire import (
     BUSY,
@@ -47,7 +47,6 @@ log = logging.getLogger("provisiond.frontends.phone_http")
 ALLOW_ANY = b"Allow: GET, HEAD, PUT, POST\r\n"  # what the listener takes at all
 ALLOW_READ = b"Allow: GET, HEAD\r\n"  # a name that takes no upload
 PIPELINE = 32  # requests parsed ahead of their answers before reading pauses
-LINGER_S = 2.0  # after a refused or cut-off body: how long unread bytes are drained
 
 
 class _Refuse(ClientFault):
@@ -74,12 +73,12 @@ class PhoneHttp(asyncio.Protocol):
         "_current",
         "_deadline",
         "_fault_status",
-        "_head_bytes",
         "_input_done",
         "_ip",
         "_key",
         "_last_sent",
         "_loop",
+        "_message_bytes",
         "_parser",
         "_paused_reading",
         "_paused_writing",
@@ -107,7 +106,7 @@ class PhoneHttp(asyncio.Protocol):
         self._paused_writing = False
         self._sender: FileSender | None = None
         self._pumping = False  # the file is being written from `_send_file` itself
-        self._head_bytes = 0  # bytes of the current request head so far
+        self._message_bytes = 0  # bytes of the request in progress (head, body, trailers)
         self._input_done = False  # no more requests will be parsed
         self._last_sent = False  # an answer said `Connection: close`
         self._fault_status = 0  # a malformed request: answered after the queue, then close
@@ -175,7 +174,7 @@ class PhoneHttp(asyncio.Protocol):
             return  # refused, or draining before the close
         # Bytes of the message in progress (reset when one completes): bounds what a request
         # can make us hold before its end, head, body and trailer fields alike.
-        self._head_bytes += len(data)
+        self._message_bytes += len(data)
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade:
@@ -190,11 +189,11 @@ class PhoneHttp(asyncio.Protocol):
         current = self._current
         if current is not None:
             limits = self._site.limits
-            if not current.head_done and self._head_bytes > limits.max_head:
+            if not current.head_done and self._message_bytes > limits.max_head:
                 self._fault(431, _Refuse(431, "request head too large"))
                 return
             # (twice the body: chunked framing of small chunks adds its size lines)
-            if self._head_bytes > limits.max_head + 2 * max(current.body_limit, limits.max_body):
+            if self._message_bytes > limits.max_head + 2 * max(current.body_limit, limits.max_body):
                 self._fault(413, _Refuse(413, "request over its limits (trailer fields?)"))
                 return
         if self._input_done:
@@ -267,7 +266,7 @@ class PhoneHttp(asyncio.Protocol):
         current = self._current
         assert current is not None
         self._current = None
-        self._head_bytes = 0
+        self._message_bytes = 0
         current.complete = True
         if current.body is None:
             if self._busy or self._queue:

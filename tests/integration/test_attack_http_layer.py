@@ -103,6 +103,17 @@ async def honest_get(port: int, source: str = "127.0.70.1") -> bytes:
     return answer
 
 
+async def tls_get(port: int, source: str, client: ssl.SSLContext) -> bytes:
+    """One GET over HTTPS from `source`: everything the server sent before closing."""
+    reader, writer = await asyncio.open_connection(
+        "127.0.0.1", port, ssl=client, server_hostname="localhost", local_addr=(source, 0)
+    )
+    writer.write(b"GET /a.cfg HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+    answer = await read_all(reader, MARGIN_S)
+    writer.close()
+    return answer
+
+
 async def test_h1_trailer_fields_are_bounded(listener: PhoneListener) -> None:
     reader, writer = await connect(listener.port, "127.0.71.1")
     writer.write(
@@ -219,27 +230,9 @@ async def test_m4_one_share_per_source_across_http_and_https(tmp_path: Path) -> 
         deadline = time.monotonic() + MARGIN_S
         while counter.connections < 3 and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
-        reader, writer = await asyncio.open_connection(
-            "127.0.0.1",
-            secure.port,
-            ssl=client,
-            server_hostname="localhost",
-            local_addr=("127.0.74.1", 0),
-        )
-        writer.write(b"GET /a.cfg HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
-        refused = await read_all(reader, MARGIN_S)
-        writer.close()
+        refused = await tls_get(secure.port, "127.0.74.1", client)
         assert refused.startswith(b"HTTP/1.1 503 ") or refused == b"", refused[:80]
-        reader, writer = await asyncio.open_connection(
-            "127.0.0.1",
-            secure.port,
-            ssl=client,
-            server_hostname="localhost",
-            local_addr=("127.0.74.2", 0),
-        )
-        writer.write(b"GET /a.cfg HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
-        answer = await read_all(reader, MARGIN_S)
-        writer.close()
+        answer = await tls_get(secure.port, "127.0.74.2", client)
         assert answer.endswith(b"the file\n"), answer[-80:]
     finally:
         for _, writer in held:
