@@ -17,6 +17,7 @@ from provisiond.domain.identify import VendorSpec
 from provisiond.frontends.tls import TlsConfigError, server_ssl_context
 from provisiond.provisioning.activity import ActivityRecorder, ActivitySink
 from provisiond.provisioning.bans import EnumerationGuard, GuardConfig
+from provisiond.provisioning.catalogue import load_catalogue
 from provisiond.provisioning.changes import Change, ChangeFeed
 from provisiond.provisioning.context import Endpoints
 from provisiond.provisioning.digest import DigestAuth
@@ -29,6 +30,7 @@ from provisiond.provisioning.resolver import Resolver
 from provisiond.provisioning.uploads import UploadStore
 from provisiond.provisioning.vendors import load_vendors
 from provisiond.services import ServiceContext, Services
+from provisiond.services.catalogue_sync import CatalogueSync, sync_catalogue
 from provisiond.settings import Settings, parse_listen
 from provisiond.storage import migrate
 from provisiond.storage.database import Database
@@ -63,7 +65,28 @@ async def prepare_database(settings: Settings) -> Database:
         await migrate.upgrade(url)
     elif await migrate.current_revision(url) != migrate.head_revision():
         raise NotMigrated("the database schema is not current; run `provisiond db upgrade`")
-    return Database(url)
+    db = Database(url)
+    try:
+        await sync_models(settings, db)
+    except BaseException:
+        await db.dispose()
+        raise
+    return db
+
+
+async def sync_models(settings: Settings, db: Database) -> CatalogueSync:
+    """Write the templates' model catalogue (models.toml) to the database."""
+    vendors = load_vendors(settings.templates_dir)
+    result = await sync_catalogue(db, load_catalogue(settings.templates_dir, vendors))
+    if result.changed:
+        log.info(
+            "model catalogue: %d added, %d updated, %d removed, %d kept for their devices",
+            len(result.added),
+            len(result.updated),
+            len(result.removed),
+            len(result.retired),
+        )
+    return result
 
 
 async def open_secrets(settings: Settings, db: Database) -> SecretBox:

@@ -20,6 +20,7 @@ from provisiond.app import (
     endpoints,
     open_secrets,
     prepare_database,
+    sync_models,
 )
 from provisiond.dhcp import render_dhcp
 from provisiond.domain.errors import InvalidInput, NotFound
@@ -31,7 +32,7 @@ from provisiond.provisioning.vendors import load_vendors
 from provisiond.services.context import audit
 from provisiond.settings import Settings
 from provisiond.storage import backup, migrate
-from provisiond.storage.database import fault_of
+from provisiond.storage.database import Database, fault_of
 from provisiond.storage.secrets import (
     SecretBox,
     SecretError,
@@ -59,7 +60,16 @@ async def db_command(settings: Settings, sub: str) -> int:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
     if sub == "upgrade":
         await migrate.upgrade(url)
+        db = Database(url)
+        try:
+            synced = await sync_models(settings, db)
+        finally:
+            await db.dispose()
         print(f"database at revision {await migrate.current_revision(url)}")
+        print(
+            f"model catalogue: {len(synced.added)} added, {len(synced.updated)} updated, "
+            f"{len(synced.removed)} removed, {len(synced.retired)} kept for their devices"
+        )
     elif sub == "check":
         await migrate.check(url)
         print("models and migrations agree")

@@ -13,12 +13,14 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import delete
 
-from provisiond.app import build_services
+from provisiond.app import build_services, sync_models
 from provisiond.services import Services
 from provisiond.settings import Settings, load_settings
 from provisiond.storage import migrate
 from provisiond.storage.database import Database
+from provisiond.storage.models import AuditEntry
 from provisiond.storage.secrets import SecretBox, init_keyring
 from tests.databases import (
     PG_URL,
@@ -32,11 +34,27 @@ from tests.databases import (
 BACKENDS = ["sqlite", "postgresql"]
 
 
+async def migrated_with_catalogue(url: str) -> None:
+    """Migrate `url` and write the repository's model catalogue, as start-up does.
+
+    The installation's own audit row (catalogue.sync) is removed: tests start from a fresh
+    installation and count the audit rows their own changes write.
+    """
+    await migrate.upgrade(url)
+    db = Database(url)
+    try:
+        await sync_models(Settings(database_url=url), db)
+        async with db.engine.begin() as connection:
+            await connection.execute(delete(AuditEntry))
+    finally:
+        await db.dispose()
+
+
 @pytest.fixture(scope="session")
 def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A migrated SQLite file, copied for each test (migrating once keeps the suite fast)."""
     path = tmp_path_factory.mktemp("template") / "template.db"
-    asyncio.run(migrate.upgrade(f"sqlite+aiosqlite:///{path}"))
+    asyncio.run(migrated_with_catalogue(f"sqlite+aiosqlite:///{path}"))
     return path
 
 
@@ -46,7 +64,7 @@ def pg_template() -> Iterator[str]:
     if not PG_URL:
         pytest.skip("PostgreSQL tests need PROVISIOND_TEST_DATABASE_URL (.ci/run sets it)")
     name = asyncio.run(create_pg_database("provisiond_tpl"))
-    asyncio.run(migrate.upgrade(pg_url(name)))
+    asyncio.run(migrated_with_catalogue(pg_url(name)))
     yield name
     asyncio.run(drop_pg_database(name))
 

@@ -7,37 +7,33 @@ password and the device's provisioning credentials (user name = its MAC) only fo
 files, the URLs from `provisiond.app.endpoints`. A template branch that no real context
 can reach therefore stays unreached here too.
 
-`catalogue()` is the model catalogue as the migrations seed it (read from a freshly migrated
-SQLite database), so a test can say ``model="yealink-t46s"``.
+`catalogue()` is the model catalogue as start-up writes it (read from the templates'
+models.toml files), so a test can say ``model="yealink-t46s"``. `accounts=N` gives the device
+accounts 2..N as well, each with the distinct values of `account_values(slot)`.
 """
 
 from __future__ import annotations
 
-import asyncio
-import tempfile
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from functools import cache
-from pathlib import Path
 from typing import Any
 
-import sqlalchemy
-from sqlalchemy.orm import Session
-
 from provisiond.app import endpoints
+from provisiond.domain.catalogue import CatalogueModel
 from provisiond.domain.identify import FileKind, VendorSpec
+from provisiond.provisioning.catalogue import load_catalogue
 from provisiond.provisioning.context import RenderInputs
-from provisiond.provisioning.directory import ModelInfo, PhoneDevice
+from provisiond.provisioning.directory import ModelInfo, PhoneAccount, PhoneDevice
 from provisiond.provisioning.vendors import default_templates_root, load_vendors
 from provisiond.settings import PlatformSettings, Settings, SipSettings
-from provisiond.storage import migrate
-from provisiond.storage.models import DeviceModel
 
 __all__ = [
     "DEFAULTS",
     "FIRMWARE_VERSION",
     "PROVISIONING_BASE_URL",
+    "account_values",
     "catalogue",
+    "catalogue_models",
     "phone_context",
     "vendors",
 ]
@@ -69,21 +65,41 @@ def vendors() -> dict[str, VendorSpec]:
 
 
 @cache
+def catalogue_models() -> dict[str, CatalogueModel]:
+    """The model catalogue of the repository's models.toml files, by model id."""
+    root = default_templates_root()
+    return {m.id: m for m in load_catalogue(root, tuple(vendors().values()))}
+
+
+@cache
 def catalogue() -> dict[str, ModelInfo]:
-    """The model catalogue after every migration, by model id."""
-    with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / "catalogue.db"
-        url = f"sqlite+aiosqlite:///{path}"
-        # In a thread of its own: callers may already be inside an event loop.
-        with ThreadPoolExecutor(1) as worker:
-            worker.submit(asyncio.run, migrate.upgrade(url)).result()
-        engine = sqlalchemy.create_engine(f"sqlite:///{path}")
-        try:
-            with Session(engine) as session:
-                rows = session.scalars(sqlalchemy.select(DeviceModel)).all()
-                return {row.id: ModelInfo(row.id, row.vendor, row.name, row.family) for row in rows}
-        finally:
-            engine.dispose()
+    """The catalogue as the phone directory holds it, by model id."""
+    return {
+        m.id: ModelInfo(
+            m.id,
+            m.vendor,
+            m.name,
+            m.family,
+            m.series,
+            m.accounts,
+            m.line_keys,
+            m.expansion_modules,
+            m.handsets,
+        )
+        for m in catalogue_models().values()
+    }
+
+
+def account_values(slot: int) -> dict[str, str]:
+    """Distinct values of account `slot` (2 and up) of the test device; its user's display
+    name needs escaping in XML like the first account's."""
+    return {
+        "extension": f"3{slot:03d}",
+        "auth_username": f"auth3{slot:03d}",
+        "password": f"Pw{slot}&<q>{slot}",
+        "display_name": f"Bianchi {slot} & <Co>",
+        "cli": f"4{slot:03d}",
+    }
 
 
 def phone_context(
@@ -106,6 +122,7 @@ def phone_context(
     timezone: str = DEFAULTS["timezone"],
     ntp_server: str = DEFAULTS["ntp_server"],
     language: str = DEFAULTS["language"],
+    accounts: int = 1,
 ) -> dict[str, Any]:
     """The context the resolver gives a file of `kind` of `vendor` (an id or a spec).
 
@@ -134,7 +151,7 @@ def phone_context(
     if kind in (FileKind.DEVICE, FileKind.DEVICE_BOOT):
         if info is None:
             raise ValueError(f"a {kind} file needs a model (a catalogue id)")
-        device = _device(info, mac, display_name, cli, label, enabled, prov_password)
+        device = _device(info, mac, display_name, cli, label, enabled, prov_password, accounts)
     # How phones reach the server when `PROVISIOND_PUBLIC_URL` is `base_url`.
     ends = endpoints(Settings(public_url=base_url, tftp="0.0.0.0:69"))
     inputs = RenderInputs(
@@ -151,6 +168,7 @@ def phone_context(
     # The resolver's own path from inputs to context: it decides which file carries which
     # secret; the "sealed" values below open to the test's passwords.
     opened = {_SEALED_SIP: DEFAULTS["password"], _SEALED_PROV: prov_password}
+    opened.update({f"sealed-{s}": account_values(s)["password"] for s in range(2, accounts + 1)})
     return inputs.context(opened.__getitem__)
 
 
@@ -165,6 +183,7 @@ def _device(
     label: str | None,
     enabled: bool,
     prov_password: str,
+    accounts: int = 1,
 ) -> PhoneDevice:
     """A device as the directory returns it; its sealed secrets are opened by
     `RenderInputs.context`, as in the resolver."""
@@ -185,4 +204,21 @@ def _device(
         site_id=None,
         updated_at=datetime(2027, 1, 1, tzinfo=UTC),
         user_id=1 if has_user else None,
+        accounts=tuple(_account(slot) for slot in range(2, accounts + 1)),
+    )
+
+
+def _account(slot: int) -> PhoneAccount:
+    values = account_values(slot)
+    return PhoneAccount(
+        slot=slot,
+        extension=values["extension"],
+        active=True,
+        sip_username=values["auth_username"],
+        sip_password_sealed=f"sealed-{slot}",
+        label=None,
+        user_display_name=values["display_name"],
+        main_extension=values["extension"],
+        cli_custom=values["cli"],
+        user_id=slot,
     )

@@ -123,6 +123,11 @@ def decide(
     return Verdict.ALLOW if mac in proof.certificate_macs else Verdict.NEED_CERTIFICATE
 
 
+def squash(text: str) -> str:
+    """A model string as compared: lowercase letters and digits only."""
+    return "".join(ch for ch in text.lower() if ch.isalnum())
+
+
 def model_matches(ua_model: str, *, name: str, family: str) -> bool:
     """Does a User-Agent's model string denote the catalogue model (name or family)?
 
@@ -130,10 +135,6 @@ def model_matches(ua_model: str, *, name: str, family: str) -> bool:
     comparison ignores case, ``-``, ``_`` and spaces; the name may be a suffix of the
     User-Agent's model (``SIP-T46S`` for T46S), the family must match whole.
     """
-
-    def squash(text: str) -> str:
-        return "".join(ch for ch in text.lower() if ch.isalnum())
-
     seen = squash(ua_model)
     if not seen:
         return False

@@ -17,7 +17,7 @@ import re
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, NamedTuple, TypeVar
 
 from provisiond.domain.errors import Conflict, InvalidInput, LicenceRefused
 
@@ -371,11 +371,28 @@ def check_assign(*, device_owner_id: int | None, user_id: int, move: bool) -> No
         )
 
 
-@dataclass(frozen=True, slots=True)
-class PrimaryChange:
-    """Result of selecting a primary device: the new main extension and whether it changed."""
+class LineRef(NamedTuple):
+    """One of a user's lines: slot 1 of a device is the device itself, slots 2 and up its
+    further accounts (DESIGN.md, "Accounts"). Shown as ``5`` or ``5/2`` (device/slot)."""
 
     device_id: int
+    slot: int = 1
+
+    def __str__(self) -> str:
+        return str(self.device_id) if self.slot == 1 else f"{self.device_id}/{self.slot}"
+
+    def __repr__(self) -> str:
+        return str(self)
+
+
+K = TypeVar("K", int, LineRef)
+
+
+@dataclass(frozen=True, slots=True)
+class PrimaryChange(Generic[K]):
+    """Result of selecting a primary line: the new main extension and whether it changed."""
+
+    device_id: K
     main_extension: str
     changed_from: str | None  # the old main extension when rule 2 changed it
 
@@ -385,29 +402,29 @@ class PrimaryChange:
         return self.changed_from is not None
 
 
-def select_primary(*, device_id: int, device_extension: str, main_extension: str) -> PrimaryChange:
-    """Rule 2: the primary device's extension becomes the main extension."""
+def select_primary(*, device_id: K, device_extension: str, main_extension: str) -> PrimaryChange[K]:
+    """Rule 2: the primary line's extension becomes the main extension."""
     if device_extension == main_extension:
         return PrimaryChange(device_id, main_extension, None)
     return PrimaryChange(device_id, device_extension, main_extension)
 
 
-def primary_after_assign(*, current_primary_id: int | None, device_id: int) -> int:
-    """Rule 1: the first device assigned becomes primary (main extension unchanged)."""
+def primary_after_assign(*, current_primary_id: K | None, device_id: K) -> K:
+    """Rule 1: the first line assigned becomes primary (main extension unchanged)."""
     return device_id if current_primary_id is None else current_primary_id
 
 
 def primary_after_unassign(
     *,
-    device_id: int,
-    current_primary_id: int | None,
-    remaining_ids: Iterable[int],
-    new_primary_id: int | None,
-) -> int | None:
-    """Rule 3: who is primary after `device_id` leaves the user.
+    device_id: K,
+    current_primary_id: K | None,
+    remaining_ids: Iterable[K],
+    new_primary_id: K | None,
+) -> K | None:
+    """Rule 3: who is primary after line `device_id` leaves the user.
 
-    Returns the new primary's id (None when no device remains). Removing the primary while
-    others remain requires `new_primary_id`, one of the remaining devices.
+    Returns the new primary (None when no line remains). Removing the primary while others
+    remain requires `new_primary_id`, one of the remaining lines.
     """
     remaining = set(remaining_ids) - {device_id}
     if new_primary_id is not None and new_primary_id not in remaining:

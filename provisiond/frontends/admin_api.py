@@ -15,6 +15,7 @@ from typing import Any
 from aiohttp import web
 
 from provisiond.domain.errors import InvalidInput, NotFound
+from provisiond.domain.rules import LineRef
 from provisiond.frontends.admin_http import (
     CALLER,
     CORS_ORIGINS,
@@ -38,6 +39,7 @@ from provisiond.frontends.rules_api import add_rules_routes
 from provisiond.provisioning.bans import Ban, EnumerationGuard
 from provisiond.services import Services
 from provisiond.services.commands import (
+    AccountPut,
     DeviceCreate,
     DevicePatch,
     PrimaryDevice,
@@ -182,7 +184,7 @@ async def set_primary(request: web.Request) -> web.Response:
     """Choose the primary device (rule 2)."""
     cmd = parse(PrimaryDevice, await _json(request))
     result = await _services(request).assignments.set_primary(
-        _path_id(request, "id"), cmd.device_id, actor=_actor(request)
+        _path_id(request, "id"), cmd.device_id, slot=cmd.slot, actor=_actor(request)
     )
     return _reply(request, result)
 
@@ -232,6 +234,41 @@ async def delete_device(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
+@routes.get("/api/v1/devices/{id}/accounts")
+async def list_accounts(request: web.Request) -> web.Response:
+    """A device's accounts, slot 1 first."""
+    return _reply(request, await _services(request).accounts.list(_path_id(request, "id")))
+
+
+@routes.put("/api/v1/devices/{id}/accounts/{slot}")
+async def put_account(request: web.Request) -> web.Response:
+    """Create or replace an account; ?move=true takes it from another user."""
+    cmd = parse(AccountPut, await _json(request))
+    result = await _services(request).accounts.put(
+        _path_id(request, "id"),
+        _path_id(request, "slot"),
+        cmd,
+        move=_bool(request, "move"),
+        actor=_actor(request),
+    )
+    return _reply(request, result)
+
+
+@routes.delete("/api/v1/devices/{id}/accounts/{slot}")
+async def delete_account(request: web.Request) -> web.Response:
+    """Remove an account; ?new_primary_device=&new_primary_slot= when it is its owner's
+    primary line and they have others."""
+    device = _int(request, "new_primary_device", query=True)
+    slot = _int(request, "new_primary_slot", query=True)
+    result = await _services(request).accounts.delete(
+        _path_id(request, "id"),
+        _path_id(request, "slot"),
+        new_primary=None if device is None else LineRef(device, slot or 1),
+        actor=_actor(request),
+    )
+    return _reply(request, result)
+
+
 @routes.get("/api/v1/unprovisioned")
 async def list_unprovisioned(request: web.Request) -> web.Response:
     """MACs that asked for a configuration and are not known devices."""
@@ -243,8 +280,11 @@ async def list_unprovisioned(request: web.Request) -> web.Response:
 
 @routes.get("/api/v1/models")
 async def list_models(request: web.Request) -> web.Response:
-    """The model catalogue; ?vendor= filters."""
-    return _reply(request, await _services(request).catalogue.models(request.query.get("vendor")))
+    """The model catalogue; ?vendor= and ?series= filter."""
+    result = await _services(request).catalogue.models(
+        request.query.get("vendor"), request.query.get("series")
+    )
+    return _reply(request, result)
 
 
 @routes.get("/api/v1/licences")

@@ -81,6 +81,27 @@ class LastSeenOut(Out):
     firmware: str | None
 
 
+class AccountOut(Out):
+    """A further SIP account of a device (slot 2 and up; slot 1 is the device itself, listed
+    with id null by GET /devices/{id}/accounts). Its SIP password is write-only."""
+
+    id: int | None
+    device_id: int
+    slot: int
+    extension: str
+    user_id: int | None
+    sip_username: str
+    label: str | None
+    active: bool
+
+
+class AccountListOut(Out):
+    """Every account of a device, slot 1 first, and how many the model carries."""
+
+    items: list[AccountOut]
+    slots: int
+
+
 class DeviceOut(Out):
     """A device; its SIP password is write-only and never part of an answer."""
 
@@ -94,6 +115,7 @@ class DeviceOut(Out):
     label: str | None
     site_id: int | None
     last_seen: LastSeenOut | None
+    accounts: list[AccountOut] = Field(description="further accounts, slot 2 and up")
 
 
 class TeamAppOut(Out):
@@ -137,7 +159,9 @@ class UserOut(Out):
     team_app: TeamAppOut
     client: ClientOut
     devices: list[DeviceOut]
-    primary_device_id: int | None
+    accounts: list[AccountOut] = Field(description="further accounts the user owns, any device")
+    primary_device_id: int | None = Field(description="the device of the primary line")
+    primary_slot: int | None = Field(description="the primary line's slot on that device")
     main_extension_changed: ExtensionChangeOut | Absent = absent()
 
 
@@ -177,12 +201,24 @@ class RevealedPasswordOut(Out):
 
 
 class ModelOut(Out):
-    """A catalogue entry."""
+    """A catalogue entry (phone_templates/<vendor>/models.toml; docs/templates.md)."""
 
     id: str
     vendor: str
     name: str
-    family: str
+    family: str = Field(description="what the vendor's file names carry for the model")
+    series: str = Field(description="the product family")
+    boot: list[str] = Field(description="the boot sequence, path templates in request order")
+    protocols: list[str]
+    auth: list[str] = Field(description="digest, certificate")
+    accounts: int = Field(description="SIP accounts the model carries")
+    line_keys: int
+    expansion_modules: int
+    handsets: int
+    dect: bool
+    ata: bool
+    user_agent: str
+    in_catalogue: bool = Field(description="false: left the catalogue, kept for its devices")
 
 
 class UnprovisionedOut(Out):
@@ -256,10 +292,11 @@ class DirectoryUserOut(Out):
 
 
 class DeviceTargetOut(Out):
-    """An active device of the user, primary first."""
+    """An active line of the user (a device, or account `slot` of one), primary first."""
 
     type: Literal["device"]
     device_id: int
+    slot: int
     extension: str
     model: str
     primary: bool

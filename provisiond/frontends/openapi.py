@@ -33,6 +33,7 @@ from provisiond.frontends.api_models_fleet import (
 )
 from provisiond.frontends.rules_api import RULES_PATH, RulesOut
 from provisiond.services.commands import (
+    AccountPut,
     DeviceCreate,
     DevicePatch,
     PrimaryDevice,
@@ -88,6 +89,7 @@ class Operation:
 _PATH_PARAMS: dict[str, tuple[Any, str]] = {
     "id": (int, "object id"),
     "device_id": (int, "device id"),
+    "slot": (int, "account slot, 1 up to the model's accounts"),
     "number": (str, "an extension"),
     "target": (str, "an address or a network (192.0.2.7, 192.0.2.0/24)"),
 }
@@ -100,6 +102,7 @@ NEW_PRIMARY = Param(
 )
 LicenceCounts = dict[str, Annotated[int, Field(ge=0)]]
 USER_DEVICE = "/api/v1/users/{id}/devices/{device_id}"
+DEVICE_ACCOUNT = "/api/v1/devices/{id}/accounts/{slot}"
 
 OPERATIONS: tuple[Operation, ...] = (
     Operation("GET", DOC, "This document", dict[str, Any], public=True),
@@ -159,6 +162,31 @@ OPERATIONS: tuple[Operation, ...] = (
         "DELETE", "/api/v1/devices/{id}", "Delete a device", status=204, query=(NEW_PRIMARY,)
     ),
     Operation(
+        "GET",
+        "/api/v1/devices/{id}/accounts",
+        "A device's SIP accounts, slot 1 (the device) first",
+        out.AccountListOut,
+        never=(409,),
+    ),
+    Operation(
+        "PUT",
+        DEVICE_ACCOUNT,
+        "Create or replace account `slot` (2 up to the model's accounts) of a device",
+        out.DeviceOut,
+        body=AccountPut,
+        query=(Param("move", bool, "take the account from another user"),),
+    ),
+    Operation(
+        "DELETE",
+        DEVICE_ACCOUNT,
+        "Remove account `slot` of a device",
+        out.DeviceOut,
+        query=(
+            Param("new_primary_device", int, "the owner's new primary line: its device"),
+            Param("new_primary_slot", int, "and its slot (default 1)"),
+        ),
+    ),
+    Operation(
         "POST",
         "/api/v1/devices/{id}/release-lock",
         "Release a device locked to the site of its first boot",
@@ -199,7 +227,10 @@ OPERATIONS: tuple[Operation, ...] = (
         "/api/v1/models",
         "The model catalogue",
         list[out.ModelOut],
-        query=(Param("vendor", str, "only this vendor"),),
+        query=(
+            Param("vendor", str, "only this vendor"),
+            Param("series", str, "only this product family"),
+        ),
     ),
     Operation("GET", "/api/v1/licences", "Licence counts and seats in use", out.Licences),
     Operation(

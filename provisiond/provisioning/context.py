@@ -8,7 +8,7 @@ field moves the key).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -107,6 +107,10 @@ class RenderInputs:
             model=self.model,
             device=device,
             sip_password=open_secret(per_device.sip_password_sealed) if per_device else "",
+            account_passwords=tuple(
+                open_secret(account.sip_password_sealed)
+                for account in (per_device.accounts if per_device else ())
+            ),
             firmware_url=self.firmware[0],
             firmware_version=self.firmware[1],
         )
@@ -175,6 +179,7 @@ def build_context(
     sip_password: str = "",
     firmware_url: str = "",
     firmware_version: str = "",
+    account_passwords: Sequence[str] = (),
 ) -> dict[str, Any]:
     """The names a file of `kind` may use; `line` (with the password) only for device files.
 
@@ -189,6 +194,11 @@ def build_context(
             "vendor": model.vendor,
             "name": model.name,
             "family": model.family,
+            "series": model.series,
+            "accounts": model.accounts,
+            "line_keys": model.line_keys,
+            "expansion_modules": model.expansion_modules,
+            "handsets": model.handsets,
         },
         "server": _server(platform),
         "provisioning": provisioning,
@@ -210,19 +220,66 @@ def build_context(
         "model": device.model.id,
     }
     if kind is FileKind.DEVICE:
-        display = device.user_display_name or device.extension
-        main = device.main_extension or device.extension
-        cli = presented_cli(main, device.cli_custom)
-        context["line"] = {
-            "enabled": device.active,
-            "extension": device.extension,
-            "auth_username": device.sip_username,
-            "password": sip_password,
-            "display_name": display,
-            "cli": cli,
-            # Without a label of its own, the line key shows the presented number: several
-            # vendors have no caller-id key, and the label is where users see it.
-            "label": device.label or cli,
+        line = _account(
+            1,
+            device.active,
+            device.extension,
+            device.sip_username,
+            sip_password,
+            device.label,
+            device.user_display_name,
+            device.main_extension,
+            device.cli_custom,
+        )
+        context["line"] = line
+        context["user"] = {
+            "display_name": line["display_name"],
+            "main_extension": device.main_extension or device.extension,
         }
-        context["user"] = {"display_name": display, "main_extension": main}
+        # Every account the model can carry, slot 1 (= `line`) first; a slot beyond the
+        # model's count (a model change the service refused to strand) is never written.
+        limit = device.model.accounts
+        context["accounts"] = [line] + [
+            _account(
+                a.slot,
+                a.active,
+                a.extension,
+                a.sip_username,
+                password,
+                a.label,
+                a.user_display_name,
+                a.main_extension,
+                a.cli_custom,
+            )
+            for a, password in zip(device.accounts, account_passwords, strict=True)
+            if a.slot <= limit
+        ]
     return context
+
+
+def _account(
+    slot: int,
+    active: bool,
+    extension: str,
+    auth_username: str,
+    password: str,
+    label: str | None,
+    display_name: str | None,
+    main_extension: str | None,
+    cli_custom: str | None,
+) -> dict[str, Any]:
+    """One SIP account as templates see it (`line` and each of `accounts`)."""
+    display = display_name or extension
+    cli = presented_cli(main_extension or extension, cli_custom)
+    return {
+        "slot": slot,
+        "enabled": active,
+        "extension": extension,
+        "auth_username": auth_username,
+        "password": password,
+        "display_name": display,
+        "cli": cli,
+        # Without a label of its own, the line key shows the presented number: several
+        # vendors have no caller-id key, and the label is where users see it.
+        "label": label or cli,
+    }

@@ -27,6 +27,27 @@ class ModelInfo:
     vendor: str
     name: str
     family: str
+    series: str = ""
+    accounts: int = 1  # SIP accounts the model carries (docs/templates.md, models.toml)
+    line_keys: int = 0
+    expansion_modules: int = 0
+    handsets: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class PhoneAccount:
+    """A further SIP account of a device (slot 2 and up), with its user's names."""
+
+    slot: int
+    extension: str
+    active: bool
+    sip_username: str
+    sip_password_sealed: str
+    label: str | None
+    user_display_name: str | None
+    main_extension: str | None
+    cli_custom: str | None
+    user_id: int | None = None
 
 
 @dataclass(slots=True)
@@ -54,6 +75,7 @@ class PhoneDevice:
     user_id: int | None = None
     revision: int = 0  # new at each (re)load or change of this device: in the render-cache key
     firmware: str | None = None  # the version last reported (last_seen_firmware)
+    accounts: tuple[PhoneAccount, ...] = ()  # slots 2 and up, by slot
 
 
 class PhoneDirectory(Protocol):
@@ -67,6 +89,10 @@ class PhoneDirectory(Protocol):
 
     def models(self) -> tuple[ModelInfo, ...]:
         """The model catalogue."""
+        ...
+
+    def model_for_family(self, vendor: str, family: str) -> ModelInfo | None:
+        """The first catalogue model of `vendor` whose family is `family` (any case)."""
         ...
 
     def platform(self) -> PlatformSettings:

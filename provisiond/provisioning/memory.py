@@ -19,11 +19,11 @@ from sqlalchemy import String, or_, select, type_coerce
 
 from provisiond.domain import policy
 from provisiond.provisioning.changes import Change
-from provisiond.provisioning.directory import ModelInfo, PhoneDevice, policy_site
+from provisiond.provisioning.directory import ModelInfo, PhoneAccount, PhoneDevice, policy_site
 from provisiond.services.platform import effective_platform
 from provisiond.settings import PlatformSettings
 from provisiond.storage.database import Database
-from provisiond.storage.models import Device, DeviceModel, Site, User
+from provisiond.storage.models import Device, DeviceAccount, DeviceModel, Site, User
 
 log = logging.getLogger(__name__)
 _revisions = itertools.count(1)
@@ -33,6 +33,7 @@ _revisions = itertools.count(1)
 _DEVICE_TYPES = frozenset({"device"})
 _USER_TYPES = frozenset({"user"})
 _GLOBAL_TYPES = frozenset({"settings", "site", "keys"})
+_RELOAD_ALL_TYPES = frozenset({"keys", "catalogue"})
 
 
 def _device_query() -> Any:  # a Select of the columns below
@@ -59,6 +60,48 @@ def _device_query() -> Any:  # a Select of the columns below
     ).outerjoin(User, User.id == Device.user_id)
 
 
+def _account_query() -> Any:  # a Select of the columns `_account` unpacks
+    return (
+        select(
+            DeviceAccount.device_id,
+            DeviceAccount.slot,
+            DeviceAccount.extension,
+            DeviceAccount.active,
+            DeviceAccount.sip_username,
+            DeviceAccount.sip_password,
+            DeviceAccount.label,
+            User.display_name,
+            User.main_extension,
+            User.cli_custom,
+            DeviceAccount.user_id,
+        )
+        .outerjoin(User, User.id == DeviceAccount.user_id)
+        .order_by(DeviceAccount.device_id, DeviceAccount.slot)
+    )
+
+
+def _accounts(rows: Iterable[Any]) -> dict[int, tuple[PhoneAccount, ...]]:
+    """Device id -> its further accounts, by slot (rows come ordered)."""
+    found: dict[int, list[PhoneAccount]] = {}
+    for device_id, *fields in rows:
+        found.setdefault(device_id, []).append(PhoneAccount(*fields))
+    return {device_id: tuple(accounts) for device_id, accounts in found.items()}
+
+
+def _model_info(m: DeviceModel) -> ModelInfo:
+    return ModelInfo(
+        m.id,
+        m.vendor,
+        m.name,
+        m.family,
+        m.series,
+        m.accounts,
+        m.line_keys,
+        m.expansion_modules,
+        m.handsets,
+    )
+
+
 def _when(value: Any) -> datetime:
     """A stored timestamp as an aware UTC datetime (SQLite gives text, PostgreSQL datetimes)."""
     when = value if isinstance(value, datetime) else datetime.fromisoformat(value)
@@ -74,6 +117,9 @@ class MemoryDirectory:
         self._by_mac: dict[str, PhoneDevice] = {}
         self._by_id: dict[int, PhoneDevice] = {}
         self._models: dict[str, ModelInfo] = {}
+        self._model_list: tuple[ModelInfo, ...] = ()
+        self._by_family: dict[tuple[str, str], ModelInfo] = {}
+        self._accounts: dict[int, tuple[PhoneAccount, ...]] = {}
         self._sites: tuple[policy.Site, ...] = ()
         self._platform = defaults
         self._revision = next(_revisions)
@@ -86,8 +132,17 @@ class MemoryDirectory:
     async def load(self) -> None:
         """Read everything (start-up, or after a change that touches all devices)."""
         async with self._db.read() as session:
-            models = (await session.execute(select(DeviceModel))).scalars().all()
-            self._models = {m.id: ModelInfo(m.id, m.vendor, m.name, m.family) for m in models}
+            models = (
+                (await session.execute(select(DeviceModel).order_by(DeviceModel.id)))
+                .scalars()
+                .all()
+            )
+            self._models = {m.id: _model_info(m) for m in models}
+            self._model_list = tuple(self._models.values())
+            self._by_family = {}
+            for info in self._model_list:
+                self._by_family.setdefault((info.vendor, info.family.lower()), info)
+            self._accounts = _accounts((await session.execute(_account_query())).all())
             rows = (await session.execute(_device_query())).all()
         self._by_id = {device.id: device for device in map(self._device, rows)}
         self._by_mac = {device.mac: device for device in self._by_id.values()}
@@ -144,6 +199,7 @@ class MemoryDirectory:
             user_id,
             next(_revisions),
             firmware,
+            self._accounts.get(device_id, ()),
         )
 
     def _put(self, row: Any) -> None:
@@ -160,20 +216,33 @@ class MemoryDirectory:
     async def _reload_devices(self, device_ids: Iterable[int], user_ids: Iterable[int]) -> None:
         ids, users = set(device_ids), set(user_ids)
         # Devices that belonged to those users in memory: they may have been unassigned since.
-        ids |= {d.id for d in self._by_id.values() if d.user_id in users} if users else set()
+        if users:
+            ids |= {
+                d.id
+                for d in self._by_id.values()
+                if d.user_id in users or any(a.user_id in users for a in d.accounts)
+            }
         query = _device_query()
         conditions = []
         if ids:
             conditions.append(Device.id.in_(ids))
         if users:
             conditions.append(Device.user_id.in_(users))
+            owned = select(DeviceAccount.device_id).where(DeviceAccount.user_id.in_(users))
+            conditions.append(Device.id.in_(owned))
         if not conditions:
             return
         async with self._db.read() as session:
             rows = (await session.execute(query.where(or_(*conditions)))).all()
-        found = {row.id for row in rows}
+            found = {row.id for row in rows}
+            if found:
+                query = _account_query().where(DeviceAccount.device_id.in_(found))
+                fresh = _accounts((await session.execute(query)).all())
+                for device_id in found:
+                    self._accounts[device_id] = fresh.get(device_id, ())
         for device_id in ids - found:
             self._drop(device_id)  # deleted
+            self._accounts.pop(device_id, None)
         for row in rows:
             self._put(row)
 
@@ -185,7 +254,7 @@ class MemoryDirectory:
         globals_changed = False
         for change in changes:
             kind = change.object_type
-            if kind == "keys":
+            if kind in _RELOAD_ALL_TYPES:
                 reload_all = True
             elif kind in _GLOBAL_TYPES:
                 globals_changed = True
@@ -214,7 +283,11 @@ class MemoryDirectory:
 
     def models(self) -> tuple[ModelInfo, ...]:
         """The catalogue."""
-        return tuple(self._models.values())
+        return self._model_list
+
+    def model_for_family(self, vendor: str, family: str) -> ModelInfo | None:
+        """A dictionary lookup (the first model by id when several share a family)."""
+        return self._by_family.get((vendor, family.lower()))
 
     def platform(self) -> PlatformSettings:
         """The effective platform settings."""

@@ -351,21 +351,10 @@ class Resolver:
             return self._firmware(path)
         model = None
         if match.family is not None:
-            model = self._model(match.vendor.id, match.family)
+            model = self.directory.model_for_family(match.vendor.id, match.family)
             if model is None:
                 return _not_found(f"unknown {match.vendor.id} model {match.family}")
         return self._render(match, model, None, agent.firmware if agent else None)
-
-    def _model(self, vendor: str, family: str) -> ModelInfo | None:
-        wanted = family.lower()
-        return next(
-            (
-                m
-                for m in self.directory.models()
-                if m.vendor == vendor and m.family.lower() == wanted
-            ),
-            None,
-        )
 
     def _firmware(self, path: str) -> PhoneResponse:
         self.firmware.poll()

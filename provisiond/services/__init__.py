@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+from provisiond.services.accounts import AccountService
 from provisiond.services.assignments import AssignmentService
 from provisiond.services.catalogue import CatalogueService
 from provisiond.services.context import ServiceContext
@@ -29,6 +30,7 @@ class Services:
         self.users = UserService(ctx)
         self.assignments = AssignmentService(ctx)
         self.devices = DeviceService(ctx)
+        self.accounts = AccountService(ctx)
         self.platform = PlatformService(ctx)
         self.tokens = TokenService(ctx)
         self.catalogue = CatalogueService(ctx)

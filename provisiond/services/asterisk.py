@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from provisiond.domain.errors import Conflict
-from provisiond.domain.rules import presented_cli
+from provisiond.domain.rules import LineRef, presented_cli
 from provisiond.services.directory import ring_targets
 from provisiond.settings import TeamAppDefaults
 from provisiond.storage.models import Device, User
@@ -55,10 +55,53 @@ def _callerid(name: str, number: str) -> str:
     return _escape(f'"{shown}" <{number}>' if shown else f"<{number}>")
 
 
-def _endpoint(device: Device, user: User | None, password: str) -> list[str]:
-    name = device.sip_username
-    number = presented_cli(user.main_extension, user.cli_custom) if user else device.extension
-    label = user.display_name if user else (device.label or device.extension)
+@dataclass(frozen=True, slots=True)
+class _Line:
+    """One SIP account: a device's own (slot 1) or a further account of it."""
+
+    ref: LineRef
+    sip_username: str
+    sealed_password: str
+    extension: str
+    active: bool
+    user: User | None
+    label: str | None
+
+
+def _lines(everything: Sequence[tuple[Device, User | None]], users: Sequence[User]) -> list[_Line]:
+    by_id = {user.id: user for user in users}
+    lines = []
+    for device, owner in everything:
+        lines.append(
+            _Line(
+                LineRef(device.id),
+                device.sip_username,
+                device.sip_password,
+                device.extension,
+                device.active,
+                owner,
+                device.label,
+            )
+        )
+        lines.extend(
+            _Line(
+                LineRef(device.id, a.slot),
+                a.sip_username,
+                a.sip_password,
+                a.extension,
+                a.active,
+                None if a.user_id is None else by_id.get(a.user_id),
+                a.label,
+            )
+            for a in device.accounts
+        )
+    return lines
+
+
+def _endpoint(line: _Line, password: str) -> list[str]:
+    name, user = line.sip_username, line.user
+    number = presented_cli(user.main_extension, user.cli_custom) if user else line.extension
+    label = user.display_name if user else (line.label or line.extension)
     return [
         f"[{name}]",
         "type=endpoint",
@@ -98,11 +141,12 @@ def asterisk_config(
     defaults: TeamAppDefaults,
     decrypt: Callable[[str], str],
 ) -> AsteriskConfig:
-    """Both files from users (devices loaded) and unassigned devices; refuses duplicate names."""
+    """Both files from users (devices loaded) and unassigned devices, one endpoint per SIP
+    account (a device's further accounts too); refuses duplicate names."""
     owned = [(d, u) for u in users for d in u.devices]
     everything: list[tuple[Device, User | None]] = [*owned, *((d, None) for d in unassigned)]
-    everything.sort(key=lambda pair: _number_order(pair[0].extension))
-    twice = sorted(n for n, c in Counter(d.sip_username for d, _ in everything).items() if c > 1)
+    lines = sorted(_lines(everything, users), key=lambda line: _number_order(line.extension))
+    twice = sorted(n for n, c in Counter(line.sip_username for line in lines).items() if c > 1)
     if twice:
         raise Conflict(
             f"several devices share the SIP username(s) {', '.join(twice)}; Asterisk needs one "
@@ -110,22 +154,27 @@ def asterisk_config(
             field="sip_username",
         )
     pjsip = [_HEADER, ""]
-    for device, user in everything:
-        pjsip += _endpoint(device, user, decrypt(device.sip_password))
+    for line in lines:
+        pjsip += _endpoint(line, decrypt(line.sealed_password))
     routes: dict[str, list[str]] = {}
-    names = {d.id: d.sip_username for d, _ in everything}
+    names = {line.ref: line.sip_username for line in lines}
+    models = {device.id: device.model_id for device, _ in everything}
     for user in users:
-        ringing = [t["device_id"] for t in ring_targets(user, defaults) if t["type"] == "device"]
+        ringing = [
+            LineRef(t["device_id"], t["slot"])
+            for t in ring_targets(user, defaults, models)
+            if t["type"] == "device"
+        ]
         if ringing:
-            routes[user.main_extension] = [names[i] for i in ringing]
+            routes[user.main_extension] = [names[ref] for ref in ringing]
     mains = {user.main_extension for user in users}
-    for device, _ in everything:
+    for line in lines:
         # A main extension wins over an equal device extension (the directory API's order).
-        if device.active and device.extension not in mains:
-            routes[device.extension] = [device.sip_username]
+        if line.active and line.extension not in mains:
+            routes[line.extension] = [line.sip_username]
     dialplan = [_HEADER, "", f"[{CONTEXT}]"]
     dialplan += [_dial(ext, routes[ext]) for ext in sorted(routes, key=_number_order)]
-    return AsteriskConfig("\n".join(pjsip), "\n".join(dialplan) + "\n", len(everything))
+    return AsteriskConfig("\n".join(pjsip), "\n".join(dialplan) + "\n", len(lines))
 
 
 def write_private(path: Path, text: str) -> None:

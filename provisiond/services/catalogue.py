@@ -17,11 +17,15 @@ class CatalogueService:
     def __init__(self, ctx: ServiceContext) -> None:
         self.ctx = ctx
 
-    async def models(self, vendor: str | None = None) -> list[dict[str, Any]]:
+    async def models(
+        self, vendor: str | None = None, series: str | None = None
+    ) -> list[dict[str, Any]]:
         """The model catalogue, ordered by vendor and id."""
         query = select(DeviceModel).order_by(DeviceModel.vendor, DeviceModel.id)
         if vendor:
             query = query.where(DeviceModel.vendor == vendor)
+        if series:
+            query = query.where(DeviceModel.series == series)
         async with self.ctx.db.read() as session:
             return [model_view(m) for m in (await session.scalars(query)).all()]
 

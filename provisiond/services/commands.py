@@ -92,9 +92,21 @@ class DevicePatch(Command):
 
 
 class PrimaryDevice(Command):
-    """Body of PUT /users/{id}/primary-device."""
+    """Body of PUT /users/{id}/primary-device: a device, or slot 2.. of one (an account)."""
 
     device_id: StrictInt
+    slot: StrictInt = 1
+
+
+class AccountPut(Command):
+    """Body of PUT /devices/{id}/accounts/{slot}: the whole account (slot 2 and up)."""
+
+    extension: StrictStr
+    user_id: StrictInt | None = None
+    sip_username: StrictStr | None = None
+    sip_password: StrictStr | None = None  # kept when the account exists and none is sent
+    label: StrictStr | None = None
+    active: StrictBool = True
 
 
 class ResyncOne(Command):

@@ -12,15 +12,17 @@ from sqlalchemy import delete, false, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from provisiond.domain import device_rules, rules
-from provisiond.domain.errors import InvalidInput
+from provisiond.domain.catalogue import account_limit_problem
+from provisiond.domain.errors import Conflict, InvalidInput
 from provisiond.domain.mac import mac_compact, parse_mac
-from provisiond.services.assignments import attach, detach, load_device
+from provisiond.domain.rules import LineRef
+from provisiond.services.assignments import attach, detach, detach_line, load_device
 from provisiond.services.commands import DeviceCreate, DevicePatch
 from provisiond.services.context import MAX_ID, ServiceContext, audit, clamp_page
 from provisiond.services.sites import load_site
 from provisiond.services.users import load_user
 from provisiond.services.views import device_view, page
-from provisiond.storage.models import Device, DeviceModel, UnprovisionedDevice, User
+from provisiond.storage.models import Device, DeviceAccount, DeviceModel, UnprovisionedDevice, User
 from provisiond.storage.secrets import SecretBox
 
 _PASSWORD_ALPHABET = string.ascii_letters + string.digits
@@ -64,6 +66,29 @@ def _check_password(value: str) -> str:
     return value
 
 
+async def check_slots_fit(session: AsyncSession, device: Device) -> None:
+    """A model change never strands an account beyond the new model's count."""
+    limit = await session.scalar(
+        select(DeviceModel.accounts).where(DeviceModel.id == device.model_id)
+    )
+    highest = max((a.slot for a in device.accounts), default=1)
+    problem = account_limit_problem(highest, limit or 1, device.model_id)
+    if problem is not None:
+        raise InvalidInput(
+            f"{problem}: remove account {highest} before changing the model", field="model"
+        )
+
+
+def check_sip_username(value: str) -> str:
+    """A SIP authentication user name (as every vendor's files can hold it)."""
+    return _check_sip_username(value)
+
+
+def check_password(value: str) -> str:
+    """A SIP password (as every vendor's files can hold it)."""
+    return _check_password(value)
+
+
 def _check_sip_username(value: str) -> str:
     if not _SIP_USER.fullmatch(value):
         raise InvalidInput(
@@ -72,11 +97,25 @@ def _check_sip_username(value: str) -> str:
     return value
 
 
-async def _check_extension_free(
-    session: AsyncSession, extension: str, device_id: int | None
+async def check_extension_free(
+    session: AsyncSession, extension: str, device_id: int | None, account_id: int | None = None
 ) -> None:
+    """An extension is free when no other device and no other account has it."""
     holder = await session.scalar(select(Device.id).where(Device.extension == extension))
     device_rules.check_extension_free(extension, holder=holder, device_id=device_id)
+    account = (
+        await session.execute(
+            select(DeviceAccount.id, DeviceAccount.device_id, DeviceAccount.slot).where(
+                DeviceAccount.extension == extension
+            )
+        )
+    ).first()
+    if account is not None and account.id != account_id:
+        raise Conflict(
+            f"extension {extension} is already account {account.slot} of device "
+            f"{account.device_id}",
+            field="extension",
+        )
 
 
 async def _check_mac_free(session: AsyncSession, mac: netaddr.EUI, device_id: int | None) -> None:
@@ -136,9 +175,10 @@ class DeviceService:
         mac = parse_mac(cmd.mac)
         async with self.ctx.db.write() as session:
             await _check_model(session, cmd.model)
-            await _check_extension_free(session, extension, None)
+            await check_extension_free(session, extension, None)
             await _check_mac_free(session, mac, None)
             device = Device(
+                accounts=[],
                 extension=extension,
                 model_id=cmd.model,
                 mac=mac,
@@ -170,6 +210,7 @@ class DeviceService:
                 )
             if "model" in sent:
                 device.model_id = await _check_model(session, patch.model or "")
+                await check_slots_fit(session, device)
             if "mac" in sent:
                 mac = parse_mac(patch.mac or "")
                 await _check_mac_free(session, mac, device.id)
@@ -202,7 +243,7 @@ class DeviceService:
     ) -> None:
         if extension == device.extension:
             return
-        await _check_extension_free(session, extension, device.id)
+        await check_extension_free(session, extension, device.id)
         owners = (
             await session.scalars(select(User.id).where(User.main_extension == extension))
         ).all()
@@ -239,5 +280,11 @@ class DeviceService:
             before = device_view(device)
             if device.user_id is not None:
                 await detach(session, await load_user(session, device.user_id), device, new_primary)
+            # Its further accounts go with it; an account that is its owner's primary line
+            # while the owner has others is refused (rule 3: choose that user's primary first).
+            for account in list(device.accounts):
+                if account.user_id is not None:
+                    owner = await load_user(session, account.user_id)
+                    await detach_line(session, owner, LineRef(device.id, account.slot), None)
             await session.execute(delete(Device).where(Device.id == device_id))
             audit(session, actor, "device.delete", "device", device_id, before, None)

@@ -22,7 +22,7 @@ from provisiond.services.context import MAX_ID, ServiceContext, audit, clamp_pag
 from provisiond.services.platform import effective_platform, licence_counts, licences_used
 from provisiond.services.views import page, user_view
 from provisiond.settings import PlatformSettings
-from provisiond.storage.models import Device, User
+from provisiond.storage.models import Device, DeviceAccount, User
 
 _CLI = re.compile(r"\+?[0-9]{1,15}")  # E.164: at most 15 digits (the column holds 16)
 
@@ -40,11 +40,16 @@ async def load_user(session: AsyncSession, user_id: int) -> User:
 
 
 async def check_main_extension(session: AsyncSession, extension: str, user_id: int | None) -> None:
-    """Main extension unique among users and not another user's device extension."""
+    """Main extension unique among users and not another user's device (or account) extension."""
     users = (await session.scalars(select(User.id).where(User.main_extension == extension))).all()
-    owners = (
-        await session.scalars(select(Device.user_id).where(Device.extension == extension))
-    ).all()
+    owners = [
+        *(await session.scalars(select(Device.user_id).where(Device.extension == extension))),
+        *(
+            await session.scalars(
+                select(DeviceAccount.user_id).where(DeviceAccount.extension == extension)
+            )
+        ),
+    ]
     rules.check_main_extension_free(
         extension, user_id=user_id, user_ids_with_main=users, device_owner_ids=owners
     )
@@ -237,9 +242,12 @@ class UserService:
             before = await self._view(session, user_id)
             user = await load_user(session, user_id)
             user.primary_device_id = None
+            user.primary_account_id = None
             await session.flush()
             for device in user.devices:
                 device.user_id = None
+            for account in user.accounts:
+                account.user_id = None
             await session.flush()
             await session.execute(delete(User).where(User.id == user_id))
             audit(session, actor, "user.delete", "user", user_id, before, None)

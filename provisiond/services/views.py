@@ -7,7 +7,14 @@ from typing import Any
 from provisiond.domain.mac import mac_colon
 from provisiond.domain.rules import presented_cli
 from provisiond.settings import TeamAppDefaults
-from provisiond.storage.models import AuditEntry, Device, DeviceModel, UnprovisionedDevice, User
+from provisiond.storage.models import (
+    AuditEntry,
+    Device,
+    DeviceAccount,
+    DeviceModel,
+    UnprovisionedDevice,
+    User,
+)
 
 
 def device_view(device: Device) -> dict[str, Any]:
@@ -31,6 +38,21 @@ def device_view(device: Device) -> dict[str, Any]:
         "label": device.label,
         "site_id": device.site_id,
         "last_seen": last_seen,
+        "accounts": [account_view(a) for a in device.accounts],
+    }
+
+
+def account_view(account: DeviceAccount) -> dict[str, Any]:
+    """A further account of a device (slot 2 and up); `sip_password` is never included."""
+    return {
+        "id": account.id,
+        "device_id": account.device_id,
+        "slot": account.slot,
+        "extension": account.extension,
+        "user_id": account.user_id,
+        "sip_username": account.sip_username,
+        "label": account.label,
+        "active": account.active,
     }
 
 
@@ -62,13 +84,40 @@ def user_view(user: User, defaults: TeamAppDefaults) -> dict[str, Any]:
             "video_calls": user.client_video_calls,
         },
         "devices": [device_view(d) for d in user.devices],
-        "primary_device_id": user.primary_device_id,
+        "accounts": [account_view(a) for a in user.accounts],
+        # The primary line: slot `primary_slot` of device `primary_device_id`.
+        **_primary(user),
     }
 
 
+def _primary(user: User) -> dict[str, Any]:
+    if user.primary_account_id is None:
+        slot = None if user.primary_device_id is None else 1
+        return {"primary_device_id": user.primary_device_id, "primary_slot": slot}
+    account = next(a for a in user.accounts if a.id == user.primary_account_id)
+    return {"primary_device_id": account.device_id, "primary_slot": account.slot}
+
+
 def model_view(model: DeviceModel) -> dict[str, Any]:
-    """A catalogue entry."""
-    return {"id": model.id, "vendor": model.vendor, "name": model.name, "family": model.family}
+    """A catalogue entry (docs/templates.md, "Model catalogue", says what each field means)."""
+    return {
+        "id": model.id,
+        "vendor": model.vendor,
+        "name": model.name,
+        "family": model.family,
+        "series": model.series,
+        "boot": list(model.boot),
+        "protocols": list(model.protocols),
+        "auth": list(model.auth),
+        "accounts": model.accounts,
+        "line_keys": model.line_keys,
+        "expansion_modules": model.expansion_modules,
+        "handsets": model.handsets,
+        "dect": model.dect,
+        "ata": model.ata,
+        "user_agent": model.user_agent,
+        "in_catalogue": model.in_catalogue,
+    }
 
 
 def unprovisioned_view(row: UnprovisionedDevice) -> dict[str, Any]:

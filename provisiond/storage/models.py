@@ -84,7 +84,13 @@ class Base(DeclarativeBase):
 
 
 class DeviceModel(Base):
-    """A phone model of the catalogue, e.g. ``yealink-t46s``; seeded by a migration."""
+    """A phone model of the catalogue, e.g. ``yealink-t46s``.
+
+    The catalogue is data beside the templates (``phone_templates/<vendor>/models.toml``);
+    start-up writes it here (storage/catalogue_sync.py). A model that left the catalogue while
+    a device still uses it stays, with `in_catalogue` false (provisiond.domain.catalogue has
+    what each field means).
+    """
 
     __tablename__ = "device_models"
 
@@ -92,6 +98,18 @@ class DeviceModel(Base):
     vendor: Mapped[str] = mapped_column(String(32), index=True)
     name: Mapped[str] = mapped_column(String(64))
     family: Mapped[str] = mapped_column(String(32))
+    series: Mapped[str] = mapped_column(String(64), default="")
+    boot: Mapped[list[str]] = mapped_column(JSON, default=list)
+    protocols: Mapped[list[str]] = mapped_column(JSON, default=list)
+    auth: Mapped[list[str]] = mapped_column(JSON, default=list)
+    accounts: Mapped[int] = mapped_column(Integer, default=1)
+    line_keys: Mapped[int] = mapped_column(Integer, default=0)
+    expansion_modules: Mapped[int] = mapped_column(Integer, default=0)
+    handsets: Mapped[int] = mapped_column(Integer, default=0)
+    user_agent: Mapped[str] = mapped_column(String(256), default="")
+    dect: Mapped[bool] = mapped_column(Boolean, default=False)
+    ata: Mapped[bool] = mapped_column(Boolean, default=False)
+    in_catalogue: Mapped[bool] = mapped_column(Boolean, default=True)
 
 
 class User(Base):
@@ -106,6 +124,13 @@ class User(Base):
             name="fk_users_primary_device_own",
             use_alter=True,
         ),
+        # Or the primary line is an account the user owns on a (multi-account) device.
+        ForeignKeyConstraint(
+            ["primary_account_id", "id"],
+            ["device_accounts.id", "device_accounts.user_id"],
+            name="fk_users_primary_account_own",
+            use_alter=True,
+        ),
     )
 
     # autoincrement is explicit: the composite primary-device key includes this column.
@@ -114,7 +139,10 @@ class User(Base):
     display_name: Mapped[str] = mapped_column(String(128))
     main_extension: Mapped[str] = mapped_column(String(16), unique=True)
     cli_custom: Mapped[str | None] = mapped_column(String(16))
+    # The user's primary line: a device they own (its first account), or one of the further
+    # accounts they own (`primary_account_id`); never both (domain/rules.py, rule 1).
     primary_device_id: Mapped[int | None] = mapped_column(Integer)
+    primary_account_id: Mapped[int | None] = mapped_column(Integer)
 
     team_app_enabled: Mapped[bool] = mapped_column(Boolean, default=False)
     team_app_smart_working: Mapped[bool] = mapped_column(Boolean, default=False)
@@ -133,6 +161,13 @@ class User(Base):
 
     devices: Mapped[list[Device]] = relationship(
         back_populates="user", lazy="raise", foreign_keys="Device.user_id", order_by="Device.id"
+    )
+    # The further accounts (slot 2 and up) the user owns on any device; loaded with the user.
+    accounts: Mapped[list[DeviceAccount]] = relationship(
+        lazy="selectin",
+        foreign_keys="DeviceAccount.user_id",
+        order_by="(DeviceAccount.device_id, DeviceAccount.slot)",
+        viewonly=True,
     )
 
 
@@ -176,6 +211,42 @@ class Device(Base):
         back_populates="devices", lazy="raise", foreign_keys=[user_id]
     )
     model: Mapped[DeviceModel] = relationship(lazy="raise")
+    # Loaded with the device (one IN query per batch): every view of a device shows them.
+    accounts: Mapped[list[DeviceAccount]] = relationship(
+        back_populates="device",
+        lazy="selectin",
+        order_by="DeviceAccount.slot",
+        cascade="all, delete-orphan",
+        passive_deletes=True,
+    )
+
+
+class DeviceAccount(Base):
+    """A further SIP account of a device (slot 2 and up; slot 1 is the device's own columns):
+    a DECT base's handset, an ATA's port, a desk phone's second line. It is an extension of
+    its user like a device's: unique among every device and account extension."""
+
+    __tablename__ = "device_accounts"
+    __table_args__ = (
+        UniqueConstraint("device_id", "slot", name="uq_device_accounts_device_id_slot"),
+        UniqueConstraint("id", "user_id", name="uq_device_accounts_id_user_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    device_id: Mapped[int] = mapped_column(ForeignKey("devices.id", ondelete="CASCADE"))
+    slot: Mapped[int] = mapped_column(Integer)
+    extension: Mapped[str] = mapped_column(String(16), unique=True)
+    user_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), index=True
+    )
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    sip_username: Mapped[str] = mapped_column(String(64))
+    sip_password: Mapped[str] = mapped_column(String(255), info={"secret": True})
+    label: Mapped[str | None] = mapped_column(String(LABEL_MAX_LENGTH))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow, onupdate=utcnow)
+
+    device: Mapped[Device] = relationship(back_populates="accounts", lazy="raise")
 
 
 class Site(Base):

@@ -46,7 +46,9 @@ USER: dict[str, Any] = {
     },
     "client": {"enabled": False, "smart_working": False, "web_phone": False, "video_calls": False},
     "devices": [],
+    "accounts": [],
     "primary_device_id": None,
+    "primary_slot": None,
 }
 
 
@@ -160,6 +162,12 @@ async def test_every_write_answer_matches_its_schema(
     second = await api.device("202", mac_for(2))
     device = "/api/v1/devices/{id}"
     await write("PATCH", device, f"/api/v1/devices/{second['id']}", {"label": "desk"})
+    account = "/api/v1/devices/{id}/accounts/{slot}"
+    with_line = await write(
+        "PUT", account, f"/api/v1/devices/{second['id']}/accounts/2", {"extension": "212"}
+    )
+    assert [a["slot"] for a in with_line["accounts"]] == [2]
+    await write("DELETE", account, f"/api/v1/devices/{second['id']}/accounts/2")
     assign = "/api/v1/users/{id}/devices/{device_id}"
     await write("PUT", assign, f"/api/v1/users/{uid}/devices/{second['id']}")
     primary = "/api/v1/users/{id}/primary-device"
