@@ -17,7 +17,7 @@ from provisiond.domain.identify import VendorSpec
 from provisiond.frontends.tls import TlsConfigError, server_ssl_context
 from provisiond.provisioning.activity import ActivityRecorder, ActivitySink
 from provisiond.provisioning.bans import EnumerationGuard, GuardConfig
-from provisiond.provisioning.catalogue import load_catalogue
+from provisiond.provisioning.catalogue import CatalogueError, load_catalogue
 from provisiond.provisioning.changes import Change, ChangeFeed
 from provisiond.provisioning.context import Endpoints
 from provisiond.provisioning.digest import DigestAuth
@@ -28,7 +28,7 @@ from provisiond.provisioning.notify import ChangeListener, notify_changes
 from provisiond.provisioning.render import Renderer
 from provisiond.provisioning.resolver import Resolver
 from provisiond.provisioning.uploads import UploadStore
-from provisiond.provisioning.vendors import load_vendors
+from provisiond.provisioning.vendors import VendorError, load_vendors
 from provisiond.services import ServiceContext, Services
 from provisiond.services.catalogue_sync import CatalogueSync, sync_catalogue
 from provisiond.settings import Settings, parse_listen
@@ -74,10 +74,20 @@ async def prepare_database(settings: Settings) -> Database:
     return db
 
 
+class TemplatesProblem(DomainError):
+    """A vendor description or a model catalogue file cannot be used."""
+
+    code = "templates"
+
+
 async def sync_models(settings: Settings, db: Database) -> CatalogueSync:
     """Write the templates' model catalogue (models.toml) to the database."""
-    vendors = load_vendors(settings.templates_dir)
-    result = await sync_catalogue(db, load_catalogue(settings.templates_dir, vendors))
+    try:
+        vendors = load_vendors(settings.templates_dir)
+        models = load_catalogue(settings.templates_dir, vendors)
+    except (VendorError, CatalogueError, FileNotFoundError) as exc:
+        raise TemplatesProblem(str(exc)) from exc
+    result = await sync_catalogue(db, models)
     if result.changed:
         log.info(
             "model catalogue: %d added, %d updated, %d removed, %d kept for their devices",

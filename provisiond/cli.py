@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from provisiond import cli_fleet, cli_ops
+from provisiond import cli_accounts, cli_fleet, cli_ops
 from provisiond.app import (
     build_services,
     open_secrets,
@@ -164,6 +164,10 @@ async def site_update(s: Services, a: argparse.Namespace) -> Any:
 async def site_delete(s: Services, a: argparse.Namespace) -> Any:
     await s.sites.delete(a.id, _actor())
     return {"deleted": {"site": a.id}}
+
+
+async def models_list(s: Services, a: argparse.Namespace) -> Any:
+    return await s.catalogue.models(a.vendor, a.series)
 
 
 async def licence_set(s: Services, a: argparse.Namespace) -> Any:
@@ -362,9 +366,10 @@ TABLE: tuple[Entry, ...] = (
     ),
     admin(
         "primary",
-        "choose a user's primary device",
-        lambda s, a: s.assignments.set_primary(a.user, a.device, actor=_actor()),
+        "choose a user's primary line: a device, or --slot N of it",
+        lambda s, a: s.assignments.set_primary(a.user, a.device, slot=a.slot, actor=_actor()),
         *USER_DEVICE,
+        arg("--slot", type=int, default=1),
     ),
     Group("licence", "licences"),
     admin("licence show", "counts and seats in use", lambda s, a: s.platform.get_licences()),
@@ -392,9 +397,7 @@ TABLE: tuple[Entry, ...] = (
     ),
     admin("token list", "names, scopes and dates; never the tokens", lambda s, a: s.tokens.list()),
     admin("token revoke", "revoke a token", token_revoke, arg("name")),
-    admin(
-        "models", "the model catalogue", lambda s, a: s.catalogue.models(a.vendor), arg("--vendor")
-    ),
+    admin("models", "the model catalogue", models_list, arg("--vendor"), arg("--series")),
     admin(
         "unprovisioned",
         "MACs that asked for a config",
@@ -407,6 +410,7 @@ TABLE: tuple[Entry, ...] = (
         lambda s, a: s.directory.lookup(a.number),
         arg("number"),
     ),
+    *cli_accounts.TABLE,
     *cli_fleet.TABLE,
     operation(
         "backup",

@@ -16,9 +16,15 @@ from provisiond.services.resync import ResyncService
 
 log = logging.getLogger(__name__)
 
-DEVICE_ACTIONS = frozenset({"device.update"})
+DEVICE_ACTIONS = frozenset({"device.update", "device.account_put", "device.account_delete"})
 USER_ACTIONS = frozenset(
-    {"user.update", "user.assign_device", "user.unassign_device", "user.set_primary"}
+    {
+        "user.update",
+        "user.assign_device",
+        "user.unassign_device",
+        "user.set_primary",
+        "user.account_change",
+    }
 )
 EVERYONE_ACTIONS = frozenset({"settings.update"})
 

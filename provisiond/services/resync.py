@@ -21,7 +21,7 @@ from provisiond.services.assignments import load_device
 from provisiond.services.context import ServiceContext, audit
 from provisiond.services.sites import load_site
 from provisiond.sip import send_notify
-from provisiond.storage.models import Device
+from provisiond.storage.models import Device, DeviceAccount
 
 MAX_BULK = 10_000  # devices one API request may resync (its answer lists each)
 CHUNK = 1_000  # devices read per query when every device a change altered is resynced
@@ -131,7 +131,11 @@ class ResyncService:
         if not everyone:
             if not device_ids and not user_ids:
                 return []
-            query = query.where(Device.id.in_(device_ids) | Device.user_id.in_(user_ids))
+            # A user's lines include accounts on other users' devices (a DECT base's handsets).
+            carrying = select(DeviceAccount.device_id).where(DeviceAccount.user_id.in_(user_ids))
+            query = query.where(
+                Device.id.in_(device_ids) | Device.user_id.in_(user_ids) | Device.id.in_(carrying)
+            )
         results: list[dict[str, Any]] = []
         async for chunk in self._chunks(query):
             results += await self._send_all(chunk, False, actor)

@@ -8,15 +8,21 @@ from sqlalchemy import event
 
 from provisiond.provisioning.changes import ChangeFeed
 from provisiond.provisioning.memory import MemoryDirectory
-from provisiond.services.commands import DeviceCreate, DevicePatch, UserCreate, UserPatch
+from provisiond.services.commands import (
+    AccountPut,
+    DeviceCreate,
+    DevicePatch,
+    UserCreate,
+    UserPatch,
+)
 from provisiond.services.sites import SiteCreate
 from tests.integration.phone_stack import PhoneStack
 
 UA = "Yealink SIP-T46S 66.86.0.15 00:15:65:aa:bb:cc"
 
 
-async def _get(stack: PhoneStack, path: str = "001565aabbcc.cfg") -> tuple[int, str]:
-    async with aiohttp.ClientSession(headers={"User-Agent": UA}) as http:
+async def _get(stack: PhoneStack, path: str = "001565aabbcc.cfg", ua: str = UA) -> tuple[int, str]:
+    async with aiohttp.ClientSession(headers={"User-Agent": ua}) as http:
         async with http.get(stack.http_url + path) as response:
             return response.status, await response.text()
 
@@ -48,6 +54,39 @@ async def test_changes_reach_the_phone_side(phone_stack: PhoneStack) -> None:
     assert (await _get(phone_stack))[1] == after  # what the cache gave is what a render gives
     await services.devices.delete(device["id"], new_primary=None, actor="t")
     assert (await _get(phone_stack))[0] == 404
+
+
+async def test_account_changes_reach_the_phone_side(phone_stack: PhoneStack) -> None:
+    """A handset's account (slot 2) on a DECT base: created, its owner renamed, its owner
+    deleted and the account removed; each change is in the base's file at once."""
+    services = phone_stack.services
+    owner = await services.users.create(
+        UserCreate(username="r", display_name="Reception", main_extension="500"), "t"
+    )
+    user = await services.users.create(
+        UserCreate(username="m", display_name="Mario", main_extension="502"), "t"
+    )
+    base = await services.devices.create(
+        DeviceCreate(
+            extension="500", model="yealink-w80b", mac="001565aabbcc", user_id=owner["id"]
+        ),
+        "t",
+    )
+    ua = {"ua": "Yealink W80B 103.87.0.10 00:15:65:aa:bb:cc"}
+    assert "account.2." not in (await _get(phone_stack, **ua))[1]
+    put = AccountPut(extension="502", user_id=user["id"], sip_password="Handset-Pass-2")
+    await services.accounts.put(base["id"], 2, put, move=False, actor="t")
+    body = (await _get(phone_stack, **ua))[1]
+    assert "account.2.user_name = 502" in body
+    assert "account.2.password = Handset-Pass-2" in body
+    assert "account.2.display_name = Mario" in body
+    await services.users.update(user["id"], UserPatch(display_name="Maria"), "t")
+    assert "account.2.display_name = Maria" in (await _get(phone_stack, **ua))[1]
+    await services.users.delete(user["id"], "t")
+    body = (await _get(phone_stack, **ua))[1]
+    assert "account.2.display_name = 502" in body  # no owner: the extension is shown
+    await services.accounts.delete(base["id"], 2, new_primary=None, actor="t")
+    assert "account.2.user_name" not in (await _get(phone_stack, **ua))[1]
 
 
 async def test_no_database_query_per_phone_request(phone_stack: PhoneStack) -> None:

@@ -18,7 +18,7 @@ from provisiond.domain.errors import Conflict, InvalidInput
 from provisiond.provisioning.auto_resync import AutoResync
 from provisiond.provisioning.changes import Change, ChangeFeed
 from provisiond.services import Services
-from provisiond.services.commands import DeviceCreate, UserCreate, UserPatch
+from provisiond.services.commands import AccountPut, DeviceCreate, UserCreate, UserPatch
 from provisiond.services.resync import MAX_BULK
 from provisiond.services.sites import SiteCreate
 from provisiond.storage.models import Device
@@ -176,6 +176,39 @@ async def test_resync_on_change(services: Services, phones: PhoneFactory) -> Non
     await feed.poll()
     await auto.drain()
     assert len(phone.requests) == 1
+
+
+async def test_resync_on_change_reaches_the_base_carrying_a_users_handset(
+    services: Services, phones: PhoneFactory
+) -> None:
+    """A user whose only line is a handset (account 2) of someone else's DECT base: renaming
+    the user changes the base's file, so the base gets the NOTIFY."""
+    phone, port = await phones(True)
+    _with_port(services, port)
+    owner = await services.users.create(
+        UserCreate(username="o", display_name="Reception", main_extension="500"), "t"
+    )
+    user = await services.users.create(
+        UserCreate(username="m", display_name="Mario", main_extension="502"), "t"
+    )
+    base = await services.devices.create(
+        DeviceCreate(
+            extension="500", model="yealink-w80b", mac="001565aabbcc", user_id=owner["id"]
+        ),
+        "t",
+    )
+    await services.accounts.put(
+        base["id"], 2, AccountPut(extension="502", user_id=user["id"]), move=False, actor="t"
+    )
+    await _seen(services, base["id"])
+    auto = AutoResync(services.resync)
+    feed = ChangeFeed(services.ctx.db, _noticing(auto))
+    await feed.mark()
+    await services.users.update(user["id"], UserPatch(display_name="Maria"), "t")
+    await feed.poll()
+    await auto.drain()
+    assert len(phone.requests) == 1
+    assert phone.requests[0].startswith("NOTIFY sip:500@127.0.0.1:")
 
 
 def _noticing(auto: AutoResync) -> Callable[[list[Change]], Awaitable[None]]:
