@@ -43,7 +43,8 @@ def table() -> str:
         "(`phone_templates/<vendor>/models.toml`; `GET /api/v1/models`, `provisiond models`). "
         "Accounts: SIP accounts the model registers (a DECT base: one per handset; an ATA: one "
         "per port); keys: programmable line keys without modules; modules: expansion modules "
-        "it takes. Every model below boots through its documented sequence in "
+        "it takes. Every model below boots through the sequence its models.toml gives (each "
+        "vendor README cites it or marks it unverified) in "
         "tests/integration/test_catalogue_boot.py.",
         "",
     ]

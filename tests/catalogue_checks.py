@@ -2,7 +2,8 @@
 
 `values_of` reads every value a file sets (XML texts and attribute values after parsing, so
 an escaped display name compares equal to the original; or what follows the first ``=`` or
-``:`` of each ``key=value`` line, quotes removed). `missing_accounts` names the (slot, value)
+``:`` of each ``key=value`` line, or the value of an Avaya ``SET NAME value`` line, quotes
+removed). `missing_accounts` names the (slot, value)
 pairs of the expected accounts that no value of the file equals. The model tests use them for
 every model of the catalogue (tests/unit/test_catalogue_models.py renders,
 tests/integration/test_catalogue_boot.py boots over real sockets).
@@ -17,6 +18,7 @@ from collections.abc import Iterable
 __all__ = ["is_xml", "missing_accounts", "values_of"]
 
 _KEY_VALUE = re.compile(r"\s*[^=:#;\s][^=:]*?\s*[=:]\s?(.*)$")
+_SET_STATEMENT = re.compile(r"\s*SET\s+\S+\s+(.*)$")  # Avaya 46xxsettings: SET NAME "value"
 
 
 def is_xml(body: bytes) -> bool:
@@ -34,7 +36,7 @@ def values_of(body: bytes) -> set[str]:
             found.update(node.attrib.values())
         return found
     for line in text.splitlines():
-        match = _KEY_VALUE.match(line)
+        match = _SET_STATEMENT.match(line) or _KEY_VALUE.match(line)
         if match:
             value = match.group(1).strip()
             if len(value) >= 2 and value[0] == value[-1] == '"':

@@ -66,7 +66,8 @@ async def test_refusals_name_the_limit_and_change_nothing(api: Api, db: Database
     beyond = await _put(api, phone["id"], 3, {"extension": "603"})
     assert beyond.status == 422
     assert beyond.json["field"] == "slot"
-    assert "2 SIP accounts" in beyond.json["detail"] and "cisco-cp-7940" in beyond.json["detail"]
+    assert "2 SIP accounts" in beyond.json["detail"]
+    assert "cisco-cp-7940" in beyond.json["detail"]
 
     first = await _put(api, phone["id"], 1, {"extension": "603"})
     assert (first.status, first.json["field"]) == (422, "slot")
@@ -144,7 +145,9 @@ async def test_model_change_never_strands_an_account(api: Api, db: Database) -> 
 async def test_models_endpoint_carries_the_catalogue(api: Api) -> None:
     models = await api.ok("GET", "/api/v1/models?vendor=yealink")
     w80b = next(m for m in models if m["id"] == BASE)
-    assert w80b["dect"] is True and w80b["handsets"] >= w80b["accounts"] > 1
-    assert w80b["boot"] and set(w80b["protocols"]) <= {"tftp", "http", "https"}
+    assert w80b["dect"] is True
+    assert w80b["handsets"] >= w80b["accounts"] > 1
+    assert w80b["boot"]
+    assert set(w80b["protocols"]) <= {"tftp", "http", "https"}
     series = await api.ok("GET", f"/api/v1/models?series={w80b['series']}")
     assert {m["series"] for m in series} == {w80b["series"]}

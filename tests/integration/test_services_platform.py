@@ -44,6 +44,10 @@ VENDORS = {
     "aastra",
     "panasonic",
     "htek",
+    "alcatel",
+    "avaya",
+    "sangoma",
+    "obihai",
 }
 
 

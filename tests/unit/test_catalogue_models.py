@@ -17,7 +17,7 @@ import pytest
 from provisiond.domain import policy
 from provisiond.domain.catalogue import CatalogueModel, boot_paths, user_agent
 from provisiond.domain.identify import FileKind, match_path, parse_user_agent
-from tests.catalogue_checks import values_of
+from tests.catalogue_checks import is_xml, missing_accounts, values_of
 from tests.phone_context import DEFAULTS, account_values, catalogue_models, phone_context, vendors
 from tests.template_checks import assert_no_leftovers, render_path, spec_for
 
@@ -105,9 +105,8 @@ def test_device_file_carries_every_account(model: CatalogueModel) -> None:
         text = render_path(model.vendor, path, context)
         assert_no_leftovers(text)
         template = spec_for(model.vendor, path).template or ""
-        found |= values_of(text, template.endswith(".xml.j2"))
-    missing = [
-        (slot, value) for slot, *values in expected for value in values if value not in found
-    ]
+        assert is_xml(text.encode()) is template.endswith(".xml.j2"), path
+        found |= values_of(text.encode())
+    missing = missing_accounts(found, ((slot, tuple(v)) for slot, *v in expected))
     assert missing == [], f"{model.id}: not written (slot, value): {missing[:6]}"
     assert any(v.startswith(DEFAULTS["registrar"]) for v in found), "registrar missing"

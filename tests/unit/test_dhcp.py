@@ -43,6 +43,10 @@ REGISTRANTS = {
     "aastra": r"^(Mitel|Aastra)",
     "panasonic": r"^Panasonic Communications",
     "htek": r"^Hanlong Technology",  # Htek is Hanlong's brand
+    "alcatel": r"^(Alcatel-Lucent Enterprise|ALE International)",
+    "avaya": r"^Avaya",
+    "sangoma": r"^Digium",  # Sangoma bought Digium; the phones keep Digium's OUI
+    "obihai": r"^Obihai Technology",
 }
 
 
@@ -98,6 +102,9 @@ def test_each_family_gets_the_options_its_vendor_descriptions_name() -> None:
         "aastra": {66: URL},
         "panasonic": {66: URL, 160: URL},
         "htek": {66: URL},
+        "alcatel": {66: URL},
+        "sangoma": {66: URL},
+        "obihai": {66: URL},
     }
 
 

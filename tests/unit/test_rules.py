@@ -451,7 +451,7 @@ def test_check_assign(owner: int | None, move: bool, blocked: bool) -> None:
         ("202", "200", PrimaryChange(5, "202", "200")),
     ],
 )
-def test_select_primary(device_ext: str, main: str, expected: PrimaryChange) -> None:
+def test_select_primary(device_ext: str, main: str, expected: PrimaryChange[int]) -> None:
     change = rules.select_primary(device_id=5, device_extension=device_ext, main_extension=main)
     assert change == expected
     assert change.changed is (expected.changed_from is not None)

@@ -11,7 +11,7 @@ import pytest
 from provisiond.domain.identify import VendorSpec, match_path
 from provisiond.provisioning.render import Renderer
 from provisiond.provisioning.vendors import load_vendor
-from tests.phone_context import DEFAULTS, phone_context
+from tests.phone_context import DEFAULTS, account_values, phone_context
 
 ROOT = Path(__file__).resolve().parents[2] / "phone_templates"
 DEVICE_FILE = "00085D237429.cfg"
@@ -75,7 +75,7 @@ def render(renderer: Renderer, vendor: VendorSpec, path: str, **options: Any) ->
     with a list that lacks the zone (as for any zone Aastra does not name).
     """
     (found,) = match_path([vendor], path)
-    model = COMMON_FILES.get(path, "aastra-6731i")
+    model = options.pop("model", None) or COMMON_FILES.get(path, "aastra-6731i")
     if not options.pop("zone_list", True):
         zone = options.get("timezone", DEFAULTS["timezone"])
         vendor = replace(vendor, timezones={k: v for k, v in vendor.timezones.items() if k != zone})
@@ -282,3 +282,45 @@ def test_device_file_carries_provisioning_credentials(
     assert values["http digest username"] == DEFAULTS["mac"]
     assert values["http digest password"] == "provPass1"
     assert not CREDENTIAL_KEYS & set(render(renderer, vendor, DEVICE_FILE))
+
+
+def _line_keys(slot: int) -> set[str]:
+    """The keys of account `slot`: "sip lineN ..." with N the slot."""
+    return {key.replace("sip line1 ", f"sip line{slot} ") for key in LINE_KEYS}
+
+
+@pytest.mark.parametrize(
+    ("model", "accounts"),
+    [("aastra-6731i", 9), ("aastra-6869i", 24), ("aastra-57i-ct", 9), ("mitel-6940", 24)],
+)
+def test_every_account_gets_its_line(
+    renderer: Renderer, vendor: VendorSpec, model: str, accounts: int
+) -> None:
+    """Slot N is written as "sip lineN ...": slot 2 and the model's last slot exactly; line 1
+    stays the device's own account; nothing beyond the model's count."""
+    values = render(renderer, vendor, DEVICE_FILE, model=model, accounts=accounts)
+    every_line = set().union(*(_line_keys(slot) for slot in range(1, accounts + 1)))
+    assert set(values) == SHARED_KEYS | every_line
+    for slot in (2, accounts):
+        account = account_values(slot)
+        assert {key: values[key] for key in _line_keys(slot)} == {
+            f"sip line{slot} user name": account["extension"],
+            f"sip line{slot} auth name": account["auth_username"],
+            f"sip line{slot} password": account["password"],
+            f"sip line{slot} display name": account["display_name"],
+            # No label of its own: the idle screen shows the user's name, then the number.
+            f"sip line{slot} screen name": account["display_name"],
+            f"sip line{slot} screen name 2": account["cli"],
+            f"sip line{slot} proxy ip": DEFAULTS["registrar"],
+            f"sip line{slot} proxy port": "5060",
+            f"sip line{slot} registrar ip": DEFAULTS["registrar"],
+            f"sip line{slot} registrar port": "5060",
+        }
+    assert values["sip line1 user name"] == DEFAULTS["extension"]
+    assert values["sip line1 password"] == DEFAULTS["password"]
+
+
+def test_two_line_model_stops_at_its_count(renderer: Renderer, vendor: VendorSpec) -> None:
+    """A device of the 6863i (2 accounts) never gets a line 3, even when asked for more."""
+    values = render(renderer, vendor, DEVICE_FILE, model="aastra-6863i", accounts=3)
+    assert set(values) == SHARED_KEYS | LINE_KEYS | _line_keys(2)

@@ -8,7 +8,7 @@ import pytest
 
 from provisiond.provisioning.render import Renderer
 from provisiond.sip.events import notify_body
-from tests.phone_context import DEFAULTS, phone_context
+from tests.phone_context import DEFAULTS, account_values, catalogue_models, phone_context
 from tests.template_checks import (
     TEMPLATES_ROOT,
     assert_no_leftovers,
@@ -280,3 +280,67 @@ def test_no_provisioning_credentials_anywhere(model: str) -> None:
         body = TEMPLATE_RENDERER.render("cisco_sep", spec, context).decode("utf-8")
         assert "provuser" not in body, spec.template
         assert "provPass1" not in body, spec.template
+
+
+@pytest.mark.parametrize(("model", "accounts"), [("cisco-cp-7960", 6), ("cisco-cp-7940", 2)])
+def test_79x0_every_line(model: str, accounts: int) -> None:
+    """Account slot n is line n: lineN_* keys, and proxyN_* for the lines after the first."""
+    context = phone_context("cisco_sep", "device", model=model, accounts=accounts)
+    keys = parse_key_values(render_path("cisco_sep", "SIP00562B043615.cnf", context), ":")
+    for slot in (2, accounts):
+        values = account_values(slot)
+        expected = {
+            f"line{slot}_name": values["extension"],
+            f"line{slot}_authname": values["auth_username"],
+            f"line{slot}_password": values["password"].replace('"', "'"),
+            f"line{slot}_displayname": values["display_name"],
+            f"line{slot}_shortname": values["cli"],
+            f"proxy{slot}_address": DEFAULTS["registrar"],
+            f"proxy{slot}_port": "5060",
+        }
+        assert {key: keys.get(key) for key in expected} == expected, slot
+    assert f"line{accounts + 1}_name" not in keys
+    assert keys["line1_name"] == DEFAULTS["extension"]
+    assert "proxy1_address" in keys  # line 1: the shared proxy keys, as before
+
+
+def sep_lines(root: ET.Element) -> dict[str, dict[str, str]]:
+    """Every <sipLines><line>, by its button attribute (children tag -> text)."""
+    return {
+        line.get("button", ""): {child.tag: child.text or "" for child in line}
+        for line in root.findall("./sipProfile/sipLines/line")
+    }
+
+
+@pytest.mark.parametrize(
+    ("model", "accounts"),
+    [("cisco-cp-7975", 8), ("cisco-cp-7942", 2), ("cisco-cp-8865", 5), ("cisco-cp-7861", 16)],
+)
+def test_sep_every_line(model: str, accounts: int) -> None:
+    """Account slot n is <line button="n">, with the same children as line 1."""
+    context = phone_context("cisco_sep", "device", model=model, accounts=accounts)
+    lines = sep_lines(xml_root(render_path("cisco_sep", SEP_PATH, context)))
+    assert sorted(lines, key=int) == [str(slot) for slot in range(1, accounts + 1)]
+    for slot in (2, accounts):
+        values = account_values(slot)
+        assert lines[str(slot)] == {
+            "featureID": "9",
+            "featureLabel": values["cli"],
+            "proxy": DEFAULTS["registrar"],
+            "port": "5060",
+            "name": values["extension"],
+            "displayName": values["display_name"],
+            "authName": values["auth_username"],
+            "authPassword": values["password"],
+            "contact": values["extension"],
+        }, slot
+    assert lines["1"]["name"] == DEFAULTS["extension"]
+
+
+def test_catalogue_families() -> None:
+    """Two families: 79x0 (SIP<MAC>.cnf) and sep (SEP<MAC>.cnf.xml), no User-Agent, TFTP."""
+    models = [m for m in catalogue_models().values() if m.vendor == "cisco_sep"]
+    assert {m.family for m in models} == {"79x0", "sep"}
+    assert {m.name for m in models if m.family == "79x0"} == {"CP-7940G", "CP-7960G"}
+    assert all(m.user_agent == "" and m.protocols == ("tftp",) for m in models)
+    assert len(models) >= 12

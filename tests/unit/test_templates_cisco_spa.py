@@ -5,7 +5,13 @@ from __future__ import annotations
 import pytest
 
 from provisiond.domain.identify import FileKind, match_path
-from tests.phone_context import DEFAULTS, PROVISIONING_BASE_URL, phone_context
+from tests.phone_context import (
+    DEFAULTS,
+    PROVISIONING_BASE_URL,
+    account_values,
+    catalogue_models,
+    phone_context,
+)
 from tests.template_checks import (
     TEMPLATES_ROOT,
     assert_no_leftovers,
@@ -223,3 +229,120 @@ def test_readme_cites_every_written_key() -> None:
         tags |= set(flat_profile(render_path("cisco_spa", path, context)))
     missing = sorted(tag for tag in tags if f"`{tag}`" not in readme)
     assert missing == []
+
+
+def account_params(n: int, slot_values: dict[str, str], port: str = "5060") -> dict[str, str]:
+    """The _n_ parameters of account slot `n` (an enabled account, no outbound proxy)."""
+    return {
+        f"Line_Enable_{n}_": "Yes",
+        f"Display_Name_{n}_": slot_values["display_name"],
+        f"User_ID_{n}_": slot_values["extension"],
+        f"Use_Auth_ID_{n}_": "Yes",
+        f"Auth_ID_{n}_": slot_values["auth_username"],
+        f"Password_{n}_": slot_values["password"],
+        f"Proxy_{n}_": f"{DEFAULTS['registrar']}:{port}",
+        f"Register_{n}_": "Yes",
+        f"SIP_Transport_{n}_": "UDP",
+        f"Use_Outbound_Proxy_{n}_": "No",
+    }
+
+
+@pytest.mark.parametrize(
+    ("model", "accounts"),
+    [
+        ("cisco-spa508g", 8),  # SPA500: Ext 1..8, line keys 1..8
+        ("cisco-spa509g", 12),
+        ("cisco-cp-8841-3pcc", 10),  # MPP 8800: Ext 1..10
+        ("cisco-cp-7861-3pcc", 16),
+        ("cisco-cp-6821-3pcc", 2),
+        ("cisco-spa962", 6),
+    ],
+)
+def test_every_account_of_a_phone(model: str, accounts: int) -> None:
+    """Slot n is Ext n: the same parameters as line 1 with the _n_ suffix, and the label of
+    line key n (the key's extension is n by default)."""
+    context = phone_context("cisco_spa", "device", model=model, accounts=accounts)
+    params = flat_profile(render_path("cisco_spa", "0002fdff2103.xml", context))
+    for slot in (2, accounts):
+        values = account_values(slot)
+        expected = account_params(slot, values) | {f"Short_Name_{slot}_": values["cli"]}
+        assert {key: params.get(key) for key in expected} == expected, slot
+    # Nothing beyond the model's last account.
+    assert f"User_ID_{accounts + 1}_" not in params
+    assert params["User_ID_1_"] == DEFAULTS["extension"]
+    assert params["Station_Name"] == "Rossi & <Figli>"
+
+
+def test_accounts_beyond_the_line_keys_have_no_label() -> None:
+    """The MPP 7811 has one account and no line key: line 1 keeps its label (as every phone),
+    nothing else is written."""
+    context = phone_context("cisco_spa", "device", model="cisco-cp-7811-3pcc", accounts=3)
+    params = flat_profile(render_path("cisco_spa", "0002fdff2103.xml", context))
+    assert params["Short_Name_1_"] == DEFAULTS["cli"]
+    assert "User_ID_2_" not in params  # one account: slot 2 is dropped by the context
+
+
+@pytest.mark.parametrize(
+    ("model", "path", "accounts"),
+    [
+        ("cisco-spa112", "0002fdff2103.xml", 2),  # two FXS ports: Line 1, Line 2
+        ("cisco-spa8000", "0002fdff2103.xml", 8),
+        ("cisco-ata192-mpp", "0002fdff2103.xml", 2),
+    ],
+)
+def test_ata_one_account_per_port(model: str, path: str, accounts: int) -> None:
+    """An ATA: Line n (FXS port n) carries account n; no station name, no line keys."""
+    context = phone_context("cisco_spa", "device", model=model, accounts=accounts)
+    params = flat_profile(render_path("cisco_spa", path, context))
+    assert account_params(1, {**DEFAULTS, "display_name": "Rossi & <Figli>"}).items() <= (
+        params.items()
+    )
+    for slot in (2, accounts):
+        assert account_params(slot, account_values(slot)).items() <= params.items(), slot
+    assert not [key for key in params if key.startswith(("Short_Name", "Station_Name"))]
+
+
+def test_extra_account_over_tls_behind_an_outbound_proxy() -> None:
+    context = phone_context(
+        "cisco_spa",
+        "device",
+        model="cisco-spa504g",
+        accounts=4,
+        transport="tls",
+        outbound_proxy="sbc.example.net",
+    )
+    params = flat_profile(render_path("cisco_spa", "0002fdff2103.xml", context))
+    assert {key: params[key] for key in params if key.endswith("_4_")} == {
+        "Line_Enable_4_": "Yes",
+        "Display_Name_4_": account_values(4)["display_name"],
+        "Short_Name_4_": account_values(4)["cli"],
+        "User_ID_4_": account_values(4)["extension"],
+        "Use_Auth_ID_4_": "Yes",
+        "Auth_ID_4_": account_values(4)["auth_username"],
+        "Password_4_": account_values(4)["password"],
+        "Proxy_4_": f"{DEFAULTS['registrar']}:5061",
+        "Register_4_": "Yes",
+        "SIP_Transport_4_": "TLS",
+        "Use_Outbound_Proxy_4_": "Yes",
+        "Outbound_Proxy_4_": "sbc.example.net:5061",
+    }
+
+
+@pytest.mark.parametrize(
+    ("path", "model"),
+    [
+        ("spa112.cfg", "cisco-spa112"),
+        ("spa2102.cfg", "cisco-spa2102"),
+        ("spa509G.cfg", "cisco-spa509g"),
+        ("ata191.cfg", "cisco-ata191-mpp"),  # ATA 191/192 multiplatform: /ata$PSN.cfg
+        ("6871-3PCC.xml", "cisco-cp-6871-3pcc"),
+        ("CP-8832-3PCC.xml", "cisco-cp-8832-3pcc"),
+    ],
+)
+def test_new_model_files(path: str, model: str) -> None:
+    """The first file of each family resolves to its model and points at $MA.xml."""
+    (match,) = match_path([load("cisco_spa")], path)
+    assert match.spec.kind is FileKind.COMMON
+    assert catalogue_models()[model].family.lower() == (match.family or "").lower()
+    context = phone_context("cisco_spa", "common", model=model)
+    assert flat_profile(render_path("cisco_spa", path, context))["Profile_Rule_B"] == MAC_RULE

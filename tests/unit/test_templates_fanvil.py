@@ -1,4 +1,5 @@
-"""Fanvil templates: <VOIP_CONFIG_FILE> (X3S, X4) or <sysConf> (X6U) with the right values."""
+"""Fanvil templates: <VOIP_CONFIG_FILE> (X-series, older firmware) or <sysConf> (every other
+series) with the right values, for every account of the device."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import pytest
 from provisiond.domain.identify import FileKind, VendorSpec, match_path
 from provisiond.provisioning.render import Renderer
 from provisiond.provisioning.vendors import load_vendor
-from tests.phone_context import DEFAULTS, phone_context
+from tests.phone_context import DEFAULTS, account_values, catalogue, phone_context
 
 ROOT = Path(__file__).resolve().parents[2] / "phone_templates"
 DEVICE_FILE = "001565aabbcc.cfg"
@@ -49,7 +50,7 @@ def render(
     text = renderer.render("fanvil", found.spec, context).decode("utf-8")
     for leftover in ("{{", "{%", "{#", "None"):
         assert leftover not in text
-    root_tag = "VOIP_CONFIG_FILE" if model in LEGACY_MODELS else "sysConf"
+    root_tag = "VOIP_CONFIG_FILE" if catalogue()[model].series == "X" else "sysConf"
     assert text.startswith(f'<?xml version="1.0" encoding="UTF-8"?>\n<{root_tag}>')
     return ET.fromstring(text)
 
@@ -277,3 +278,147 @@ def test_device_file_carries_provisioning_credentials(
     without = render(renderer, vendor, DEVICE_FILE, model)
     assert without.find(user_path) is None
     assert without.find(password_path) is None
+
+
+# --- Several accounts per device --------------------------------------------------------------
+
+
+def _expected_sysconf(slot: int) -> dict[str, str]:
+    """The <line index=slot> of account `slot` (2 and up) of the test device, UDP, no proxy."""
+    values = account_values(slot)
+    return {
+        "EnableReg": "1",
+        "PhoneNumber": values["extension"],
+        "DisplayName": values["display_name"],
+        "RegisterUser": values["auth_username"],
+        "RegisterPswd": values["password"],
+        "RegisterAddr": DEFAULTS["registrar"],
+        "RegisterPort": "5060",
+        "Transport": "0",
+        "ProxyAddr": "",
+    }
+
+
+def sysconf_lines(root: ET.Element) -> dict[str, dict[str, str]]:
+    """Every <sip><line> as {index: {tag: text}}."""
+    return {
+        line.get("index") or "": {child.tag: child.text or "" for child in line}
+        for line in root.findall("./sip/line")
+    }
+
+
+@pytest.mark.parametrize(
+    ("model", "last"),
+    [("fanvil-x6u", 20), ("fanvil-x4u", 12), ("fanvil-v64", 12), ("fanvil-i10sv", 2)],
+)
+def test_sysconf_writes_every_account(
+    renderer: Renderer, vendor: VendorSpec, model: str, last: int
+) -> None:
+    """<sysConf>: one <line index="N"> per account, slot 1 unchanged, slot 2 and the last
+    slot under the same keys with their own values."""
+    assert catalogue()[model].accounts == last
+    root = render(renderer, vendor, DEVICE_FILE, model, accounts=last)
+    lines = sysconf_lines(root)
+    assert list(lines) == [str(slot) for slot in range(1, last + 1)]
+    assert lines["1"]["PhoneNumber"] == DEFAULTS["extension"]
+    assert lines["1"]["RegisterPswd"] == DEFAULTS["password"]
+    assert lines["2"] == _expected_sysconf(2)
+    assert lines[str(last)] == _expected_sysconf(last)
+    # The idle-screen title stays the device's own (slot 1).
+    assert root.findtext("./phone/display/LCDTitle") == f"Rossi & <Figli> {DEFAULTS['cli']}"
+
+
+def test_sysconf_accounts_share_transport_and_proxy(renderer: Renderer, vendor: VendorSpec) -> None:
+    """Every account registers at the platform's registrar, transport and outbound proxy."""
+    root = render(
+        renderer,
+        vendor,
+        DEVICE_FILE,
+        "fanvil-v65",
+        accounts=3,
+        transport="tls",
+        outbound_proxy="sbc.example.net",
+    )
+    for values in sysconf_lines(root).values():
+        assert (values["RegisterPort"], values["Transport"]) == ("5061", "3")
+        assert (values["ProxyAddr"], values["ProxyPort"]) == ("sbc.example.net", "5061")
+
+
+def legacy_entries(root: ET.Element) -> dict[str, dict[str, str]]:
+    """Every <SIP_Line_List_Entry> as {ID: {tag: text}}."""
+    entries = {}
+    for entry in root.findall(LEGACY_LINE):
+        values = {child.tag: child.text or "" for child in entry}
+        entries[values.pop("ID")] = values
+    return entries
+
+
+@pytest.mark.parametrize(("model", "last"), [("fanvil-x4", 4), ("fanvil-x6", 6)])
+def test_legacy_writes_every_account(
+    renderer: Renderer, vendor: VendorSpec, model: str, last: int
+) -> None:
+    """<VOIP_CONFIG_FILE>: one <SIP_Line_List_Entry> per account, <ID>SIP<N></ID>."""
+    assert catalogue()[model].accounts == last
+    root = render(renderer, vendor, DEVICE_FILE, model, accounts=last)
+    entries = legacy_entries(root)
+    assert list(entries) == [f"SIP{slot}" for slot in range(1, last + 1)]
+    assert entries["SIP1"]["Phone_Number"] == DEFAULTS["extension"]
+    for slot in (2, last):
+        values = account_values(slot)
+        assert entries[f"SIP{slot}"] == {
+            "Enable_Reg": "1",
+            "Phone_Number": values["extension"],
+            "Display_Name": values["display_name"],
+            "Register_User": values["auth_username"],
+            "Register_Pswd": values["password"],
+            "Register_Addr": DEFAULTS["registrar"],
+            "Register_Port": "5060",
+            "Transport": "0",
+            "Proxy_Addr": "",
+        }
+
+
+# --- Format per series, newer common-file names ----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("model", "root_tag"),
+    [
+        ("fanvil-x1s", "VOIP_CONFIG_FILE"),
+        ("fanvil-x3sg", "VOIP_CONFIG_FILE"),
+        ("fanvil-x5s", "VOIP_CONFIG_FILE"),
+        ("fanvil-x7c", "sysConf"),
+        ("fanvil-x210", "sysConf"),
+        ("fanvil-v67", "sysConf"),
+        ("fanvil-i53w", "sysConf"),
+        ("fanvil-h2u-v2", "sysConf"),
+        ("fanvil-w611w", "sysConf"),
+    ],
+)
+def test_format_follows_the_series(
+    renderer: Renderer, vendor: VendorSpec, model: str, root_tag: str
+) -> None:
+    """The older X-series firmware reads <VOIP_CONFIG_FILE>; every other series <sysConf>."""
+    assert render(renderer, vendor, DEVICE_FILE, model).tag == root_tag
+
+
+@pytest.mark.parametrize(
+    ("path", "family", "model", "root_tag"),
+    [
+        ("F0V0V6700000.cfg", "V67", "fanvil-v67", "sysConf"),
+        ("F0V0i6100000.cfg", "i61", "fanvil-i61", "sysConf"),
+        ("F0Vi51W00000.cfg", "i51W", "fanvil-i51w", "sysConf"),
+        ("F0V00X5S0000.cfg", "X5S", "fanvil-x5s", "VOIP_CONFIG_FILE"),
+        ("f0X3sghw1.100.cfg", "X3sg", "fanvil-x3sg", "VOIP_CONFIG_FILE"),
+    ],
+)
+def test_newer_common_file_names(
+    renderer: Renderer, vendor: VendorSpec, path: str, family: str, model: str, root_tag: str
+) -> None:
+    """Common-file names of the V- and i-series resolve to their family, like the X-series'."""
+    (found,) = match_path([vendor], path)
+    assert (found.spec.kind, found.family) == (FileKind.COMMON, family)
+    assert catalogue()[model].family.lower() == family.lower()
+    root = render(renderer, vendor, path, model)
+    assert root.tag == root_tag
+    assert DEFAULTS["password"] not in "".join(root.itertext())

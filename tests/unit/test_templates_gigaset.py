@@ -13,7 +13,7 @@ from provisiond.domain.identify import VendorSpec, match_path
 from provisiond.provisioning.render import Renderer
 from provisiond.provisioning.timezones import zone_rules
 from provisiond.provisioning.vendors import load_vendor
-from tests.phone_context import DEFAULTS, phone_context
+from tests.phone_context import DEFAULTS, account_values, phone_context
 
 ROOT = Path(__file__).resolve().parents[2] / "phone_templates"
 DEVICE_FILE = "7C2F80E0D605.xml"
@@ -34,12 +34,12 @@ def renderer() -> Renderer:
     return Renderer(ROOT)
 
 
-def render(renderer: Renderer, vendor: VendorSpec, **options: Any) -> ET.Element:
+def render(
+    renderer: Renderer, vendor: VendorSpec, model: str = "gigaset-n870", **options: Any
+) -> ET.Element:
     """Render the per-MAC file and parse it (it must be clean XML)."""
     (found,) = match_path([vendor], DEVICE_FILE)
-    context = phone_context(
-        "gigaset", "device", model="gigaset-n870", mac="7c2f80e0d605", **options
-    )
+    context = phone_context("gigaset", "device", model=model, mac="7c2f80e0d605", **options)
     text = renderer.render("gigaset", found.spec, context).decode("utf-8")
     for leftover in ("{{", "{%", "{#", "None"):
         assert leftover not in text
@@ -163,3 +163,103 @@ def test_disabled_device_gets_no_credentials(renderer: Renderer, vendor: VendorS
     root = render(renderer, vendor, enabled=False)
     assert not any(name.startswith(ACCOUNT) for name in params(root))
     assert DEFAULTS["password"] not in "".join(p.get("value", "") for p in root.iter("param"))
+
+
+def _account_params(values: dict[str, str], prefix: str) -> dict[str, str]:
+    return {k: v for k, v in values.items() if k.startswith(prefix)}
+
+
+@pytest.mark.parametrize(("model", "slot"), [
+    ("gigaset-n870", 2),
+    ("gigaset-n870", 250),  # the last handset of an N870
+    ("gigaset-n610", 8),  # the last handset of an N610
+])  # fmt: skip
+def test_further_handsets_and_their_accounts(
+    renderer: Renderer, vendor: VendorSpec, model: str, slot: int
+) -> None:
+    """Handset `slot` (five digits) gets add_hs and SipAccount.<slot> with its own values."""
+    accounts = {"gigaset-n870": 250, "gigaset-n610": 8}[model]
+    root = render(renderer, vendor, model, accounts=accounts)
+    values, hs = account_values(slot), f"{slot:05d}"
+    assert _account_params(params(root), f"SipAccount.{hs}.") == {
+        f"SipAccount.{hs}.ProviderId": "0",
+        f"SipAccount.{hs}.UserName": values["extension"],
+        f"SipAccount.{hs}.AuthName": values["auth_username"],
+        f"SipAccount.{hs}.AuthPassword": values["password"],
+        f"SipAccount.{hs}.DisplayName": values["display_name"],
+    }
+    opers = [oper.get("value") for oper in root.findall("./nvm/oper[@name='add_hs']")]
+    assert opers == [f"{n:05d}" for n in range(1, accounts + 1)]
+    # Handset 1 keeps its own account; nothing beyond the model's last handset.
+    assert params(root)[ACCOUNT + "UserName"] == DEFAULTS["extension"]
+    assert f"SipAccount.{accounts + 1:05d}.UserName" not in params(root)
+
+
+MAXWELL = "SIP.Account."
+
+
+def maxwell_params(root: ET.Element) -> dict[str, str]:
+    """The <param name= value=> pairs directly under a Maxwell's <provisioning>."""
+    pairs = [(p.get("name", ""), p.get("value", "")) for p in root.findall("./param")]
+    assert len(pairs) == len(dict(pairs))
+    return dict(pairs)
+
+
+@pytest.mark.parametrize(("model", "accounts", "slot"), [
+    ("gigaset-maxwell-3", 12, 1),
+    ("gigaset-maxwell-3", 12, 2),
+    ("gigaset-maxwell-3", 12, 12),  # the last account of a Maxwell 3
+    ("gigaset-maxwell-basic", 6, 6),
+])  # fmt: skip
+def test_maxwell_accounts(
+    renderer: Renderer, vendor: VendorSpec, model: str, accounts: int, slot: int
+) -> None:
+    """Account `slot` is SIP.Account.<slot - 1> with the registrar in every server field."""
+    root = render(renderer, vendor, model, accounts=accounts, transport="tcp")
+    assert (root.tag, root.get("version"), root.get("productID")) == (
+        "provisioning", "1.1", "mx3b",
+    )  # fmt: skip
+    values = maxwell_params(root)
+    expected = (
+        {
+            "extension": DEFAULTS["extension"],
+            "auth_username": DEFAULTS["auth_username"],
+            "password": DEFAULTS["password"],
+            "display_name": DEFAULTS["display_name"],
+            "cli": DEFAULTS["cli"],
+        }
+        if slot == 1
+        else account_values(slot)
+    )
+    p = f"{MAXWELL}{slot - 1}."
+    assert _account_params(values, p) == {
+        p + "Active": "1",
+        p + "AccountName": expected["cli"],
+        p + "Username": expected["extension"],
+        p + "AuthName": expected["auth_username"],
+        p + "AuthPassword": expected["password"],
+        p + "DisplayName": expected["display_name"],
+        p + "Domain": DEFAULTS["registrar"],
+        p + "ProxyServer.Address": DEFAULTS["registrar"],
+        p + "ProxyServer.Port": "5060",
+        p + "RegistrationServer.Address": DEFAULTS["registrar"],
+        p + "RegistrationServer.Port": "5060",
+        p + "OutboundProxy.Mode": "2",
+    }
+    assert values["SIP.DefaultAccount"] == "0"
+    assert f"{MAXWELL}{accounts}.Username" not in values
+
+
+def test_maxwell_outbound_proxy_firmware_and_disabled(
+    renderer: Renderer, vendor: VendorSpec
+) -> None:
+    url = "http://192.0.2.10:8080/firmware/maxwell.bin"
+    root = render(
+        renderer, vendor, "gigaset-maxwell-2", outbound_proxy="sbc.example.net", firmware_url=url
+    )
+    values = maxwell_params(root)
+    proxy = [values[f"SIP.Account.0.OutboundProxy.{k}"] for k in ("Mode", "Address", "Port")]
+    assert proxy == ["0", "sbc.example.net", "5060"]
+    assert [(f.get("url"), f.get("version")) for f in root.findall("./file")] == [(url, "1.2.3.4")]
+    off = maxwell_params(render(renderer, vendor, "gigaset-maxwell-2", enabled=False))
+    assert _account_params(off, MAXWELL) == {"SIP.Account.0.Active": "0"}

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import tomllib
+from typing import Any
 
 import pytest
 
+from provisiond.domain.identify import parse_user_agent
 from provisiond.domain.timezone import ZoneRules, parse_posix_tz
 from provisiond.provisioning.timezones import zone_rules
-from tests.phone_context import DEFAULTS, phone_context
+from tests.phone_context import DEFAULTS, account_values, phone_context, vendors
 from tests.template_checks import (
     TEMPLATES_ROOT,
     assert_no_leftovers,
@@ -200,3 +202,173 @@ def test_every_listed_zone_matches_its_current_rules() -> None:
             assert value == "GMT+0IST-1,M3.5.0/01:00:00,M10.5.0/02:00:00"
             continue
         assert same_rules(parse_posix_tz(timezone, rule), timezone), timezone
+
+
+# Several accounts (README.md, "Keys"): each slot's P-values, from the Grandstream templates.
+PHONE_OFFSETS = (1, 17, 2, 3, 4, 5, 6, 7, 48)
+
+
+def account_p_values(slot: int, base: int, proxy: str = "") -> dict[str, str]:
+    """The phone-layout P-values account `slot` must carry (base + Grandstream's offsets)."""
+    values = account_values(slot)
+    expected = (
+        "1",
+        values["cli"],
+        f"{DEFAULTS['registrar']}:5060",
+        proxy,
+        values["extension"],
+        values["auth_username"],
+        values["password"],
+        values["display_name"],
+        "0",
+    )
+    return {
+        f"P{base + offset}": value for offset, value in zip(PHONE_OFFSETS, expected, strict=True)
+    }
+
+
+def device_values(model: str, accounts: int, **options: Any) -> dict[str, str]:
+    context = phone_context("grandstream", "device", model=model, accounts=accounts, **options)
+    text = render_path("grandstream", DEVICE_FILE, context)
+    assert_no_leftovers(text)
+    return p_values(text)
+
+
+@pytest.mark.parametrize(
+    ("model", "accounts", "slots"),
+    [
+        # GXP21xx template 1.0.11.16: accounts 2 (P401..), 6 (P1801..).
+        ("grandstream-gxp2135", 6, {2: 400, 6: 1800}),
+        # GXP16xx template: account 3 (P501..) of the GXP1630.
+        ("grandstream-gxp1630", 3, {2: 400, 3: 500}),
+        # GXP17xx template: account 4 (P601..) of the GXP1782.
+        ("grandstream-gxp1782", 4, {2: 400, 4: 600}),
+        # GXV3350 template: account 5 (P1701..), 7 (P50601..) and the last, 16 (P51501..).
+        ("grandstream-gxv3350", 16, {2: 400, 5: 1700, 7: 50600, 16: 51500}),
+        # WP820 template: account 2.
+        ("grandstream-wp820", 2, {2: 400}),
+    ],
+)
+def test_phone_accounts(model: str, accounts: int, slots: dict[int, int]) -> None:
+    values = device_values(model, accounts, outbound_proxy="sbc.example.net")
+    for slot, base in slots.items():
+        expected = account_p_values(slot, base, "sbc.example.net:5060")
+        assert {key: values[key] for key in expected} == expected, slot
+    # Account 1 keeps its own P-values.
+    assert (values["P35"], values["P34"], values["P271"]) == (
+        DEFAULTS["extension"],
+        DEFAULTS["password"],
+        "1",
+    )
+
+
+def test_ht802_second_port() -> None:
+    """HT80x template, "FXS PORT 2 Settings (HT802 Only)": P401, P747, P748, P735, P736,
+    P734, P703, P830."""
+    values = device_values("grandstream-ht802", 2)
+    port2 = account_values(2)
+    assert {
+        key: values[key] for key in ("P401", "P747", "P748", "P735", "P736", "P734", "P703", "P830")
+    } == {
+        "P401": "1",
+        "P747": f"{DEFAULTS['registrar']}:5060",
+        "P748": "",
+        "P735": port2["extension"],
+        "P736": port2["auth_username"],
+        "P734": port2["password"],
+        "P703": port2["display_name"],
+        "P830": "0",
+    }
+    assert (values["P35"], values["P3"]) == (DEFAULTS["extension"], "Rossi & <Figli>")
+    # An ATA has no account name key: the label/CLI is not written.
+    assert "P270" not in values
+    assert "P417" not in values
+
+
+@pytest.mark.parametrize(
+    ("model", "accounts"), [("grandstream-ht818", 8), ("grandstream-dp750", 10)]
+)
+def test_profile_accounts(model: str, accounts: int) -> None:
+    """HT81x/HT818 "FXS Ports" and DP75x "DECT/SIP Account Settings": one profile (P271/P47/
+    P48/P130), per account P4060+i user ID, P4090+i auth ID, P4120+i password, P4180+i name,
+    P4150+i profile (0 = profile 1), P4595+i active."""
+    values = device_values(model, accounts, transport="tcp")
+    assert (values["P271"], values["P47"], values["P48"], values["P130"]) == (
+        "1",
+        f"{DEFAULTS['registrar']}:5060",
+        "",
+        "1",
+    )
+    assert (values["P4060"], values["P4090"], values["P4120"], values["P4180"]) == (
+        DEFAULTS["extension"],
+        DEFAULTS["auth_username"],
+        DEFAULTS["password"],
+        "Rossi & <Figli>",
+    )
+    for slot in (2, accounts):
+        i, expected = slot - 1, account_values(slot)
+        assert {
+            key: values[key]
+            for key in (
+                f"P{4060 + i}",
+                f"P{4090 + i}",
+                f"P{4120 + i}",
+                f"P{4180 + i}",
+                f"P{4150 + i}",
+                f"P{4595 + i}",
+            )
+        } == {
+            f"P{4060 + i}": expected["extension"],
+            f"P{4090 + i}": expected["auth_username"],
+            f"P{4120 + i}": expected["password"],
+            f"P{4180 + i}": expected["display_name"],
+            f"P{4150 + i}": "0",
+            f"P{4595 + i}": "1",
+        }
+    # The phone layout's account-1 keys are not written for a profile-based device.
+    assert not {"P35", "P34", "P270", "P26015"} & set(values)
+
+
+def test_gxv_and_wp_leave_time_zone_and_language_out() -> None:
+    """No GXV/WP template read documents P64/P246/P143 or P1362: they are not written."""
+    for model in ("grandstream-gxv3350", "grandstream-wp820"):
+        assert not {"P64", "P246", "P143", "P1362"} & set(device_values(model, 1))
+    # HT81x template documents P64/P246/P143 (its language key differs: P1362 is left out).
+    values = device_values("grandstream-ht818", 1)
+    assert values["P64"] == ROME_RULE
+    assert "P1362" not in values
+
+
+def test_second_and_last_account_by_name() -> None:
+    """The same keys spelled out: GXP2135 account 2 and GXV3350 account 16 (the last)."""
+    two, last = account_values(2), account_values(16)
+    gxp = device_values("grandstream-gxp2135", 6)
+    assert {k: gxp[k] for k in ("P401", "P417", "P402", "P403", "P404", "P405", "P406", "P407",
+                                "P448")} == {
+        "P401": "1", "P417": two["cli"], "P402": "pbx.example.net:5060", "P403": "",
+        "P404": two["extension"], "P405": two["auth_username"], "P406": two["password"],
+        "P407": two["display_name"], "P448": "0",
+    }  # fmt: skip
+    gxv = device_values("grandstream-gxv3350", 16, transport="tls")
+    assert {k: gxv[k] for k in ("P51501", "P51517", "P51502", "P51504", "P51505", "P51506",
+                                "P51507", "P51548")} == {
+        "P51501": "1", "P51517": last["cli"], "P51502": "pbx.example.net:5061",
+        "P51504": last["extension"], "P51505": last["auth_username"],
+        "P51506": last["password"], "P51507": last["display_name"], "P51548": "2",
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("agent", "model"),
+    [
+        # Observed forms (README.md, "User-Agent"): hardware revision, two spaces on GXV33xx.
+        ("Grandstream Model HW GXV3350  V1.3A SW 1.0.1.8 DevId c074ad150b88", "GXV3350"),
+        ("Grandstream Model HW HT801 V1.1A SW 1.0.17.5 DevId c074ad273a10", "HT801"),
+        ("Grandstream Model HW GXP1760W SW 1.0.1.64 DevId c074ad150b88", "GXP1760W"),
+    ],
+)
+def test_user_agent_forms(agent: str, model: str) -> None:
+    found = parse_user_agent(tuple(vendors().values()), agent)
+    assert found is not None
+    assert (found.vendor.id, found.model) == ("grandstream", model)
+    assert found.mac in {"c074ad150b88", "c074ad273a10"}

@@ -11,7 +11,7 @@ import pytest
 from provisiond.domain.identify import VendorSpec, match_path
 from provisiond.provisioning.render import Renderer
 from provisiond.provisioning.vendors import load_vendor
-from tests.phone_context import DEFAULTS, phone_context
+from tests.phone_context import DEFAULTS, account_values, phone_context
 
 ROOT = Path(__file__).resolve().parents[2] / "phone_templates"
 DEVICE_FILE = "cfg001565aabbcc.xml"
@@ -154,3 +154,76 @@ def test_offset_missing_from_the_zone_table(renderer: Renderer, vendor: VendorSp
     values = render(renderer, vendor, DEVICE_FILE, timezone="Asia/Kathmandu")
     assert "P64" not in values
     assert values["P75"] == "0"
+
+
+# Accounts 2-4 (README.md, "Accounts"): (active, SIP server, outbound proxy, transport, label,
+# user id, auth id, password, display name, SIP registration) per slot.
+ACCOUNT_KEYS = {
+    2: ("P401", "P747", "P748", "P830", "P20001", "P735", "P736", "P734", "P703", "P731"),
+    3: ("P501", "P502", "P503", "P930", "P20002", "P504", "P505", "P506", "P507", "P510"),
+    4: ("P601", "P602", "P603", "P1030", "P20003", "P604", "P605", "P606", "P607", "P610"),
+}
+
+
+def account_file(
+    renderer: Renderer, vendor: VendorSpec, model: str, accounts: int, **options: Any
+) -> tuple[dict[str, str], dict[str, str | None]]:
+    """{P-value: text} of the device file of `model` carrying `accounts` accounts."""
+    (found,) = match_path([vendor], DEVICE_FILE)
+    context = phone_context("htek", "device", model=model, accounts=accounts, **options)
+    text = renderer.render("htek", found.spec, context).decode("utf-8")
+    pairs = [(p.tag, p.text or "") for p in ET.fromstring(text).findall("./config/*")]
+    assert len(pairs) == len(dict(pairs)), "a P-value is set twice"
+    return dict(pairs), {p.tag: p.get("para") for p in ET.fromstring(text).findall("./config/*")}
+
+
+@pytest.mark.parametrize(("model", "accounts"), [("htek-uc924", 4), ("htek-uc903", 4)])
+def test_second_and_last_account(
+    renderer: Renderer, vendor: VendorSpec, model: str, accounts: int
+) -> None:
+    values, paras = account_file(
+        renderer, vendor, model, accounts, transport="tcp", outbound_proxy="sbc.example.net"
+    )
+    for slot in (2, accounts):
+        expected = account_values(slot)
+        keys = ACCOUNT_KEYS[slot]
+        assert {key: values[key] for key in keys} == dict(
+            zip(
+                keys,
+                (
+                    "1",
+                    f"{DEFAULTS['registrar']}:5060",
+                    "sbc.example.net:5060",
+                    "1",
+                    expected["cli"],
+                    expected["extension"],
+                    expected["auth_username"],
+                    expected["password"],
+                    expected["display_name"],
+                    "1",
+                ),
+                strict=True,
+            )
+        )
+        assert paras[keys[5]] == f"Account{slot}.SipUserId"
+    # Account 1 is unchanged by the others.
+    assert (values["P35"], values["P34"]) == (DEFAULTS["extension"], DEFAULTS["password"])
+
+
+def test_account_two_by_name(renderer: Renderer, vendor: VendorSpec) -> None:
+    """UC912 (two accounts): account 2 spelled out; no account 3 keys."""
+    values, _ = account_file(renderer, vendor, "htek-uc912", 2)
+    two = account_values(2)
+    assert {key: values[key] for key in ACCOUNT_KEYS[2]} == {
+        "P401": "1",
+        "P747": "pbx.example.net:5060",
+        "P748": "",
+        "P830": "0",
+        "P20001": two["cli"],
+        "P735": two["extension"],
+        "P736": two["auth_username"],
+        "P734": two["password"],
+        "P703": two["display_name"],
+        "P731": "1",
+    }
+    assert not set(ACCOUNT_KEYS[3]) & set(values)

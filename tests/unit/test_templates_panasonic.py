@@ -11,7 +11,7 @@ import pytest
 from provisiond.domain.identify import VendorSpec, match_path
 from provisiond.provisioning.render import Renderer
 from provisiond.provisioning.vendors import load_vendor
-from tests.phone_context import DEFAULTS, phone_context
+from tests.phone_context import DEFAULTS, account_values, phone_context
 
 ROOT = Path(__file__).resolve().parents[2] / "phone_templates"
 HEADER = b"# Panasonic SIP Phone Standard Format File #\r\n"
@@ -69,14 +69,17 @@ def renderer() -> Renderer:
     return Renderer(ROOT)
 
 
-def render(renderer: Renderer, vendor: VendorSpec, path: str, **options: Any) -> dict[str, str]:
-    """Render the file for `path`, check the Panasonic format and return {KEY: value}.
+def render(
+    renderer: Renderer, vendor: VendorSpec, path: str, model: str = MODEL, **options: Any
+) -> dict[str, str]:
+    """Render the file for `path` (for a device of catalogue `model`), check the Panasonic
+    format and return {KEY: value}.
 
     Format: the header line first, CR LF after every line (no bare LF or CR), an empty last
     line, and every other line a comment or ``KEY="value"`` with a non-empty value, once.
     """
     (found,) = match_path([vendor], path)
-    context = phone_context("panasonic", found.spec.kind, model=MODEL, **options)
+    context = phone_context("panasonic", found.spec.kind, model=model, **options)
     body = renderer.render("panasonic", found.spec, context)
     assert body.startswith(HEADER)
     assert body.count(b"\n") == body.count(b"\r\n") == body.count(b"\r")
@@ -260,3 +263,84 @@ def test_resync_and_reboot_events(renderer: Renderer, vendor: VendorSpec, path: 
     assert render(renderer, vendor, path)["CFG_RESYNC_FROM_SIP"] == vendor.resync_event
     assert vendor.resync_event == "check-sync"
     assert vendor.reboot_event != vendor.resync_event
+
+
+# Every key of one account, by the suffix _N of its slot (the guides: "_1" is line 1, "_2"
+# line 2, and so on).
+ACCOUNT_KEYS = (
+    "LINE_ENABLE",
+    "PHONE_NUMBER",
+    "DISPLAY_NAME",
+    "SIP_AUTHID",
+    "SIP_PASS",
+    "SIP_SVCDOMAIN",
+    "SIP_RGSTR_ADDR",
+    "SIP_RGSTR_PORT",
+    "SIP_PRXY_ADDR",
+    "SIP_PRXY_PORT",
+    "SIP_TRANSPORT",
+)
+
+
+def _account_keys(slot: int) -> dict[str, str]:
+    """What the file must hold for account `slot` (2 and up) of the test device over TCP."""
+    values = account_values(slot)
+    expected = {
+        "LINE_ENABLE": "Enabled",
+        "PHONE_NUMBER": values["extension"],
+        "DISPLAY_NAME": f"Bianchi {slot} & <Co>",
+        "SIP_AUTHID": values["auth_username"],
+        "SIP_PASS": values["password"],
+        "SIP_SVCDOMAIN": DEFAULTS["registrar"],
+        "SIP_RGSTR_ADDR": DEFAULTS["registrar"],
+        "SIP_RGSTR_PORT": "5060",
+        "SIP_PRXY_ADDR": DEFAULTS["registrar"],
+        "SIP_PRXY_PORT": "5060",
+        "SIP_TRANSPORT": "1",
+    }
+    return {f"{key}_{slot}": value for key, value in expected.items()}
+
+
+@pytest.mark.parametrize(
+    ("model", "accounts"),
+    [
+        ("panasonic-kx-hdv230", 12),
+        ("panasonic-kx-hdv430", 16),
+        ("panasonic-kx-tgp600", 8),
+        ("panasonic-kx-ut670", 6),
+    ],
+)
+def test_every_account_gets_its_line_keys(
+    renderer: Renderer, vendor: VendorSpec, model: str, accounts: int
+) -> None:
+    """Slot N is written under the _N keys: slot 2 and the model's last slot, exactly; line 1
+    stays the device's own account; nothing beyond the model's count."""
+    values = render(renderer, vendor, DEVICE_FILE, model=model, accounts=accounts, transport="tcp")
+    line_keys = {f"{key}_{slot}" for key in ACCOUNT_KEYS for slot in range(1, accounts + 1)}
+    assert set(values) == SHARED_KEYS | line_keys
+    for slot in (2, accounts):
+        assert {key: values[key] for key in _account_keys(slot)} == _account_keys(slot)
+    assert (values["PHONE_NUMBER_1"], values["SIP_PASS_1"]) == (
+        DEFAULTS["extension"],
+        DEFAULTS["password"],
+    )
+
+
+def test_outbound_proxy_for_every_account(renderer: Renderer, vendor: VendorSpec) -> None:
+    """Each account gets the outbound proxy keys under its own suffix."""
+    values = render(
+        renderer, vendor, DEVICE_FILE, model="panasonic-kx-hdv130", accounts=2,
+        outbound_proxy="sbc.example.net",
+    )  # fmt: skip
+    for slot in (1, 2):
+        assert (values[f"SIP_OUTPROXY_ADDR_{slot}"], values[f"SIP_OUTPROXY_PORT_{slot}"]) == (
+            "sbc.example.net",
+            "5060",
+        )
+    assert "SIP_OUTPROXY_ADDR_3" not in values
+
+
+def test_single_line_model_has_line_1_only(renderer: Renderer, vendor: VendorSpec) -> None:
+    """KX-HDV100 supports one telephone line: the file never names a second one."""
+    values = render(renderer, vendor, DEVICE_FILE, model="panasonic-kx-hdv100", accounts=1)
+    assert set(values) == SHARED_KEYS | LINE_KEYS

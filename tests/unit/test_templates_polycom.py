@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
+from typing import Any
 
 import pytest
 
-from tests.phone_context import DEFAULTS, phone_context
+from provisiond.domain.identify import parse_user_agent
+from tests.phone_context import DEFAULTS, account_values, catalogue_models, phone_context
 from tests.template_checks import (
     assert_no_leftovers,
     load,
@@ -263,3 +265,106 @@ def test_resync_and_reboot_events() -> None:
     assert vendor.resync_event == "check-sync"
     assert vendor.reboot_event == "check-sync;reboot=true"
     assert vendor.reboot_event != vendor.resync_event
+
+
+def account_settings(model: str, accounts: int, **kwargs: Any) -> dict[str, str]:
+    """The settings of <mac>-user.cfg for a device of `model` carrying `accounts` accounts."""
+    context = phone_context("polycom", "device", model=model, accounts=accounts, **kwargs)
+    return attributes(xml_root(render_path("polycom", "0004f2aabbcc-user.cfg", context)))
+
+
+def expected_registration(slot: int, proxy: str = "") -> dict[str, str]:
+    """reg.N.* of account `slot` (2 and up) of the test device (tests/phone_context.py)."""
+    values = account_values(slot)
+    reg = f"reg.{slot}"
+    expected = {
+        f"{reg}.address": values["extension"],
+        f"{reg}.auth.userId": values["auth_username"],
+        f"{reg}.auth.password": values["password"],
+        f"{reg}.displayName": values["display_name"],
+        f"{reg}.label": values["cli"],  # no label of its own: the presented number
+        f"{reg}.server.1.address": DEFAULTS["registrar"],
+        f"{reg}.server.1.port": "5060",
+        f"{reg}.server.1.transport": "UDPOnly",
+        f"{reg}.server.1.register": "1",
+    }
+    if proxy:
+        expected[f"{reg}.outboundProxy.address"] = proxy
+        expected[f"{reg}.outboundProxy.port"] = "5060"
+        expected[f"{reg}.outboundProxy.transport"] = "UDPOnly"
+    return expected
+
+
+def registration(settings: dict[str, str], slot: int) -> dict[str, str]:
+    return {key: value for key, value in settings.items() if key.startswith(f"reg.{slot}.")}
+
+
+@pytest.mark.parametrize(
+    ("model", "last"),
+    [
+        ("polycom-vvx-201", 2),
+        ("polycom-vvx-600", 16),
+        ("polycom-spip-650", 34),  # 34 registrations with expansion modules
+        ("polycom-trio-8800", 2),
+        ("polycom-edge-e350", 8),
+        ("polycom-ccx-500", 8),
+    ],
+)
+def test_every_account_is_a_registration(model: str, last: int) -> None:
+    """Account N becomes reg.N.* (slot 2 and the model's last slot checked key by key); slot 1
+    stays the device's own line, and no registration beyond the model's count is written."""
+    settings = account_settings(model, last)
+    assert registration(settings, 2) == expected_registration(2)
+    assert registration(settings, last) == expected_registration(last)
+    assert settings["reg.1.address"] == DEFAULTS["extension"]
+    assert settings["reg.1.auth.password"] == DEFAULTS["password"]
+    assert not any(key.startswith(f"reg.{last + 1}.") for key in settings)
+
+
+def test_outbound_proxy_for_every_account() -> None:
+    settings = account_settings("polycom-vvx-410", 3, outbound_proxy="sbc.example.net")
+    assert registration(settings, 3) == expected_registration(3, proxy="sbc.example.net")
+    assert settings["reg.1.outboundProxy.address"] == "sbc.example.net"
+
+
+def test_single_account_file_is_unchanged() -> None:
+    """A device without further accounts gets only reg.1 (the file as before accounts)."""
+    settings = account_settings(MODEL, 1)
+    assert {key.split(".")[1] for key in settings if key.startswith("reg.")} == {"1"}
+
+
+@pytest.mark.parametrize(
+    ("user_agent", "model", "firmware"),
+    [
+        (
+            "FileTransport PolycomVVX-VVX_101-UA/5.9.7.3480 Type/Application",
+            "VVX_101",
+            "5.9.7.3480",
+        ),
+        ("FileTransport PolycomSoundPointIP-SPIP_650-UA/4.0.15.1009", "SPIP_650", "4.0.15.1009"),
+        ("FileTransport PolycomSoundStationIP-SSIP_6000-UA/4.0.9.1400", "SSIP_6000", "4.0.9.1400"),
+        (
+            "FileTransport PolycomRealPresenceTrio-Trio_8800-UA/7.2.2.1094 Type/Application",
+            "Trio_8800",
+            "7.2.2.1094",
+        ),
+        (
+            "FileTransport PolyEdge-Edge_E350-UA/8.0.0.1234 Type/Application",
+            "Edge_E350",
+            "8.0.0.1234",
+        ),
+        (
+            "FileTransport PolyCCX-CCX_500-UA/9.4.1.0508 (SN:64167f9f4c90) Type/Application",
+            "CCX_500",
+            "9.4.1.0508",
+        ),
+    ],
+)
+def test_user_agents_of_every_family(user_agent: str, model: str, firmware: str) -> None:
+    """Polycom<Product>-<family>-UA/<version>; newer firmware says Poly<Product>-...: the
+    model is the catalogue family, which names exactly one model."""
+    info = parse_user_agent([load("polycom")], user_agent)
+    assert info is not None
+    assert (info.model, info.firmware, info.mac) == (model, firmware, None)
+    families = [m.id for m in catalogue_models().values() if m.family == model]
+    assert len(families) == 1

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.phone_context import DEFAULTS, PROVISIONING_BASE_URL, phone_context
+from tests.phone_context import DEFAULTS, PROVISIONING_BASE_URL, account_values, phone_context
 from tests.template_checks import (
     TEMPLATES_ROOT,
     assert_no_leftovers,
@@ -173,3 +173,60 @@ def test_firmware_file(firmware_url: str) -> None:
     assert [element.text for element in root.iter("firmware")] == (
         [firmware_url] if firmware_url else []
     )
+
+
+def _identities(model: str, accounts: int, path: str) -> dict[str, str]:
+    context = phone_context("snom", "device", model=model, mac="000413922d24", accounts=accounts)
+    return phone_settings(render_path("snom", path, context))
+
+
+@pytest.mark.parametrize("slot", [2, 12])
+def test_further_identities_of_a_twelve_identity_phone(slot: int) -> None:
+    """Identity `slot` of a D785 (12 identities): the same keys as identity 1, idx = slot."""
+    settings = _identities(MODEL, 12, DEVICE_FILE)
+    values = account_values(slot)
+    assert {k: v for k, v in settings.items() if k.endswith(f"[{slot}]")} == {
+        f"user_active[{slot}]": "on",
+        f"user_realname[{slot}]": values["display_name"],
+        f"user_name[{slot}]": values["extension"],
+        f"user_pname[{slot}]": values["auth_username"],
+        f"user_pass[{slot}]": values["password"],
+        f"user_host[{slot}]": f"{DEFAULTS['registrar']}:5060;transport=udp",
+        f"user_outbound[{slot}]": "",
+        f"user_idle_text[{slot}]": values["cli"],
+    }
+    assert "user_name[13]" not in settings
+
+
+def test_identity_one_unchanged_with_further_identities() -> None:
+    settings = _identities(MODEL, 12, DEVICE_FILE)
+    assert (settings["user_name[1]"], settings["user_pass[1]"]) == (
+        DEFAULTS["extension"],
+        DEFAULTS["password"],
+    )
+
+
+@pytest.mark.parametrize(("model", "path", "last"), [
+    ("snom-300", "snom300-000413922D24.htm", 4),
+    ("snom-d120", "snomD120-000413922D24.htm", 2),
+    ("snom-pa1", "snomPA1-000413922D24.htm", 4),
+])  # fmt: skip
+def test_last_identity_of_smaller_models(model: str, path: str, last: int) -> None:
+    settings = _identities(model, last, path)
+    assert settings[f"user_name[{last}]"] == account_values(last)["extension"]
+    assert settings[f"user_pass[{last}]"] == account_values(last)["password"]
+    assert f"user_name[{last + 1}]" not in settings
+
+
+@pytest.mark.parametrize("slot", [2, 30])
+def test_m_series_base_gives_identity_n_to_handset_n(slot: int) -> None:
+    """An M700 (30 handsets): identity `slot` with the handset index, no idle text."""
+    settings = _identities("snom-m700", 30, "snomM700-000413922D24.htm")
+    values = account_values(slot)
+    assert settings[f"user_name[{slot}]"] == values["extension"]
+    assert settings[f"user_pname[{slot}]"] == values["auth_username"]
+    assert settings[f"user_pass[{slot}]"] == values["password"]
+    assert settings[f"user_realname[{slot}]"] == values["display_name"]
+    assert settings[f"subscr_sip_hs_idx[{slot}]"] == str(slot)
+    assert not any(key.startswith("user_idle_text") for key in settings)
+    assert settings["setting_server"] == f"{PROVISIONING_BASE_URL}snomM700-000413922D24.htm"

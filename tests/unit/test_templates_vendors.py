@@ -28,6 +28,20 @@ class VendorFacts:
 
 
 FACTS: dict[str, VendorFacts] = {
+    "alcatel": VendorFacts(
+        "check-sync",
+        "check-sync;reboot=true",
+        (66,),
+        ("config.xml", "config.M3.xml", "config.3C28A620089E.xml"),
+    ),
+    "avaya": VendorFacts(
+        # A NOTIFY makes the phone re-check its files (rebooting only when it must); no
+        # NOTIFY reboots it on demand.
+        "check-sync",
+        "",
+        (242, 43),
+        ("J100Supgrade.txt", "46xxsettings.txt", "c81feaaabbcc.txt"),
+    ),
     "aastra": VendorFacts(
         "check-sync",
         "check-sync;reboot=true",
@@ -74,6 +88,13 @@ FACTS: dict[str, VendorFacts] = {
         (66, 43),
         ("cfg001565aabbcc.xml", "cfg0010.xml"),
     ),
+    "obihai": VendorFacts(
+        # NOTIFY event=resync reboots the device, which then fetches again: no resync event.
+        "",
+        "resync",
+        (66,),
+        ("obi9CADEF123456.xml",),
+    ),
     "panasonic": VendorFacts(
         "check-sync",
         "check-sync;reboot=true",
@@ -85,6 +106,13 @@ FACTS: dict[str, VendorFacts] = {
         "check-sync;reboot=true",
         (66, 160),
         ("0004F2AABBCC.cfg", "000000000000.cfg", "0004F2AABBCC-user.cfg", "common.cfg"),
+    ),
+    "sangoma": VendorFacts(
+        # check-sync always restarts the phone (enable_check_sync): no resync event.
+        "",
+        "check-sync",
+        (66,),
+        ("000fd3aabbcc.cfg",),
     ),
     "snom": VendorFacts(
         "check-sync;reboot=false",

@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
-from tests.phone_context import DEFAULTS, PROVISIONING_BASE_URL, phone_context
+from provisiond.domain.identify import match_path, parse_user_agent
+from tests.phone_context import (
+    DEFAULTS,
+    PROVISIONING_BASE_URL,
+    account_values,
+    catalogue,
+    phone_context,
+    vendors,
+)
 from tests.template_checks import (
     assert_no_leftovers,
     parse_key_values,
@@ -240,3 +250,132 @@ def test_common_boot_file() -> None:
     text = render_path("yealink", "y000000000000.boot", context)
     assert include_lines(text) == ["y000000000000.cfg"]
     assert "provuser" not in text
+
+
+# --- Several accounts per device -----------------------------------------------------------
+
+
+def account_keys(model: str, accounts: int, **options: Any) -> dict[str, str]:
+    """The keys of the device file of `model` carrying `accounts` accounts."""
+    context = phone_context("yealink", "device", model=model, accounts=accounts, **options)
+    text = render_path("yealink", "001565aabbcc.cfg", context)
+    assert_no_leftovers(text)
+    return parse_key_values(text, "=")
+
+
+def expected_account(slot: int, port: str = "5060", transport: str = "0") -> dict[str, str]:
+    """The documented account.X.* keys of account `slot` (2 and up) of the test device."""
+    values = account_values(slot)
+    return {
+        f"account.{slot}.enable": "1",
+        # No presented-number key: the label shows the account's own CLI.
+        f"account.{slot}.label": values["cli"],
+        f"account.{slot}.display_name": values["display_name"],
+        f"account.{slot}.user_name": values["extension"],
+        f"account.{slot}.auth_name": values["auth_username"],
+        f"account.{slot}.password": values["password"],
+        f"account.{slot}.sip_server.1.address": DEFAULTS["registrar"],
+        f"account.{slot}.sip_server.1.port": port,
+        f"account.{slot}.sip_server.1.transport_type": transport,
+        f"account.{slot}.outbound_proxy_enable": "0",
+    }
+
+
+def keys_of(keys: dict[str, str], slot: int) -> dict[str, str]:
+    return {k: v for k, v in keys.items() if k.startswith(f"account.{slot}.")}
+
+
+@pytest.mark.parametrize(
+    ("model", "last"),
+    [
+        ("yealink-t46s", 16),  # T46S: X = 1-16
+        ("yealink-t42s", 12),  # T42S: X = 1-12
+        ("yealink-t41s", 6),  # T41S: X = 1-6
+        ("yealink-t33g", 4),  # T33G: X = 1-4
+        ("yealink-w52p", 5),  # DECT base: one account per handset
+        ("yealink-w80b", 100),
+    ],
+)
+def test_second_and_last_account(model: str, last: int) -> None:
+    assert catalogue()[model].accounts == last
+    keys = account_keys(model, last)
+    assert keys_of(keys, 2) == expected_account(2)
+    assert keys_of(keys, last) == expected_account(last)
+    assert keys_of(keys, last + 1) == {}
+    # Slot 1 stays the device's own account.
+    assert keys["account.1.user_name"] == DEFAULTS["extension"]
+    assert keys["account.1.password"] == DEFAULTS["password"]
+
+
+def test_every_account_takes_the_transport_and_the_outbound_proxy() -> None:
+    keys = account_keys("yealink-t54w", 3, transport="tls", outbound_proxy="sbc.example.net")
+    for slot in (1, 2, 3):
+        assert keys[f"account.{slot}.sip_server.1.port"] == "5061"
+        assert keys[f"account.{slot}.sip_server.1.transport_type"] == "2"
+        assert keys[f"account.{slot}.outbound_proxy_enable"] == "1"
+        assert keys[f"account.{slot}.outbound_proxy.1.address"] == "sbc.example.net"
+        assert keys[f"account.{slot}.outbound_proxy.1.port"] == "5061"
+    # The modern firmware gets no legacy key.
+    assert not [k for k in keys if k.endswith((".transport", "_host", "_port"))]
+
+
+def test_slots_beyond_the_model_are_never_written() -> None:
+    """A T41S carries 6 accounts: a seventh (left after a model change) is dropped."""
+    keys = account_keys("yealink-t41s", 8)
+    assert keys["account.6.user_name"] == account_values(6)["extension"]
+    assert keys_of(keys, 7) == {}
+    assert keys_of(keys, 8) == {}
+
+
+def test_firmware_before_81_gets_the_account_transport() -> None:
+    """T4xG (firmware before 81) reads account.X.transport (0 UDP, 1 TCP, 2 TLS)."""
+    keys = account_keys("yealink-t46g", 2, transport="tcp")
+    assert keys["account.1.transport"] == keys["account.2.transport"] == "1"
+    assert keys["account.2.sip_server.1.transport_type"] == "1"
+    assert "account.2.sip_server_host" not in keys
+
+
+def test_first_generation_gets_the_older_server_keys() -> None:
+    """T2xP (firmware 70-73): sip_server_host/port and outbound_host/port as well."""
+    keys = account_keys("yealink-t22p", 3, transport="tcp", outbound_proxy="sbc.example.net:5070")
+    assert keys_of(keys, 3) == {
+        **expected_account(3, transport="1"),
+        "account.3.transport": "1",
+        "account.3.sip_server_host": DEFAULTS["registrar"],
+        "account.3.sip_server_port": "5060",
+        "account.3.outbound_proxy_enable": "1",
+        "account.3.outbound_proxy.1.address": "sbc.example.net",
+        "account.3.outbound_proxy.1.port": "5070",
+        "account.3.outbound_host": "sbc.example.net",
+        "account.3.outbound_port": "5070",
+    }
+
+
+@pytest.mark.parametrize(
+    ("user_agent", "model"),
+    [
+        ("Yealink SIP-T21P_E2 52.84.0.15 00:15:65:aa:bb:cc", "yealink-t21p-e2"),
+        ("Yealink SIP-T21_E2 52.84.0.15 00:15:65:aa:bb:cc", "yealink-t21-e2"),
+        ("Yealink SIP-VP-T49G 51.80.0.100 00:15:65:aa:bb:cc", "yealink-vp-t49g"),
+        ("Yealink CP920 78.86.0.15 00:15:65:aa:bb:cc", "yealink-cp920"),
+        ("Yealink SIP-W80DM 103.87.0.14 00:15:65:aa:bb:cc", "yealink-w80dm"),
+    ],
+)
+def test_user_agents_of_the_new_families(user_agent: str, model: str) -> None:
+    agent = parse_user_agent(tuple(vendors().values()), user_agent)
+    assert agent is not None
+    assert agent.vendor.id == "yealink"
+    assert agent.mac == "001565aabbcc"
+    info = catalogue()[model]
+    assert agent.model is not None
+    assert agent.model.replace("_", " ").lower() == info.name.lower()
+
+
+@pytest.mark.parametrize(
+    ("path", "family"),
+    [("y000000000005.cfg", "5"), ("y000000000123.cfg", "123"), ("y000000000185.cfg", "185")],
+)
+def test_one_to_three_digit_family_files(path: str, family: str) -> None:
+    (match,) = match_path((vendors()["yealink"],), path)
+    assert match.family == family
+    assert [m for m in catalogue().values() if m.vendor == "yealink" and m.family == family]

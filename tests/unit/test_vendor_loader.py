@@ -106,8 +106,20 @@ BROKEN = [
     ('kind = "device"', 'kind = "device"\ncolour = "red"', "files[0]", "colour"),
     ('title = "Acme"', 'title = "Acme"\nfiels = []', "top level", "fiels"),
     ('resync_event = "check-sync"', 'resync_event = "check-sync"\n[oops', "cannot read", ""),
-    ('reboot_event = "check-sync;reboot=true"\n', "", "reboot_event", "non-empty"),
+    ('reboot_event = "check-sync;reboot=true"\n', "", "reboot_event", "must be a string"),
+    ('reboot_event = "check-sync;reboot=true"', 'reboot_event = 1', "reboot_event", "string"),
 ]  # fmt: skip
+
+
+def test_an_event_the_vendor_lacks_is_empty_but_never_both(tmp_path: Path) -> None:
+    """A phone whose only NOTIFY reboots it has no resync event (a resync must never reboot)."""
+    text = VALID.format(id="acme")
+    no_resync = text.replace('resync_event = "check-sync"', 'resync_event = ""', 1)
+    vendor = load_vendor(write_vendor(tmp_path, "acme", no_resync))
+    assert (vendor.resync_event, vendor.reboot_event) == ("", "check-sync;reboot=true")
+    neither = no_resync.replace('reboot_event = "check-sync;reboot=true"', 'reboot_event = ""')
+    with pytest.raises(VendorError, match="cannot both be empty"):
+        load_vendor(write_vendor(tmp_path / "second", "acme", neither))
 
 
 @pytest.mark.parametrize(("old", "new", "field", "problem"), BROKEN)
