@@ -82,6 +82,7 @@ def load_vendor(path: Path) -> VendorSpec:
     vendor_id = check.string(data, "id")
     if vendor_id != path.parent.name or not _ID_RE.fullmatch(vendor_id):
         check.fail("id", f"{vendor_id!r} must equal the directory name {path.parent.name!r}")
+    events = _events(check, data)
     raw_files = data.get("files")
     if not isinstance(raw_files, list) or not raw_files:
         check.fail("files", "must be a non-empty array of tables ([[files]])")
@@ -89,13 +90,25 @@ def load_vendor(path: Path) -> VendorSpec:
         id=vendor_id,
         title=check.string(data, "title"),
         dhcp_options=_dhcp_options(check, data.get("dhcp_options", [])),
-        resync_event=check.string(data, "resync_event"),
-        reboot_event=check.string(data, "reboot_event"),
+        resync_event=events[0],
+        reboot_event=events[1],
         user_agents=_user_agents(check, data.get("user_agents", [])),
         files=tuple(_file_spec(check, entry, f"files[{i}]") for i, entry in enumerate(raw_files)),
         timezones=_timezones(path.parent / "timezones.toml"),
         family_events=_family_events(check, data.get("family_events", {})),
     )
+
+
+def _events(check: _Checker, data: Mapping[str, object]) -> tuple[str, str]:
+    """(resync, reboot): both strings, "" where the vendor has no such NOTIFY (a phone whose
+    only NOTIFY reboots it has no resync event), never both empty."""
+    pair = (data.get("resync_event"), data.get("reboot_event"))
+    for key, value in zip(("resync_event", "reboot_event"), pair, strict=True):
+        if not isinstance(value, str):
+            check.fail(key, 'must be a string ("" when the vendor has no such NOTIFY)')
+    if pair == ("", ""):
+        check.fail("resync_event", "resync_event and reboot_event cannot both be empty")
+    return str(pair[0]), str(pair[1])
 
 
 def _family_events(check: _Checker, value: object) -> dict[str, tuple[str, str]]:
