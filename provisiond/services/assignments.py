@@ -62,13 +62,10 @@ async def _set_primary(session: AsyncSession, user: User, line: LineRef | None) 
     await session.flush()
 
 
-async def _set_owner(
-    session: AsyncSession, line: LineRef, owner: int | None, device: Device | None = None
-) -> None:
-    target = device if device is not None and line.slot == 1 else None
+async def _set_owner(session: AsyncSession, line: LineRef, owner: int | None) -> None:
+    """Give the line (the device itself, or one of its accounts) to `owner` (None: nobody)."""
     if line.slot == 1:
-        target = target or await load_device(session, line.device_id)
-        target.user_id = owner
+        (await load_device(session, line.device_id)).user_id = owner
     else:
         (await _account(session, line)).user_id = owner
     await session.flush()

@@ -68,7 +68,7 @@ async def _models(session: AsyncSession, user: User) -> dict[int, str]:
     if not ids:
         return {}
     rows = await session.execute(select(Device.id, Device.model_id).where(Device.id.in_(ids)))
-    return dict(rows.tuples().all())
+    return {row.id: row.model_id for row in rows}
 
 
 class DirectoryService:
