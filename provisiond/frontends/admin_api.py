@@ -72,6 +72,13 @@ def _int(request: web.Request, name: str, *, query: bool = False) -> int | None:
     return int(raw)
 
 
+def _new_primary(request: web.Request) -> LineRef | None:
+    """?new_primary=DEVICE[&new_primary_slot=N]: the user's new primary line."""
+    device = _int(request, "new_primary", query=True)
+    slot = _int(request, "new_primary_slot", query=True)
+    return None if device is None else LineRef(device, slot or 1)
+
+
 def _path_id(request: web.Request, name: str) -> int:
     value = _int(request, name)
     assert value is not None  # the route template guarantees presence
@@ -173,7 +180,7 @@ async def unassign_device(request: web.Request) -> web.Response:
     result = await _services(request).assignments.unassign(
         _path_id(request, "id"),
         _path_id(request, "device_id"),
-        new_primary=_int(request, "new_primary", query=True),
+        new_primary=_new_primary(request),
         actor=_actor(request),
     )
     return _reply(request, result)
@@ -228,7 +235,7 @@ async def delete_device(request: web.Request) -> web.Response:
     """Delete a device; ?new_primary=ID when it is a user's primary and others remain."""
     await _services(request).devices.delete(
         _path_id(request, "id"),
-        new_primary=_int(request, "new_primary", query=True),
+        new_primary=_new_primary(request),
         actor=_actor(request),
     )
     return web.Response(status=204)

@@ -97,8 +97,11 @@ PAGING = (
     Param("limit", Annotated[int, Field(ge=1, le=500)], "page size"),
     Param("offset", Annotated[int, Field(ge=0)], "items to skip"),
 )
-NEW_PRIMARY = Param(
-    "new_primary", int, "the new primary: required to remove the primary while others remain"
+NEW_PRIMARY = (
+    Param(
+        "new_primary", int, "the new primary: required to remove the primary while others remain"
+    ),
+    Param("new_primary_slot", int, "its slot when the new primary is an account (default 1)"),
 )
 LicenceCounts = dict[str, Annotated[int, Field(ge=0)]]
 USER_DEVICE = "/api/v1/users/{id}/devices/{device_id}"
@@ -131,7 +134,7 @@ OPERATIONS: tuple[Operation, ...] = (
         out.UserOut,
         query=(Param("move", bool, "take the device from another user"),),
     ),
-    Operation("DELETE", USER_DEVICE, "Unassign a device", out.UserOut, query=(NEW_PRIMARY,)),
+    Operation("DELETE", USER_DEVICE, "Unassign a device", out.UserOut, query=NEW_PRIMARY),
     Operation(
         "PUT",
         "/api/v1/users/{id}/primary-device",
@@ -158,9 +161,7 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("POST", "/api/v1/devices", "Create a device", out.DeviceOut, 201, DeviceCreate),
     Operation("GET", "/api/v1/devices/{id}", "Get a device", out.DeviceOut),
     Operation("PATCH", "/api/v1/devices/{id}", "Change a device", out.DeviceOut, body=DevicePatch),
-    Operation(
-        "DELETE", "/api/v1/devices/{id}", "Delete a device", status=204, query=(NEW_PRIMARY,)
-    ),
+    Operation("DELETE", "/api/v1/devices/{id}", "Delete a device", status=204, query=NEW_PRIMARY),
     Operation(
         "GET",
         "/api/v1/devices/{id}/accounts",

@@ -192,7 +192,7 @@ class AssignmentService:
         return after
 
     async def unassign(
-        self, user_id: int, device_id: int, *, new_primary: int | None, actor: str
+        self, user_id: int, device_id: int, *, new_primary: int | LineRef | None, actor: str
     ) -> dict[str, Any]:
         """Unassign a device; removing the primary while others remain needs `new_primary`."""
         async with self.ctx.db.write() as session:

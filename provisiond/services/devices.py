@@ -273,7 +273,9 @@ class DeviceService:
             audit(session, actor, "device.reveal_password", "device", device_id, None, revealed)
         return answer
 
-    async def delete(self, device_id: int, *, new_primary: int | None, actor: str) -> None:
+    async def delete(
+        self, device_id: int, *, new_primary: int | LineRef | None, actor: str
+    ) -> None:
         """Delete a device; deleting a user's primary follows rule 3 (`new_primary`)."""
         async with self.ctx.db.write() as session:
             device = await load_device(session, device_id)

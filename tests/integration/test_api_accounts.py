@@ -151,3 +151,22 @@ async def test_models_endpoint_carries_the_catalogue(api: Api) -> None:
     assert set(w80b["protocols"]) <= {"tftp", "http", "https"}
     series = await api.ok("GET", f"/api/v1/models?series={w80b['series']}")
     assert {m["series"] for m in series} == {w80b["series"]}
+
+
+async def test_an_account_can_succeed_a_removed_primary_device(api: Api) -> None:
+    """Unassigning the primary device names the new primary line, which may be an account."""
+    base = await _base(api)
+    rossi = await api.user("rossi", "201")
+    desk = await api.device("203", mac_for(5), model=DESK)
+    await api.ok("PUT", f"/api/v1/users/{rossi['id']}/devices/{desk['id']}")
+    assert (
+        await _put(api, base["id"], 4, {"extension": "504", "user_id": rossi["id"]})
+    ).status == 200
+    user = await api.ok(
+        "DELETE",
+        f"/api/v1/users/{rossi['id']}/devices/{desk['id']}"
+        f"?new_primary={base['id']}&new_primary_slot=4",
+    )
+    assert (user["primary_device_id"], user["primary_slot"]) == (base["id"], 4)
+    assert user["main_extension"] == "504"
+    assert user["main_extension_changed"] == {"old": "201", "new": "504"}
