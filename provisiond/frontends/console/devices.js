@@ -1,10 +1,23 @@
-// The user's devices: the list with the primary choice and device status, adding an existing
-// device through the extension autocomplete and "+", creating a new one, and removing one
-// (the primary only once its successor is chosen).
+// The user's lines: the devices they own and the accounts they own on any device (a DECT
+// handset on a shared base), with the primary choice and status; a multi-account device's row
+// expands to its accounts (accounts.js). Adding an existing device through the extension
+// autocomplete and "+", creating a new one, and removing one (the primary only once its
+// successor is chosen).
 
+import {
+  accountName,
+  accountsRow,
+  accountsToggle,
+  expanded,
+  initAccounts,
+  isMultiAccount,
+  isPrimaryLine,
+  linesOf,
+  removeAccount,
+} from "./accounts.js";
 import { api, ApiError, withQuery } from "./api.js";
 import { byId, clear, debounce, formatTime, h, say } from "./dom.js";
-import { modelName, state } from "./state.js";
+import { ensureDevices, modelName, state } from "./state.js";
 import { applyUserUpdate } from "./userform.js";
 
 const AUTOCOMPLETE_LIMIT = 10;
@@ -45,40 +58,72 @@ export function showDevicesFor(user) {
   for (const id of ["new-extension", "new-mac"]) byId(id).value = "";
   byId("new-model").value = "";
   clearCreateErrors();
+  expanded.clear();
+  state.devices.clear();
   if (user) renderDevices();
 }
 
-/** The device table of the open user: primary first, then by extension. */
+/**
+ * The lines table of the open user: their devices and the accounts they own (on any device),
+ * primary first, then by extension; a device whose accounts are shown has them in the row below.
+ */
 export function renderDevices() {
   const user = state.user;
   const rows = byId("device-rows");
   clear(rows);
-  const devices = [...user.devices].sort(
+  for (const device of user.devices) state.devices.set(device.id, device);
+  const accounts = user.accounts || [];
+  const lines = [
+    ...user.devices.map((device) => ({ device_id: device.id, slot: 1, extension: device.extension, device })),
+    ...accounts.map((account) => ({ ...account, account })),
+  ];
+  const primaryFirst = (line) => Number(isPrimaryLine(user, line.device_id, line.slot));
+  lines.sort(
     (a, b) =>
-      Number(b.id === user.primary_device_id) - Number(a.id === user.primary_device_id) ||
-      a.extension.localeCompare(b.extension, undefined, { numeric: true }),
+      primaryFirst(b) - primaryFirst(a) ||
+      a.extension.localeCompare(b.extension, undefined, { numeric: true }) ||
+      a.slot - b.slot,
   );
-  for (const device of devices) rows.append(deviceRow(user, device));
-  byId("no-devices").hidden = devices.length > 0;
-  byId("device-table").hidden = devices.length === 0;
+  for (const line of lines) {
+    if (line.account) {
+      rows.append(accountLineRow(user, line.account));
+      continue;
+    }
+    rows.append(deviceRow(user, line.device));
+    if (expanded.has(line.device.id) && isMultiAccount(line.device)) rows.append(accountsRow(line.device));
+  }
+  byId("no-devices").hidden = lines.length > 0;
+  byId("device-table").hidden = lines.length === 0;
+  // An account's device may be another user's: fetch what the row shows of it, then redraw.
+  ensureDevices(accounts.map((a) => a.device_id)).then((fetched) => {
+    if (fetched && state.user === user) renderDevices();
+  });
+}
+
+function primaryChoice(primary, label, onclick) {
+  return primary
+    ? h("span", { class: "badge", text: "Primary" })
+    : h("button", { type: "button", class: "small", text: "Make primary", "aria-label": label, onclick });
 }
 
 function deviceRow(user, device) {
-  const primary = device.id === user.primary_device_id;
-  const choice = primary
-    ? h("span", { class: "badge", text: "Primary" })
-    : h("button", {
-        type: "button",
-        class: "small",
-        text: "Make primary",
-        "aria-label": `Make ${device.extension} the primary device`,
-        onclick: () => makePrimary(device),
-      });
+  const primary = isPrimaryLine(user, device.id, 1);
+  const extra = (device.accounts || []).length;
+  const choice = primaryChoice(primary, `Make ${device.extension} the primary device`, () =>
+    makePrimary(device.id, 1, `${device.extension} is now the primary device.`),
+  );
   return h(
     "tr",
     { "data-device-id": device.id, class: primary ? "primary" : "" },
     h("td", {}, choice),
-    h("td", { class: "ext" }, device.extension, device.label ? h("span", { class: "sub", text: device.label }) : null),
+    h(
+      "td",
+      { class: "ext" },
+      device.extension,
+      device.label ? h("span", { class: "sub", text: device.label }) : null,
+      extra > 0 ? h("span", { class: "sub", text: `+ ${extra} account${extra === 1 ? "" : "s"}` }) : null,
+      isMultiAccount(device) ? accountsToggle(device) : null,
+    ),
     h("td", {}, modelName(device.model)),
     h("td", { class: "mac" }, device.mac),
     h("td", { class: "site" }, siteChoice(device)),
@@ -95,6 +140,58 @@ function deviceRow(user, device) {
       }),
     ),
   );
+}
+
+/** An account the user owns on a device (theirs or another's): its device's model and MAC. */
+function accountLineRow(user, account) {
+  const device = state.devices.get(account.device_id);
+  const name = accountName(account);
+  const primary = isPrimaryLine(user, account.device_id, account.slot);
+  const choice = primaryChoice(primary, `Make ${account.extension} the primary line`, () =>
+    makePrimary(account.device_id, account.slot, `${account.extension} (${name}) is now the primary line.`),
+  );
+  const status = [];
+  if (!account.active) status.push(h("span", { class: "badge off", text: "Inactive" }));
+  if (device) status.push(...deviceStatus(device).filter((part) => !part.classList.contains("off")));
+  return h(
+    "tr",
+    {
+      "data-device-id": account.device_id,
+      "data-slot": account.slot,
+      class: primary ? "primary account" : "account",
+    },
+    h("td", {}, choice),
+    h(
+      "td",
+      { class: "ext" },
+      account.extension,
+      h("span", { class: "sub", text: name.charAt(0).toUpperCase() + name.slice(1) }),
+      account.label ? h("span", { class: "sub", text: account.label }) : null,
+    ),
+    h("td", {}, device ? modelName(device.model) : ""),
+    h("td", { class: "mac" }, device ? device.mac : ""),
+    h("td", { class: "site" }, device ? siteText(device) : ""),
+    h("td", { class: "status" }, status),
+    h(
+      "td",
+      { class: "row-actions" },
+      h("button", {
+        type: "button",
+        class: "small danger",
+        text: "Remove",
+        "aria-label": `Remove account ${account.slot} of ${device ? device.extension : account.device_id}`,
+        onclick: () => removeAccount(account, byId("devices-alert")),
+      }),
+    ),
+  );
+}
+
+function siteText(device) {
+  if (device.site_id === null || device.site_id === undefined) {
+    return h("span", { class: "muted", text: "No site" });
+  }
+  const site = state.sites.get(device.site_id);
+  return site ? `${site.name} (${site.policy})` : `site ${device.site_id}`;
 }
 
 /** The site the device belongs to (its files are served only there), changeable in place. */
@@ -139,47 +236,54 @@ function deviceStatus(device) {
   return parts;
 }
 
-async function makePrimary(device) {
+/** Make line (device, slot) the open user's primary: its extension becomes the main one. */
+async function makePrimary(deviceId, slot, text) {
   const user = state.user;
   try {
-    const answer = await api("PUT", `/users/${user.id}/primary-device`, { device_id: device.id });
+    const answer = await api("PUT", `/users/${user.id}/primary-device`, { device_id: deviceId, slot });
     userChanged(answer);
-    status(primaryNotice(device, answer));
+    const change = answer.main_extension_changed;
+    status(change ? `${text} Main extension changed from ${change.old} to ${change.new}.` : text);
   } catch (error) {
     showError(error);
   }
 }
 
-function primaryNotice(device, answer) {
-  const change = answer.main_extension_changed;
-  const text = `${device.extension} is now the primary device.`;
-  if (!change) return text;
-  return `${text} Main extension changed from ${change.old} to ${change.new}.`;
-}
+// --- removing a device or an account: the new primary first (rule 3) ---------------------
 
-// --- removing a device -------------------------------------------------------------------
-
-let removing = null;
+let removing = null; // what "Remove and change primary" does with the chosen value
 
 async function removeDevice(device) {
   const user = state.user;
-  const others = user.devices.filter((d) => d.id !== device.id);
-  if (device.id === user.primary_device_id && others.length > 0) {
-    askNewPrimary(device, others);
+  if (isPrimaryLine(user, device.id, 1) && linesOf(user).length > 1) {
+    // The API names a new primary *device* when a device leaves (DELETE ?new_primary=ID).
+    const others = user.devices.filter((d) => d.id !== device.id);
+    if (others.length === 0) {
+      alertText(
+        `${device.extension} is the primary line and this user's other lines are accounts: ` +
+          `make one of them primary first, then remove ${device.extension}.`,
+      );
+      return;
+    }
+    askNewPrimary({
+      title: `${device.extension} is the primary device. Choose the new primary device before removing it.`,
+      label: "New primary device",
+      options: others.map((d) => ({ value: String(d.id), text: `${d.extension} — ${modelName(d.model)} — ${d.mac}` })),
+      confirm: (value) => unassign(device, Number(value)),
+    });
     return;
   }
   await unassign(device, null);
 }
 
-/** Removing the primary while others remain: the new primary is chosen first (rule 3). */
-function askNewPrimary(device, others) {
-  removing = device;
-  byId("remove-primary-title").textContent =
-    `${device.extension} is the primary device. Choose the new primary device before removing it.`;
+/** Removing a primary line while others remain: the new primary is chosen first (rule 3). */
+function askNewPrimary({ title, label, options, confirm }) {
+  removing = confirm;
+  say(byId("devices-alert"), "");
+  byId("remove-primary-title").textContent = title;
+  byId("new-primary-label").textContent = label;
   const select = byId("new-primary");
-  select.replaceChildren(
-    ...others.map((d) => new Option(`${d.extension} — ${modelName(d.model)} — ${d.mac}`, String(d.id))),
-  );
+  select.replaceChildren(...options.map((o) => new Option(o.text, o.value)));
   byId("remove-primary").hidden = false;
   select.focus();
 }
@@ -198,7 +302,7 @@ async function unassign(device, newPrimary) {
     userChanged(answer);
     let text = `${device.extension} removed from this user (the device stays in the inventory).`;
     if (newPrimary !== null) {
-      const primary = answer.devices.find((d) => d.id === answer.primary_device_id);
+      const primary = answer.devices.find((d) => isPrimaryLine(answer, d.id, 1));
       if (primary) text += ` ${primary.extension} is now the primary device.`;
     }
     const change = answer.main_extension_changed;
@@ -416,7 +520,8 @@ export function initDevices() {
   });
   byId("create-device").addEventListener("submit", createDevice);
   byId("confirm-remove").addEventListener("click", () => {
-    if (removing) unassign(removing, Number(byId("new-primary").value));
+    if (removing) removing(byId("new-primary").value);
   });
   byId("cancel-remove").addEventListener("click", closeRemovePrimary);
+  initAccounts({ userChanged, status, askNewPrimary, closeNewPrimary: closeRemovePrimary });
 }

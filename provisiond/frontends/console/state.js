@@ -21,6 +21,11 @@ export const state = {
   rules: { licence_modules: [], licences: [], dependencies: [] },
   /** Sites (networks with a policy), by id: a device's files are served only in its own. */
   sites: new Map(),
+  /**
+   * Devices the lines table shows, by id: the open user's own, and the devices their accounts
+   * are on (a DECT base may be another user's); null for one that could not be read.
+   */
+  devices: new Map(),
 };
 
 /** Load the catalogue, the settings, the licences and the rules (after sign-in). */
@@ -42,6 +47,20 @@ export async function loadReference() {
 /** Reload the licence counts (after a change that may have used or freed seats). */
 export async function reloadLicences() {
   state.licences = await api("GET", "/licences");
+}
+
+/** Fetch the devices with these ids that are not known yet; true when any was fetched. */
+export async function ensureDevices(ids) {
+  const missing = [...new Set(ids)].filter((id) => !state.devices.has(id));
+  const found = await Promise.all(missing.map((id) => api("GET", `/devices/${id}`).catch(() => null)));
+  missing.forEach((id, index) => state.devices.set(id, found[index]));
+  return missing.length > 0;
+}
+
+/** How many SIP accounts a model carries (slot 1 is the device itself); 1 when unknown. */
+export function modelAccounts(id) {
+  const model = state.models.get(id);
+  return model && Number.isInteger(model.accounts) && model.accounts > 0 ? model.accounts : 1;
 }
 
 /** "Yealink T46S" for a model id; the id itself when the catalogue does not know it. */
