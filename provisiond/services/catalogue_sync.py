@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import delete, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from provisiond.domain.catalogue import CatalogueModel
 from provisiond.services.context import audit
@@ -62,40 +63,52 @@ def model_row(model: CatalogueModel) -> dict[str, Any]:
     }
 
 
-async def sync_catalogue(
-    db: Database, models: Sequence[CatalogueModel], actor: str = "catalogue"
+async def _plan(
+    session: AsyncSession, wanted: dict[str, dict[str, Any]], apply: bool
 ) -> CatalogueSync:
-    """Make device_models say what `models` say (see the module docstring)."""
-    wanted = {model.id: model_row(model) for model in models}
-    async with db.write() as session:
-        stored = {row.id: row for row in (await session.scalars(select(DeviceModel))).all()}
-        added, updated = [], []
-        for model_id, values in wanted.items():
-            row = stored.get(model_id)
-            if row is None:
+    """What the sync changes; with `apply`, make the changes in `session` too."""
+    stored = {row.id: row for row in (await session.scalars(select(DeviceModel))).all()}
+    added, updated = [], []
+    for model_id, values in wanted.items():
+        row = stored.get(model_id)
+        if row is None:
+            added.append(model_id)
+            if apply:
                 session.add(DeviceModel(**values))
-                added.append(model_id)
-            elif any(getattr(row, key) != value for key, value in values.items()):
+        elif any(getattr(row, key) != value for key, value in values.items()):
+            updated.append(model_id)
+            if apply:
                 for key, value in values.items():
                     setattr(row, key, value)
-                updated.append(model_id)
-        gone = set(stored) - set(wanted)
-        used = (
-            set(
-                (await session.scalars(select(Device.model_id).where(Device.model_id.in_(gone))))
-                .unique()
-                .all()
-            )
-            if gone
-            else set()
-        )
-        removed = sorted(gone - used)
-        retired = sorted(m for m in used if stored[m].in_catalogue)
+    gone = set(stored) - set(wanted)
+    used: set[str] = set()
+    if gone:
+        query = select(Device.model_id).where(Device.model_id.in_(gone))
+        used = set((await session.scalars(query)).unique().all())
+    removed = sorted(gone - used)
+    retired = sorted(m for m in used if stored[m].in_catalogue)
+    if apply:
         for model_id in retired:
             stored[model_id].in_catalogue = False
         if removed:
             await session.execute(delete(DeviceModel).where(DeviceModel.id.in_(removed)))
-        result = CatalogueSync(tuple(added), tuple(updated), tuple(removed), tuple(retired))
+    return CatalogueSync(tuple(added), tuple(updated), tuple(removed), tuple(retired))
+
+
+async def sync_catalogue(
+    db: Database, models: Sequence[CatalogueModel], actor: str = "catalogue"
+) -> CatalogueSync:
+    """Make device_models say what `models` say (see the module docstring).
+
+    Planned under a read first: an unchanged catalogue (every start but the first after an
+    upgrade) never takes the admin write lock, which every CLI command would otherwise hold
+    for a moment; a change is planned again and applied under the lock."""
+    wanted = {model.id: model_row(model) for model in models}
+    async with db.read() as session:
+        if not (await _plan(session, wanted, apply=False)).changed:
+            return CatalogueSync((), (), (), ())
+    async with db.write() as session:
+        result = await _plan(session, wanted, apply=True)
         if result.changed:
             audit(
                 session,
@@ -105,10 +118,10 @@ async def sync_catalogue(
                 None,
                 None,
                 {
-                    "added": len(added),
-                    "updated": len(updated),
-                    "removed": removed,
-                    "retired": retired,
+                    "added": len(result.added),
+                    "updated": len(result.updated),
+                    "removed": list(result.removed),
+                    "retired": list(result.retired),
                 },
             )
     return result

@@ -68,6 +68,15 @@ async def test_an_unchanged_catalogue_writes_nothing(db: Database) -> None:
         assert await session.scalar(select(func.count()).select_from(AuditEntry)) == before
 
 
+async def test_an_unchanged_catalogue_never_waits_for_the_write_lock(db: Database) -> None:
+    """Every CLI command syncs: with nothing to change it must not queue behind (or block) an
+    admin write in progress."""
+    models = list(catalogue_models().values())
+    async with db.write():
+        result = await asyncio.wait_for(sync_catalogue(db, models), timeout=5)
+    assert result.changed is False
+
+
 async def test_a_broken_catalogue_is_refused_by_name(tmp_path: Path, db: Database) -> None:
     root = tmp_path / "templates"
     shutil.copytree(REPO / "phone_templates", root)
