@@ -1,7 +1,7 @@
 """The checks a device's fields pass, as pure functions: one set for every way of making one.
 
 DeviceService (one device through the API, the CLI or the console) and the bulk import
-(provisiond.services.fleet_rows and fleet_plan) both call these, so a bad device is refused
+(provisiond.services.fleet_rows and fleet_facts) both call these, so a bad device is refused
 with the same message whichever way it came in. The caller gathers the facts (which device
 holds an extension or a MAC, which models the catalogue knows); these decide.
 """

@@ -14,6 +14,14 @@ from pydantic import BaseModel, ConfigDict, Field
 from provisiond.frontends.api_models import Out
 
 Flag = Annotated[bool | str | None, Field(description="true/false, 1/0, yes/no")]
+Slot = Annotated[
+    int | str | None,
+    Field(
+        description="which account of the device at `mac` the row is: 1 (the default) the "
+        "device itself, 2 up to the model's `accounts` a further account (a DECT handset, an "
+        "ATA port); at most 1000"
+    ),
+]
 
 
 class ImportRowIn(BaseModel):
@@ -30,6 +38,7 @@ class ImportRowIn(BaseModel):
     main_extension: str | None = None
     active: Flag = None
     label: str | None = None
+    slot: Slot = None
 
 
 class ImportRowsIn(BaseModel):
@@ -44,7 +53,8 @@ ImportBody = list[ImportRowIn] | ImportRowsIn
 
 
 class ExportRowOut(Out):
-    """One device with its user, as the JSON export writes it (an import row)."""
+    """One device (slot 1) or one further account of it (slot 2 and up, after its device's
+    row) with its user, as the JSON export writes it (an import row)."""
 
     mac: str
     model: str
@@ -55,6 +65,7 @@ class ExportRowOut(Out):
     main_extension: str | None
     active: bool
     label: str | None
+    slot: int
 
 
 class ImportedUserOut(Out):
@@ -70,6 +81,7 @@ class ImportResultOut(Out):
 
     lines: int
     devices_created: int
+    accounts_created: int
     users_created: int
     users_updated: int
     main_extension_changed: list[ImportedUserOut]

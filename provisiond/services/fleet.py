@@ -1,28 +1,34 @@
 """Fleet operations: bulk import (all or nothing), export, and the Asterisk export.
 
 Import, in one `Database.write()` transaction:
-1. every line is checked alone and against the others (provisiond.services.fleet_rows);
-2. the facts the rules need (catalogue, users, devices) are read once, in bulk;
+1. the facts the checks and rules need (catalogue, users, devices, accounts) are read once, in
+   bulk (provisiond.services.fleet_facts);
+2. every line is checked alone, against the facts and against the others
+   (provisiond.services.fleet_rows), then each account line against its device (fleet_facts);
 3. each user's lines are planned (provisiond.services.fleet_plan) with the same pure rules
-   the single-object services call (provisiond.domain.rules: main extension free, device
+   the single-object services call (provisiond.domain.rules: main extension free, a line's
    extension vs other users' main extensions, rule 1 `primary_after_assign`, rule 2
    `select_primary`);
 4. any problem on any line raises `ImportRefused` with all of them: the transaction rolls back
    and nothing changes;
-5. otherwise users and devices are inserted in bulk, primaries set, unprovisioned records of
-   the MACs claimed, and one audit row per created or changed object is written (the audit
-   log is the change feed: serving processes pick the new devices up from it).
+5. otherwise users, devices and accounts are inserted in bulk, primaries set, unprovisioned
+   records of the MACs claimed, and one audit row per created or changed object is written
+   (the audit log is the change feed: serving processes pick the new devices up from it).
 
 Why not call `DeviceService.create` per line: each call is about 30 statements, about 15 ms a
 line on SQLite; 10,000 lines would take minutes instead of seconds. So the facts are gathered
 once and the rules are applied to them; the rules themselves are not rewritten.
 
-Import semantics: each line creates a device (its MAC and extension must be new) and, with a
-username, assigns it. A missing user is created with the line's display name and the main
+Import semantics: each line with slot 1 (the default) creates a device (its MAC and extension
+must be new) and, with a username, assigns it. A line with slot 2 and up creates that account
+of the device with its MAC (created by a slot-1 line of the file, or stored), with a new
+extension, and with a username assigns it as a device would be (DESIGN.md, "Accounts": the
+rules hold per line). A missing user is created with the line's display name and the main
 extension given, else the extension of its primary line, else of its first line. Lines are
 assigned primary line first when the user has no primary yet (rule 1: it becomes primary and
-the main extension stays); when the user already has a primary, a line marked primary is
-selected afterwards (rule 2: the main extension becomes its extension; reported).
+the main extension stays); when the user already has a primary (a device or an account), a
+line marked primary is selected afterwards (rule 2: the main extension becomes its extension;
+reported).
 """
 
 from __future__ import annotations
@@ -39,8 +45,9 @@ from sqlalchemy.types import String
 
 from provisiond.services.asterisk import AsteriskConfig, asterisk_config
 from provisiond.services.context import ServiceContext, audit
-from provisiond.services.devices import credentials
-from provisiond.services.fleet_plan import UserPlan, fact_check, plan_all, read_facts
+from provisiond.services.devices import check_sip_username, credentials, generate_password
+from provisiond.services.fleet_facts import FactChecker, Facts, read_facts
+from provisiond.services.fleet_plan import UserPlan, plan_all
 from provisiond.services.fleet_rows import (
     COLUMNS,
     ImportRefused,
@@ -58,6 +65,7 @@ from provisiond.settings import TeamAppDefaults
 from provisiond.storage.models import (
     AuditEntry,
     Device,
+    DeviceAccount,
     UnprovisionedDevice,
     User,
     utcnow,
@@ -86,11 +94,12 @@ class FleetService:
         errors: list[LineError] = []
         async with self.ctx.db.write() as session:
             facts = await read_facts(session)
-            rows = parse_rows(raw, errors, fact_check(facts))
+            check = FactChecker(facts)
+            rows = check.accounts(parse_rows(raw, errors, check), errors)
             plans = plan_all(rows, facts, errors)
             if errors:
                 raise ImportRefused(errors)
-            return await self._apply(session, rows, plans, actor)
+            return await self._apply(session, rows, plans, facts, actor)
 
     def _device(self, row: ImportRow, owner: int | None) -> dict[str, Any]:
         """A new device's columns, with DeviceService.create's defaults and secrets."""
@@ -104,14 +113,38 @@ class FleetService:
             **credentials(self.ctx.secrets, row.extension, None, None),
         }
 
+    def _account(self, row: ImportRow, device_id: int, owner: int | None) -> dict[str, Any]:
+        """A new account's columns, with AccountService.put's defaults and secrets (the
+        extension as SIP user name, a strong random password, sealed)."""
+        return {
+            "device_id": device_id,
+            "slot": row.slot,
+            "extension": row.extension,
+            "user_id": owner,
+            "active": row.active,
+            "label": row.label,
+            "sip_username": check_sip_username(row.extension),
+            "sip_password": self.ctx.secrets.encrypt(generate_password()),
+        }
+
     async def _apply(
-        self, session: AsyncSession, rows: list[ImportRow], plans: list[UserPlan], actor: str
+        self,
+        session: AsyncSession,
+        rows: list[ImportRow],
+        plans: list[UserPlan],
+        facts: Facts,
+        actor: str,
     ) -> dict[str, Any]:
         """Write the plans. Bulk statements (one executemany each): ORM objects would cost a
         round trip per row here, since SQLite cannot batch INSERT ... RETURNING."""
         defaults = (await effective_platform(session, self.ctx.settings.platform)).team_app
         old_ids = [p.user_id for p in plans if p.user_id is not None]
         before = {u.id: user_view(u, defaults) for u in await _load_users(session, old_ids)}
+        devices = [row for row in rows if not row.is_account]
+        accounts = [row for row in rows if row.is_account]
+        # Stored devices that get accounts: their views before, for the audit.
+        stored = sorted({facts.by_mac[r.mac_key].id for r in accounts if r.mac_key in facts.by_mac})
+        changed = {d.id: device_view(d) for d in await _load_devices(session, stored)}
         created = [p for p in plans if p.user_id is None]
         if created:
             await session.execute(
@@ -128,24 +161,35 @@ class FleetService:
         user_ids = {p.username: p.user_id for p in plans if p.user_id is not None}
         user_ids |= await _ids(session, User.username, [p.username for p in created])
         owner = {row.line: user_ids[p.username] for p in plans for row in p.order}
-        if rows:
+        if devices:
             await session.execute(
-                insert(Device), [self._device(row, owner.get(row.line)) for row in rows]
+                insert(Device), [self._device(row, owner.get(row.line)) for row in devices]
             )
-        device_ids = await _ids(session, Device.mac, [row.mac for row in rows])
-        line_ids = {row.line: device_ids[row.mac_key] for row in rows}
+        device_ids = await _ids(session, Device.mac, [row.mac for row in devices])
+        if accounts:
+            # A slot-1 line of the file creates the device, else it is stored (fleet_facts).
+            macs = {row.mac_key for row in accounts}
+            base = {key: device_ids.get(key) or facts.by_mac[key].id for key in macs}
+            await session.execute(
+                insert(DeviceAccount),
+                [self._account(row, base[row.mac_key], owner.get(row.line)) for row in accounts],
+            )
+        account_ids = await _ids(session, DeviceAccount.extension, [r.extension for r in accounts])
+        line_ids = {row.line: device_ids[row.mac_key] for row in devices}
+        line_accounts = {row.line: account_ids[row.extension] for row in accounts}
         changes = [
             {
                 "id": user_ids[p.username],
                 "main_extension": p.main_extension,
-                "primary_device_id": line_ids[p.primary_line],
+                "primary_device_id": line_ids.get(p.primary_line),
+                "primary_account_id": line_accounts.get(p.primary_line),
             }
             for p in plans
             if p.primary_line is not None
         ]
         if changes:
             await session.execute(update(User), changes)
-        for chunk in _chunks([row.mac for row in rows]):
+        for chunk in _chunks([row.mac for row in devices]):
             await session.execute(
                 delete(UnprovisionedDevice).where(UnprovisionedDevice.mac.in_(chunk))
             )
@@ -155,6 +199,7 @@ class FleetService:
             actor,
             defaults,
             before,
+            changed,
             list(user_ids.values()),
             list(line_ids.values()),
             summary,
@@ -167,17 +212,26 @@ class FleetService:
         actor: str,
         defaults: TeamAppDefaults,
         before: dict[int, dict[str, Any]],
+        changed: dict[int, dict[str, Any]],
         user_ids: list[int],
         device_ids: list[int],
         summary: dict[str, Any],
     ) -> None:
-        """One audit row per created device and per created or changed user (the change feed
-        re-reads exactly those), and one for the import; written in one executemany."""
+        """One audit row per created device (its view lists its accounts), per stored device
+        that got accounts (`changed`, their views before: ``device.account_put``, which the
+        phone directory and resync on change re-read), per created or changed user (`before`:
+        the views of those that existed; the change feed re-reads exactly those), and one for
+        the import; written in one executemany."""
         session.expunge_all()  # re-read what the bulk statements wrote
         entries = [
             _entry(actor, "device.create", "device", d.id, None, device_view(d))
             for d in await _load_devices(session, device_ids)
         ]
+        for device in await _load_devices(session, list(changed)):
+            old, after = changed[device.id], device_view(device)
+            slots = {a["slot"] for a in after["accounts"]} - {a["slot"] for a in old["accounts"]}
+            after["slots"] = sorted(slots)  # the slots the import added
+            entries.append(_entry(actor, "device.account_put", "device", device.id, old, after))
         for user in await _load_users(session, user_ids):
             action = "user.assign_device" if user.id in before else "user.create"
             after = user_view(user, defaults)
@@ -186,7 +240,9 @@ class FleetService:
         await session.execute(insert(AuditEntry), entries)
 
     async def export_rows(self) -> list[dict[str, Any]]:
-        """Every device with its user, as import rows (users first by name, primary first)."""
+        """Every device with its user, as import rows (users first by name, primary first),
+        each followed by its further accounts in slot order (slot 2 and up, each with its own
+        user)."""
         query = select(
             type_coerce(Device.mac, String).label("mac"),
             Device.id,
@@ -199,8 +255,25 @@ class FleetService:
             User.main_extension,
             User.primary_device_id,
         ).outerjoin(User, User.id == Device.user_id)
+        accounts = (
+            select(
+                DeviceAccount.id,
+                DeviceAccount.device_id,
+                DeviceAccount.slot,
+                DeviceAccount.extension,
+                DeviceAccount.active,
+                DeviceAccount.label,
+                User.username,
+                User.display_name,
+                User.main_extension,
+                User.primary_account_id,
+            )
+            .outerjoin(User, User.id == DeviceAccount.user_id)
+            .order_by(DeviceAccount.device_id, DeviceAccount.slot)
+        )
         async with self.ctx.db.read() as session:
             found = list((await session.execute(query)).all())
+            extra = (await session.execute(accounts)).all()
         found.sort(
             key=lambda r: (
                 r.username is None,
@@ -210,20 +283,18 @@ class FleetService:
                 r.extension,
             )
         )
-        return [
-            {
-                "mac": ":".join(r.mac[i : i + 2] for i in range(0, 12, 2)),
-                "model": r.model_id,
-                "extension": r.extension,
-                "username": r.username,
-                "display_name": r.display_name,
-                "primary": r.username is not None and r.primary_device_id == r.id,
-                "main_extension": r.main_extension,
-                "active": r.active,
-                "label": r.label,
-            }
-            for r in found
-        ]
+        by_device: dict[int, list[Any]] = {}
+        for account in extra:
+            by_device.setdefault(account.device_id, []).append(account)
+        rows = []
+        for r in found:
+            mac = ":".join(r.mac[i : i + 2] for i in range(0, 12, 2))
+            rows.append(_export_row(r, mac, r.model_id, 1, r.primary_device_id == r.id))
+            rows.extend(
+                _export_row(a, mac, r.model_id, a.slot, a.primary_account_id == a.id)
+                for a in by_device.get(r.id, ())
+            )
+        return rows
 
     async def export_csv(self) -> str:
         """The export as CSV with a header (the columns the import takes).
@@ -236,12 +307,7 @@ class FleetService:
         writer = csv.writer(out, lineterminator="\n")
         writer.writerow(COLUMNS)
         for row in await self.export_rows():
-            writer.writerow(
-                [
-                    "1" if row[c] is True else "0" if row[c] is False else csv_cell(row[c] or "")
-                    for c in COLUMNS
-                ]
-            )
+            writer.writerow([_csv(row[c]) for c in COLUMNS])
         return out.getvalue()
 
     async def asterisk(self, actor: str) -> AsteriskConfig:
@@ -261,6 +327,31 @@ class FleetService:
                 {"endpoints": config.endpoints, "revealed": ["sip_password"]},
             )
         return config
+
+
+def _csv(value: Any) -> str:
+    """One exported cell: flags as 1/0, the slot as digits, text as `csv_cell` writes it."""
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, int):
+        return str(value)
+    return csv_cell(value or "")
+
+
+def _export_row(r: Any, mac: str, model: str, slot: int, primary: bool) -> dict[str, Any]:
+    """One export row (an import row): a device (slot 1) or an account, with its user."""
+    return {
+        "mac": mac,
+        "model": model,
+        "extension": r.extension,
+        "username": r.username,
+        "display_name": r.display_name,
+        "primary": r.username is not None and primary,
+        "main_extension": r.main_extension,
+        "active": r.active,
+        "label": r.label,
+        "slot": slot,
+    }
 
 
 async def _load_users(session: AsyncSession, ids: Sequence[int]) -> list[User]:
@@ -304,9 +395,11 @@ def _entry(
 
 
 def _summary(rows: list[ImportRow], plans: list[UserPlan]) -> dict[str, Any]:
+    accounts = sum(1 for row in rows if row.is_account)
     return {
         "lines": len(rows),
-        "devices_created": len(rows),
+        "devices_created": len(rows) - accounts,
+        "accounts_created": accounts,
         "users_created": sum(1 for p in plans if p.user_id is None),
         "users_updated": sum(1 for p in plans if p.user_id is not None),
         "main_extension_changed": [

@@ -1,49 +1,28 @@
-"""Bulk import planning: the database facts the rules need, read once, and each user's lines
-planned with the domain rules (provisiond.domain.rules) over them.
+"""Bulk import planning: each user's lines planned with the domain rules
+(provisiond.domain.rules) over the database facts (provisiond.services.fleet_facts).
 
-`read_facts` reads the catalogue, the users and the devices in three queries; `fact_check`
-checks a line's model, MAC and extension against them; `plan_all` applies, per user in file
-order, the same rules the single-object services apply: main extension free, a device's
-extension never another user's main extension, rule 1 (`primary_after_assign`) and rule 2
-(`select_primary`). Every refusal becomes a `LineError` on the line that caused it.
+`plan_all` applies, per user in file order, the same rules the single-object services apply:
+main extension free, a line's extension never another user's main extension, rule 1
+(`primary_after_assign`) and rule 2 (`select_primary`). A line is a device (slot 1) or a
+further account (slot 2 and up): the rules hold per line (DESIGN.md, "Accounts"), so an account
+may become its user's primary line and its extension the main extension. Every refusal becomes
+a `LineError` on the line that caused it.
 """
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
 
-from sqlalchemy import String, select, type_coerce
-from sqlalchemy.ext.asyncio import AsyncSession
-
-from provisiond.domain import device_rules, rules
+from provisiond.domain import rules
 from provisiond.domain.errors import Conflict, DomainError, InvalidInput
-from provisiond.domain.mac import mac_compact
+from provisiond.services.fleet_facts import Facts
 from provisiond.services.fleet_rows import ImportRow, LineError, group_by_user
-from provisiond.storage.models import Device, DeviceModel, User
 
-
-@dataclass(frozen=True, slots=True)
-class UserFact:
-    """What the planner needs of an existing user."""
-
-    id: int
-    display_name: str
-    main_extension: str
-    primary_device_id: int | None
-
-
-@dataclass
-class Facts:
-    """What the rules need to know about the database, read once."""
-
-    models: set[str]
-    users: dict[str, UserFact]  # by username
-    mains: dict[str, int]  # main extension -> user id
-    by_mac: dict[str, tuple[int, int | None]]  # mac -> (device id, owner)
-    by_extension: dict[str, tuple[int, int | None]]
+# The planner's name for a user's stored primary line (a device or an account, not a line of
+# the file): lines of the file are their negated line numbers.
+_STORED = 0
 
 
 @dataclass
@@ -55,7 +34,7 @@ class UserPlan:
     display_name: str
     main_extension: str
     order: list[ImportRow]  # assignment order
-    primary_line: int | None = None  # the line whose device ends up primary (None: keep)
+    primary_line: int | None = None  # the line (device or account) that ends up primary
     old_main: str | None = None  # set when rule 2 changed the main extension
 
 
@@ -68,70 +47,6 @@ class _Refusal(Exception):
         self.error = error
 
 
-async def read_facts(session: AsyncSession) -> Facts:
-    """Catalogue ids, users and devices: three queries."""
-    models = set((await session.scalars(select(DeviceModel.id))).all())
-    users = (
-        await session.execute(
-            select(
-                User.id,
-                User.username,
-                User.display_name,
-                User.main_extension,
-                User.primary_device_id,
-            )
-        )
-    ).all()
-    devices = (
-        await session.execute(
-            select(Device.id, type_coerce(Device.mac, String), Device.extension, Device.user_id)
-        )
-    ).all()
-    return Facts(
-        models=models,
-        users={
-            u.username: UserFact(u.id, u.display_name, u.main_extension, u.primary_device_id)
-            for u in users
-        },
-        mains={u.main_extension: u.id for u in users},
-        by_mac={d[1]: (d.id, d.user_id) for d in devices},
-        by_extension={d.extension: (d.id, d.user_id) for d in devices},
-    )
-
-
-def _holder(index: Mapping[str, tuple[int, int | None]], key: str) -> int | None:
-    """The id of the device indexed under `key`, or None."""
-    found = index.get(key)
-    return None if found is None else found[0]
-
-
-def fact_check(facts: Facts) -> Callable[[int, Mapping[str, Any]], list[LineError]]:
-    """The catalogue, and MAC and extension uniqueness: the checks of
-    provisiond.domain.device_rules that DeviceService.create makes, over the facts."""
-
-    def check(line: int, values: Mapping[str, Any]) -> list[LineError]:
-        found: list[LineError] = []
-
-        def run(rule: Callable[..., object], *args: Any, **kwargs: Any) -> None:
-            try:
-                rule(*args, **kwargs)
-            except DomainError as exc:
-                found.append(LineError(line, exc.field or "row", exc.detail))
-
-        model, mac, extension = values.get("model"), values.get("mac"), values.get("extension")
-        if model is not None:
-            run(device_rules.check_model_known, model, facts.models)
-        if mac is not None:
-            holder = _holder(facts.by_mac, mac_compact(mac))
-            run(device_rules.check_mac_free, mac, holder=holder, device_id=None)
-        if extension is not None:
-            holder = _holder(facts.by_extension, extension)
-            run(device_rules.check_extension_free, extension, holder=holder, device_id=None)
-        return found
-
-    return check
-
-
 class _Planner:
     """Applies the domain rules to each user's lines, in file order, over the facts."""
 
@@ -139,7 +54,7 @@ class _Planner:
         self.facts = facts
         # Both updated as users are planned, so later users see earlier ones.
         self.mains = dict(facts.mains)
-        self.owners = {ext: owner for ext, (_, owner) in facts.by_extension.items()}
+        self.owners = {ext: holder.owner for ext, holder in facts.by_extension.items()}
         self._new_ids: Iterator[int] = itertools.count(-1, -1)  # placeholders for new users
 
     def _main_users(self, extension: str) -> list[int]:
@@ -155,7 +70,7 @@ class _Planner:
             _same(existing.display_name, display, "display_name", name, rows)
             _same(existing.main_extension, given_main, "main_extension", name, rows)
             uid, main = existing.id, existing.main_extension
-            primary: int | None = existing.primary_device_id
+            primary: int | None = _STORED if existing.has_primary else None
         else:
             if display is None:
                 detail = f"display_name is required to create user {name}"
@@ -179,7 +94,7 @@ class _Planner:
             except DomainError as exc:
                 raise _Refusal(row.line, exc) from exc
             self.owners[row.extension] = uid
-            # Placeholder device ids are the negated line numbers (real ids are positive).
+            # A line of the file is its negated line number (None: no primary; _STORED).
             primary = rules.primary_after_assign(current_primary_id=primary, device_id=-row.line)
         plan = UserPlan(name, existing.id if existing else None, display or "", main, order)
         plan.primary_line = -primary if primary is not None and primary < 0 else None
@@ -188,7 +103,7 @@ class _Planner:
         return plan
 
     def _select(self, plan: UserPlan, uid: int, row: ImportRow) -> None:
-        """Rule 2 for a user that already had a primary."""
+        """Rule 2 for a user that already had a primary (a device or an account)."""
         change = rules.select_primary(
             device_id=-row.line, device_extension=row.extension, main_extension=plan.main_extension
         )

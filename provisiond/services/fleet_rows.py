@@ -2,9 +2,16 @@
 
 Columns (CSV header names, JSON keys): ``mac, model, extension, username, display_name,
 primary`` (required in a CSV header; ``display name`` is accepted for ``display_name``), and
-the optional ``main_extension, active, label``. Every value goes through the same checks as
-the single-object API (provisiond.domain.rules and device_rules, parse_mac); nothing here
+the optional ``main_extension, active, label, slot``. Every value goes through the same checks
+as the single-object API (provisiond.domain.rules and device_rules, parse_mac); nothing here
 touches the database.
+
+``slot`` (default 1) says which account of the device at ``mac`` a line describes
+(DESIGN.md, "Accounts"): slot 1 is the device itself, slots 2 and up its further accounts
+(a DECT base's handsets, an ATA's ports). A MAC with the same slot twice is refused here; the
+checks that need the device (it exists, its model, the model's count of accounts, slots taken
+in the database) are provisiond.services.fleet_facts'.
+
 Every problem is collected with its line number instead of stopping at the first, so an admin
 fixes a file in one pass: `LineError(line, field, detail)`. Line numbers are the file's own
 (the header is line 1); for JSON rows, ``line`` is the row's position counting from 1.
@@ -33,10 +40,11 @@ from provisiond.domain.errors import DomainError, InvalidInput
 from provisiond.domain.mac import mac_colon, mac_compact, parse_mac
 
 REQUIRED = ("mac", "model", "extension", "username", "display_name", "primary")
-OPTIONAL = ("main_extension", "active", "label")
+OPTIONAL = ("main_extension", "active", "label", "slot")
 COLUMNS = REQUIRED + OPTIONAL
 _ALIASES = {"display name": "display_name", "main extension": "main_extension"}
 MAX_ROWS = 100_000
+MAX_SLOT = 1000  # the highest slot a line may name; the model's `accounts` is the real limit
 # A cell a spreadsheet would evaluate: '=', '+', '-', '@', tab or CR first, after any run of
 # whitespace and single quotes (so that quoting is reversible: see csv_cell and csv_value).
 _FORMULA = re.compile(r"[\s']*[=+\-@\t\r]")
@@ -88,7 +96,8 @@ class ImportRefused(InvalidInput):
 
 @dataclass(frozen=True, slots=True)
 class ImportRow:
-    """One valid line: a device to create, optionally for a user."""
+    """One valid line: a device to create (slot 1) or a further account of one (slot 2 and
+    up), optionally for a user."""
 
     line: int
     mac: netaddr.EUI
@@ -100,11 +109,17 @@ class ImportRow:
     main_extension: str | None
     active: bool
     label: str | None
+    slot: int = 1
 
     @property
     def mac_key(self) -> str:
         """12 lowercase hex digits (the storage form)."""
         return mac_compact(self.mac)
+
+    @property
+    def is_account(self) -> bool:
+        """True for a further account (slot 2 and up), False for a device (slot 1)."""
+        return self.slot > 1
 
 
 def csv_rows(text: str) -> list[RawRow]:
@@ -212,6 +227,25 @@ def _flag(raw: Mapping[str, Any], name: str, default: bool) -> bool:
     raise InvalidInput(f"{name} must be 1/0, true/false or yes/no", field=name)
 
 
+def _slot(raw: Mapping[str, Any]) -> int:
+    """The account slot: a whole number from 1 to MAX_SLOT (JSON: a number or a string of
+    digits); absent or empty is 1."""
+    value = raw.get("slot")
+    if isinstance(value, str):
+        text = value.strip()
+        if not text:
+            return 1
+        if text.isascii() and text.isdigit() and len(text) <= len(str(MAX_SLOT)):
+            value = int(text)
+    if value is None:
+        return 1
+    if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= MAX_SLOT:
+        return value
+    raise InvalidInput(
+        f"slot must be a whole number from 1 to {MAX_SLOT}, got {value!r}", field="slot"
+    )
+
+
 def _required(raw: Mapping[str, Any], name: str) -> str:
     value = _text(raw, name)
     if value is None:
@@ -233,6 +267,7 @@ _CHECKS: dict[str, Callable[[Mapping[str, Any]], Any]] = {
     ),
     "active": lambda r: _flag(r, "active", True),
     "label": lambda r: device_rules.check_label(_text(r, "label")),
+    "slot": _slot,
 }
 
 
@@ -285,17 +320,27 @@ def parse_rows(
 
 
 def check_file(rows: list[ImportRow], errors: list[LineError]) -> list[ImportRow]:
-    """Problems between lines: a MAC or extension twice, a user described two ways."""
+    """Problems between lines: a device (a MAC in slot 1) or an account (a MAC and a slot)
+    twice, an extension twice (devices and accounts share one set of extensions), a user
+    described two ways."""
     bad: set[int] = set()
-    for field in ("mac", "extension"):
-        first: dict[str, int] = {}
-        for row in rows:
-            key = row.mac_key if field == "mac" else row.extension
-            seen = first.setdefault(key, row.line)
-            if seen != row.line:
-                shown = mac_colon(row.mac) if field == "mac" else row.extension
-                errors.append(LineError(row.line, field, f"{shown} is also on line {seen}"))
-                bad.add(row.line)
+    slots: dict[tuple[str, int], int] = {}
+    extensions: dict[str, int] = {}
+    for row in rows:
+        seen = slots.setdefault((row.mac_key, row.slot), row.line)
+        if seen != row.line:
+            shown = mac_colon(row.mac)
+            if row.is_account:
+                detail = f"account {row.slot} of {shown} is also on line {seen}"
+                errors.append(LineError(row.line, "slot", detail))
+            else:
+                errors.append(LineError(row.line, "mac", f"{shown} is also on line {seen}"))
+            bad.add(row.line)
+        seen = extensions.setdefault(row.extension, row.line)
+        if seen != row.line:
+            detail = f"{row.extension} is also on line {seen}"
+            errors.append(LineError(row.line, "extension", detail))
+            bad.add(row.line)
     for name, group in group_by_user(rows).items():
         bad |= _check_user_lines(name, group, errors)
     return [row for row in rows if row.line not in bad]

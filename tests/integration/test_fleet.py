@@ -153,6 +153,7 @@ async def test_import_creates_users_devices_and_primaries(services: Services, db
     assert result == {
         "lines": 6,
         "devices_created": 6,
+        "accounts_created": 0,
         "users_created": 2,
         "users_updated": 2,
         "main_extension_changed": [{"username": "carla", "old": "400", "new": "402"}],
@@ -277,8 +278,8 @@ async def test_export_import_round_trip(services: Services, fresh: Services) -> 
     await populate(services)
     exported = await services.fleet.export_csv()
     assert exported.splitlines()[:2] == [
-        "mac,model,extension,username,display_name,primary,main_extension,active,label",
-        "00:15:65:00:00:04,snom-d785,301,anna,Anna Bianchi,1,301,0,",
+        "mac,model,extension,username,display_name,primary,main_extension,active,label,slot",
+        "00:15:65:00:00:04,snom-d785,301,anna,Anna Bianchi,1,301,0,,1",
     ]
     await fresh.fleet.import_csv(exported, "t")
     assert await fresh.fleet.export_csv() == exported
