@@ -160,7 +160,16 @@ def rules_table() -> dict[str, Any]:
 _EXTENSION = re.compile(r"[0-9]{1,16}")
 _GSM_NUMBER = re.compile(r"\+?[0-9]{4,20}")
 _USERNAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# Characters no phone file may carry: C0 and C1 controls (key=value injection, NEL), the
+# line and paragraph separators, lone surrogates (not Unicode text: they cannot be encoded)
+# and the noncharacters (U+FDD0-U+FDEF, U+xFFFE/U+xFFFF): XML 1.0 forbids U+FFFE/U+FFFF and
+# discourages the rest, and one in a handset's label would make the whole DECT base's XML file
+# unreadable.
+_CONTROL = re.compile(
+    r"[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff\ufdd0-\ufdef\ufffe\uffff"
+    + "".join(chr(plane << 16 | 0xFFFE) + chr(plane << 16 | 0xFFFF) for plane in range(1, 17))
+    + "]"
+)
 FALLBACK_TIMEOUT_RANGE = (1, 120)
 
 

@@ -249,13 +249,15 @@ async def list_accounts(request: web.Request) -> web.Response:
 
 @routes.put("/api/v1/devices/{id}/accounts/{slot}")
 async def put_account(request: web.Request) -> web.Response:
-    """Create or replace an account; ?move=true takes it from another user."""
+    """Create or replace an account; ?move=true takes it from another user, and
+    ?new_primary=&new_primary_slot= names its owner's new primary when it was theirs."""
     cmd = parse(AccountPut, await _json(request))
     result = await _services(request).accounts.put(
         _path_id(request, "id"),
         _path_id(request, "slot"),
         cmd,
         move=_bool(request, "move"),
+        new_primary=_new_primary(request),
         actor=_actor(request),
     )
     return _reply(request, result)
@@ -263,14 +265,12 @@ async def put_account(request: web.Request) -> web.Response:
 
 @routes.delete("/api/v1/devices/{id}/accounts/{slot}")
 async def delete_account(request: web.Request) -> web.Response:
-    """Remove an account; ?new_primary_device=&new_primary_slot= when it is its owner's
-    primary line and they have others."""
-    device = _int(request, "new_primary_device", query=True)
-    slot = _int(request, "new_primary_slot", query=True)
+    """Remove an account; ?new_primary=&new_primary_slot= when it is its owner's primary line
+    and they have others."""
     result = await _services(request).accounts.delete(
         _path_id(request, "id"),
         _path_id(request, "slot"),
-        new_primary=None if device is None else LineRef(device, slot or 1),
+        new_primary=_new_primary(request),
         actor=_actor(request),
     )
     return _reply(request, result)

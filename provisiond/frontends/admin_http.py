@@ -92,7 +92,7 @@ def load_json(text: str, *, field: str | None = None) -> Any:
     that overflows to infinity, NaN/Infinity (not JSON, RFC 8259), nesting too deep to parse.
     """
     try:
-        return json.loads(
+        data = json.loads(
             text, parse_int=_json_int, parse_float=_json_float, parse_constant=_json_constant
         )
     except json.JSONDecodeError as exc:
@@ -102,6 +102,33 @@ def load_json(text: str, *, field: str | None = None) -> Any:
         raise InvalidInput(f"malformed JSON: {exc}", field=field) from exc
     except RecursionError as exc:  # thousands of nested brackets
         raise InvalidInput("malformed JSON: nested too deeply", field=field) from exc
+    if _SURROGATE.search(text) and _has_lone_surrogate(data):
+        raise InvalidInput(
+            "malformed JSON: a string holds a lone surrogate (\\ud800-\\udfff), which is not "
+            "Unicode text",
+            field=field,
+        )
+    return data
+
+
+# JSON may escape a lone UTF-16 surrogate ("\ud800"); Python then holds a string that no
+# encoder (UTF-8, the database drivers) accepts. Only bodies with such an escape are walked.
+_SURROGATE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def _has_lone_surrogate(data: Any) -> bool:
+    stack = [data]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if any("\ud800" <= ch <= "\udfff" for ch in item):
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
 
 
 def _dumps(data: Any) -> str:

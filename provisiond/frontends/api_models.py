@@ -115,7 +115,8 @@ class DeviceOut(Out):
     label: str | None
     site_id: int | None
     last_seen: LastSeenOut | None
-    accounts: list[AccountOut] = Field(description="further accounts, slot 2 and up")
+    # Further accounts, slot 2 and up; left out in a user's list of devices.
+    accounts: list[AccountOut] | Absent = absent()
 
 
 class TeamAppOut(Out):

@@ -175,17 +175,14 @@ OPERATIONS: tuple[Operation, ...] = (
         "Create or replace account `slot` (2 up to the model's accounts) of a device",
         out.DeviceOut,
         body=AccountPut,
-        query=(Param("move", bool, "take the account from another user"),),
+        query=(Param("move", bool, "take the account from another user"), *NEW_PRIMARY),
     ),
     Operation(
         "DELETE",
         DEVICE_ACCOUNT,
         "Remove account `slot` of a device",
         out.DeviceOut,
-        query=(
-            Param("new_primary_device", int, "the owner's new primary line: its device"),
-            Param("new_primary_slot", int, "and its slot (default 1)"),
-        ),
+        query=NEW_PRIMARY,
     ),
     Operation(
         "POST",

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import time
 from dataclasses import dataclass
@@ -29,6 +30,9 @@ MAX_PENDING = 100_000  # beyond this, new unknown MACs are dropped until the nex
 # Unprovisioned MACs kept for the administrator: beyond this the least recently seen go, so
 # walkers inside a site (each banned after a few dozen) can never grow the table without end.
 MAX_UNPROVISIONED = 10_000
+# What of an unknown phone's User-Agent is kept: a real one is under 200 characters, and a
+# flood of 60 KB User-Agents must not grow the table (the known devices keep 256 too).
+UNPROVISIONED_UA_CHARS = 256
 
 
 _DEVICES = cast(Table, Device.__table__)
@@ -140,6 +144,9 @@ class ActivityRecorder:
 
     def unknown(self, sighting: Sighting) -> None:
         """An unknown MAC asked for a file."""
+        agent = sighting.user_agent
+        if agent is not None and len(agent) > UNPROVISIONED_UA_CHARS:
+            sighting = dataclasses.replace(sighting, user_agent=agent[:UNPROVISIONED_UA_CHARS])
         previous = self._unknown.get(sighting.mac)
         if previous is None and len(self._unknown) >= MAX_PENDING:
             return
@@ -252,8 +259,6 @@ class ActivityRecorder:
                 written_at = time.monotonic()
                 for device_id, s in seen.items():
                     self._written[device_id] = (written_at, s.ip, s.user_agent, s.firmware)
-            if unknown:
-                await _make_room(session, len(unknown))
             for mac, (s, count) in unknown.items():
                 eui = netaddr.EUI(int(mac, 16), version=48)
                 if await session.scalar(select(Device.id).where(Device.mac == eui)) is not None:
@@ -267,22 +272,46 @@ class ActivityRecorder:
                 row.vendor = s.vendor or row.vendor
                 row.model_guess = s.model_guess or row.model_guess
                 row.requests += count
+            if unknown:
+                # Trimmed after the new rows are in: the rows an address just added count
+                # against it when the heaviest address is chosen.
+                await session.flush()
+                await _trim(session)
 
 
-async def _make_room(session: AsyncSession, coming: int) -> None:
-    """Forget the least recently seen unprovisioned MACs so that `coming` more fit the cap."""
+async def _trim(session: AsyncSession) -> None:
+    """Forget unprovisioned MACs beyond the cap: the least recently seen of the address that
+    holds the most. A flood from one address (MAC walking inside a site
+    whose answers count nothing, such as a digest site's challenges) then evicts its own rows,
+    never the real new phones other addresses reported."""
     rows = await session.scalar(select(func.count()).select_from(UnprovisionedDevice)) or 0
-    excess = rows + coming - MAX_UNPROVISIONED
-    if excess > 0:
+    excess = rows - MAX_UNPROVISIONED
+    while excess > 0:
+        heaviest = await session.scalar(
+            select(UnprovisionedDevice.last_ip)
+            .group_by(UnprovisionedDevice.last_ip)
+            .order_by(func.count().desc(), func.min(UnprovisionedDevice.last_seen_at))
+            .limit(1)
+        )
+        source = (
+            UnprovisionedDevice.last_ip.is_(None)
+            if heaviest is None
+            else UnprovisionedDevice.last_ip == heaviest
+        )
         oldest = (
             select(UnprovisionedDevice.mac)
+            .where(source)
             .order_by(UnprovisionedDevice.last_seen_at)
             .limit(excess)
             .scalar_subquery()
         )
-        await session.execute(
+        result = await session.execute(
             delete(UnprovisionedDevice).where(UnprovisionedDevice.mac.in_(oldest))
         )
+        removed = getattr(result, "rowcount", 0) or 0
+        if removed <= 0:
+            return
+        excess -= removed
 
 
 def now() -> datetime:

@@ -59,6 +59,13 @@ def _check_slot(slot: int, limit: int, device: Device) -> None:
         raise InvalidInput(problem, field="slot")
 
 
+def _check_new_primary(user: User, new_primary: LineRef | None) -> None:
+    if new_primary is not None and new_primary not in lines_of(user):
+        raise InvalidInput(
+            f"new_primary {new_primary} is not a line of user {user.id}", field="new_primary"
+        )
+
+
 class AccountService:
     """GET /devices/{id}/accounts, PUT/DELETE /devices/{id}/accounts/{slot}."""
 
@@ -106,10 +113,19 @@ class AccountService:
                 )
 
     async def put(
-        self, device_id: int, slot: int, cmd: AccountPut, *, move: bool, actor: str
+        self,
+        device_id: int,
+        slot: int,
+        cmd: AccountPut,
+        *,
+        move: bool,
+        actor: str,
+        new_primary: LineRef | None = None,
     ) -> dict[str, Any]:
         """Create or replace the account in `slot`; another user's account moves only with
-        `move` (rule 5). The answer is the device with its accounts."""
+        `move` (rule 5); taking its owner's primary line away while they have others names
+        their `new_primary` (rule 3). The answer is the device with its accounts; the audit
+        row holds this account only (a base's other handsets are not copied into it)."""
         extension = rules.check_extension(cmd.extension, "extension")
         async with self.ctx.db.write() as session:
             device = await load_device(session, device_id)
@@ -118,8 +134,8 @@ class AccountService:
             owner = None if account is None else account.user_id
             users_before = await self._users(session, {owner, cmd.user_id})
             device = await load_device(session, device_id)
-            before = device_view(device)
             account = next((a for a in device.accounts if a.slot == slot), None)
+            before = None if account is None else account_view(account)
             await check_extension_free(
                 session, extension, None, None if account is None else account.id
             )
@@ -142,7 +158,9 @@ class AccountService:
                 session.add(account)
             else:
                 if owner is not None and owner != cmd.user_id:
-                    await detach_line(session, await load_user(session, owner), line, None)
+                    old_owner = await load_user(session, owner)
+                    _check_new_primary(old_owner, new_primary)
+                    await detach_line(session, old_owner, line, new_primary)
                 await self._change_extension(session, account, extension)
                 account.sip_username = check_sip_username(cmd.sip_username or extension)
                 if cmd.sip_password:
@@ -158,6 +176,7 @@ class AccountService:
             after_users = await self._users(session, {owner, cmd.user_id})
             after = device_view(await load_device(session, device_id))
             changed = {"sip_password": "changed"} if cmd.sip_password else {}
+            stored = next(a for a in after["accounts"] if a["slot"] == slot)
             audit(
                 session,
                 actor,
@@ -165,7 +184,7 @@ class AccountService:
                 "device",
                 device_id,
                 before,
-                {**after, "slot": slot, **changed},
+                {**stored, **changed},
             )
             self._audit_users(session, actor, users_before, after_users)
         return after
@@ -202,14 +221,11 @@ class AccountService:
             owner = account.user_id
             users_before = await self._users(session, {owner})
             device = await load_device(session, device_id)
-            before = device_view(device)
+            account = next(a for a in device.accounts if a.slot == slot)
+            before = account_view(account)
             if owner is not None:
                 user = await load_user(session, owner)
-                if new_primary is not None and new_primary not in lines_of(user):
-                    raise InvalidInput(
-                        f"new_primary {new_primary} is not a line of user {owner}",
-                        field="new_primary",
-                    )
+                _check_new_primary(user, new_primary)
                 await detach_line(session, user, LineRef(device_id, slot), new_primary)
             await session.execute(
                 delete(DeviceAccount).where(
@@ -218,6 +234,6 @@ class AccountService:
             )
             after_users = await self._users(session, {owner})
             after = device_view(await load_device(session, device_id))
-            audit(session, actor, "device.account_delete", "device", device_id, before, after)
+            audit(session, actor, "device.account_delete", "device", device_id, before, None)
             self._audit_users(session, actor, users_before, after_users)
         return after

@@ -20,6 +20,7 @@ from provisiond.domain.errors import Conflict, InvalidInput
 from provisiond.services.assignments import load_device
 from provisiond.services.context import ServiceContext, audit
 from provisiond.services.sites import load_site
+from provisiond.services.users import load_user
 from provisiond.sip import send_notify
 from provisiond.storage.models import Device, DeviceAccount
 
@@ -101,7 +102,10 @@ class ResyncService:
         networks: netaddr.IPSet | None = None
         async with self.ctx.db.read() as session:
             if user_id is not None:
-                query = query.where(Device.user_id == user_id)
+                await load_user(session, user_id)  # NotFound (also for ids out of range)
+                # The user's lines: their devices and the devices carrying their accounts.
+                carrying = select(DeviceAccount.device_id).where(DeviceAccount.user_id == user_id)
+                query = query.where((Device.user_id == user_id) | Device.id.in_(carrying))
             elif model is not None:
                 query = query.where(Device.model_id == model)
             else:

@@ -125,7 +125,7 @@ async def test_rule_5_and_rule_3_for_accounts(api: Api, db: Database) -> None:
 
     removed = await api.ok(
         "DELETE",
-        f"/api/v1/devices/{base['id']}/accounts/2?new_primary_device={desk['id']}",
+        f"/api/v1/devices/{base['id']}/accounts/2?new_primary={desk['id']}",
     )
     assert removed["accounts"] == []
     user = await api.ok("GET", f"/api/v1/users/{rossi['id']}")

@@ -452,3 +452,31 @@ async def test_sightings_only_from_inside_a_site_and_bounded(
     listed = (await stack.api.ok("GET", "/api/v1/unprovisioned?limit=100"))["items"]
     assert len(listed) == 5
     assert {row["mac"].replace(":", "") for row in listed} == set(inside[3:])
+
+
+async def test_one_address_flooding_sightings_evicts_only_its_own(
+    secure_stack: StackFactory, clients: HttpClients, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Attack round, issue 15: inside a site whose answers count nothing toward a ban, one
+    address asked for thousands of unknown MACs with 60 KB User-Agents; the table grew by
+    100+ MB and its cap evicted the real new phones others had reported. Now the address
+    holding the most rows loses its own oldest first, and a User-Agent keeps 256 characters."""
+    monkeypatch.setattr(activity, "MAX_UNPROVISIONED", 6)
+    stack = await secure_stack()
+    await three_sites(stack)
+    real = [yealink_mac(0x4C0000 + n) for n in range(3)]
+    for n, mac in enumerate(real):
+        await clients.get(f"127.0.1.{n + 70}", stack.url(f"{mac}.cfg"), {"User-Agent": ua(mac)})
+    await stack.activity.flush()
+    for n in range(20):
+        mac = yealink_mac(0x4C1000 + n)
+        agent = ua(mac) + " " + "x" * 60_000
+        await clients.get("127.0.1.99", stack.url(f"{mac}.cfg"), {"User-Agent": agent})
+        if n % 4 == 3:
+            await stack.activity.flush()
+    await stack.activity.flush()
+    listed = (await stack.api.ok("GET", "/api/v1/unprovisioned?limit=100"))["items"]
+    macs = {row["mac"].replace(":", "") for row in listed}
+    assert len(listed) == 6
+    assert set(real) <= macs
+    assert max(len(row["user_agent"] or "") for row in listed) <= 256

@@ -371,7 +371,7 @@ export async function removeAccount(account, alert) {
 async function deleteAccount(account, name, owner, newPrimary, alert) {
   const [device, slot] = newPrimary === null ? [null, null] : newPrimary.split("/");
   const path = withQuery(`/devices/${account.device_id}/accounts/${account.slot}`, {
-    new_primary_device: device,
+    new_primary: device,
     new_primary_slot: slot,
   });
   const user = state.user;
