@@ -115,8 +115,7 @@ class DeviceOut(Out):
     label: str | None
     site_id: int | None
     last_seen: LastSeenOut | None
-    # Further accounts, slot 2 and up; left out in a user's list of devices.
-    accounts: list[AccountOut] | Absent = absent()
+    accounts: list[AccountOut] = Field(description="further accounts, slot 2 and up")
 
 
 class TeamAppOut(Out):

@@ -17,11 +17,9 @@ from provisiond.storage.models import (
 )
 
 
-def device_view(device: Device, *, accounts: bool = True) -> dict[str, Any]:
-    """A device as the API shows it; `sip_password` is write-only and never included.
-
-    `accounts=False` leaves its further accounts out (a user's view lists the devices they
-    own, and a DECT base may carry a thousand handsets that are other users' lines)."""
+def device_view(device: Device) -> dict[str, Any]:
+    """A device as the API shows it, with its further accounts; `sip_password` is
+    write-only and never included."""
     last_seen = None
     if device.last_seen_at is not None:
         last_seen = {
@@ -41,7 +39,7 @@ def device_view(device: Device, *, accounts: bool = True) -> dict[str, Any]:
         "label": device.label,
         "site_id": device.site_id,
         "last_seen": last_seen,
-        **({"accounts": [account_view(a) for a in device.accounts]} if accounts else {}),
+        "accounts": [account_view(a) for a in device.accounts],
     }
 
 
@@ -86,7 +84,7 @@ def user_view(user: User, defaults: TeamAppDefaults) -> dict[str, Any]:
             "web_phone": user.client_web_phone,
             "video_calls": user.client_video_calls,
         },
-        "devices": [device_view(d, accounts=False) for d in user.devices],
+        "devices": [device_view(d) for d in user.devices],
         "accounts": [account_view(a) for a in user.accounts],
         # The primary line: slot `primary_slot` of device `primary_device_id`.
         **_primary(user),

@@ -9,7 +9,8 @@ the code it was found in:
   device file of a DECT base unreadable;
 - a JSON lone surrogate ("\\ud800") and an out-of-range user id were 500s with tracebacks;
 - each account PUT copied the whole device, every handset, into its audit row (a 1000-slot
-  base grew the database by 142 MB, and reading the audit log stalled phone requests);
+  base grew the database by 142 MB, and reading the audit log stalled phone requests): the
+  growth was quadratic; now each change adds one account's size;
 - a PUT that took a primary account from its owner asked for a `new_primary` it did not take.
 """
 
@@ -114,10 +115,6 @@ async def test_an_account_change_audits_that_account_only(api: Api) -> None:
         assert size < 2_000, (row["action"], size)
     assert rows[1]["after"]["slot"] == 40
     assert rows[0]["before"]["slot"] == 7
-    # A user's view lists the devices they own without every handset of a base.
-    owner = await api.user("rossi", "201")
-    user = await api.ok("PUT", f"/api/v1/users/{owner['id']}/devices/{base['id']}")
-    assert "accounts" not in user["devices"][0]
 
 
 async def test_taking_a_primary_account_away_names_the_new_primary(api: Api) -> None:
