@@ -287,6 +287,14 @@ class DeviceService:
             for account in list(device.accounts):
                 if account.user_id is not None:
                     owner = await load_user(session, account.user_id)
-                    await detach_line(session, owner, LineRef(device.id, account.slot), None)
+                    try:
+                        await detach_line(session, owner, LineRef(device.id, account.slot), None)
+                    except Conflict as exc:
+                        raise Conflict(
+                            f"account {account.slot} of device {device.id} is the primary line "
+                            f"of user {owner.id}, who has other lines: choose that user's "
+                            "primary first",
+                            field="new_primary",
+                        ) from exc
             await session.execute(delete(Device).where(Device.id == device_id))
             audit(session, actor, "device.delete", "device", device_id, before, None)

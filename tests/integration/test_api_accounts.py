@@ -120,7 +120,8 @@ async def test_rule_5_and_rule_3_for_accounts(api: Api, db: Database) -> None:
     primary_gone = await api.call("DELETE", f"/api/v1/devices/{base['id']}/accounts/2")
     assert (primary_gone.status, primary_gone.json["field"]) == (409, "new_primary")
     whole_base = await api.call("DELETE", f"/api/v1/devices/{base['id']}")
-    assert whole_base.status == 409
+    assert (whole_base.status, whole_base.json["field"]) == (409, "new_primary")
+    assert f"primary line of user {rossi['id']}" in whole_base.json["detail"]
     assert await dump(db) == before
 
     removed = await api.ok(
