@@ -135,9 +135,9 @@ def model_matches(ua_model: str, *, name: str, family: str) -> bool:
     comparison ignores case, ``-``, ``_`` and spaces; the name may be a suffix of the
     User-Agent's model (``SIP-T46S`` for T46S), the family must match whole.
     """
-    seen = squash(ua_model)
+    seen, named, coded = squash(ua_model), squash(name), squash(family)
     if not seen:
         return False
-    return any(
-        seen == squash(ref) or seen.endswith(squash(ref)) for ref in (name, family) if squash(ref)
-    )
+    # A family code is often a few digits (Yealink "53" is the T19P E2): as a suffix it would
+    # claim every model whose name ends in them (the T53).
+    return bool(named and seen.endswith(named)) or seen == coded

@@ -110,3 +110,19 @@ def test_device_file_carries_every_account(model: CatalogueModel) -> None:
     missing = missing_accounts(found, ((slot, tuple(v)) for slot, *v in expected))
     assert missing == [], f"{model.id}: not written (slot, value): {missing[:6]}"
     assert any(v.startswith(DEFAULTS["registrar"]) for v in found), "registrar missing"
+
+
+@pytest.mark.parametrize(
+    ("ua_model", "name", "family", "same"),
+    [
+        ("SIP-T46S", "T46S", "66", True),  # the name may end the User-Agent's model
+        ("VVX_410", "VVX 410", "VVX_410", True),  # the family whole
+        ("SPA-942", "SPA942", "spa942", True),
+        ("T53", "T19P E2", "53", False),  # a family code is never a suffix (T53 ends in 53)
+        ("T46", "T46S", "66", False),
+    ],
+)
+def test_a_user_agent_model_names_a_catalogue_model(
+    ua_model: str, name: str, family: str, same: bool
+) -> None:
+    assert policy.model_matches(ua_model, name=name, family=family) is same
