@@ -22,12 +22,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from provisiond.app import build_phone_side, build_services, open_secrets, prepare_database
+from provisiond.domain.catalogue import boot_paths
+from provisiond.domain.identify import FileKind, match_path
 from provisiond.domain.phone import PhoneRequest
 from provisiond.provisioning.activity import DiscardActivity
 from provisiond.services.commands import DeviceCreate
 from provisiond.settings import Settings, load_settings
-from tests.integration.boot_sequences import BOOT_CASES, Role, mac_forms, provision
-from tests.phone_context import catalogue
+from tests.integration.boot_sequences import BOOT_CASES, Role, provision
+from tests.phone_context import catalogue, catalogue_models, vendors
 
 RENDERED = (Role.COMMON, Role.BOOT, Role.DEVICE)
 
@@ -37,13 +39,15 @@ def _settings(data_dir: Path) -> Settings:
 
 
 def _extra_macs() -> dict[str, str]:
-    """A MAC for every catalogue model that no boot case uses (its vendor's first case's OUI)."""
+    """A MAC for every catalogue model that no boot case uses (its vendor's first case's OUI,
+    or a fixed one for a vendor without a boot case)."""
     used = {case.model for case in BOOT_CASES}
     macs = {}
     for number, model in enumerate(sorted(set(catalogue()) - used), start=1):
         vendor = catalogue()[model].vendor
-        first = next(case for case in BOOT_CASES if case.vendor == vendor)
-        macs[model] = first.mac[:6] + f"{0xE00000 + number:06x}"
+        first = next((case for case in BOOT_CASES if case.vendor == vendor), None)
+        oui = first.mac[:6] if first is not None else "00a0b0"
+        macs[model] = oui + f"{0xE00000 + number:06x}"
     return macs
 
 
@@ -76,10 +80,13 @@ def _requests() -> list[tuple[str, str, str | None]]:
             if step.role in RENDERED:
                 wanted.append((case.model, case.path(step.path), case.user_agent()))
     for model, mac in sorted(_extra_macs().items()):
-        vendor, family = catalogue()[model].vendor, catalogue()[model].family
-        ours = [c for c in BOOT_CASES if c.vendor == vendor]  # the same family's, if any
-        case = next((c for c in ours if catalogue()[c.model].family == family), ours[0])
-        wanted.append((model, case.device_path.format_map(mac_forms(mac)), None))
+        entry = catalogue_models()[model]  # its device file(s), from its own boot sequence
+        vendor = vendors()[entry.vendor]
+        wanted += [
+            (model, path, None)
+            for path in boot_paths(entry, mac)
+            if match_path((vendor,), path)[0].spec.kind is FileKind.DEVICE
+        ]
     return wanted
 
 

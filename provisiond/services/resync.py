@@ -26,10 +26,12 @@ from provisiond.storage.models import Device, DeviceAccount
 
 MAX_BULK = 10_000  # devices one API request may resync (its answer lists each)
 CHUNK = 1_000  # devices read per query when every device a change altered is resynced
-_NO_EVENT = (
-    "model {model} has no SIP NOTIFY for this (reboot={reboot}): "
-    "it re-reads its files only when it boots; send a reboot instead"
-)
+_NO_EVENT = {
+    False: "model {model} has no SIP NOTIFY for this (reboot=False): it re-reads its files "
+    "only when it boots; send a reboot instead",
+    True: "model {model} has no SIP NOTIFY for this (reboot=True): restart it by hand; a "
+    "resync makes it re-read its files",
+}
 
 
 def _seen() -> Select[Device]:
@@ -47,7 +49,7 @@ def _not_sent(device: Device, port: int, reboot: bool) -> dict[str, Any]:
         "event": "",
         "reboot": reboot,
         "status": None,
-        "reason": _NO_EVENT.format(model=device.model.id, reboot=reboot),
+        "reason": _NO_EVENT[reboot].format(model=device.model.id),
         "attempts": 0,
         "elapsed_s": 0.0,
     }
@@ -74,7 +76,7 @@ class ResyncService:
             )
         assert device is not None
         if not self._event(device, reboot):
-            raise Conflict(_NO_EVENT.format(model=device.model.id, reboot=reboot), field="reboot")
+            raise Conflict(_NO_EVENT[reboot].format(model=device.model.id), field="reboot")
         if device.last_seen_ip is None:
             raise Conflict(
                 f"device {device_id} has never asked for its files: no address to notify",

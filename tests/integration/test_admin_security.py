@@ -55,6 +55,7 @@ def routes_for(ids: dict[str, int]) -> dict[Route, Request]:
         ("GET", "/api/v1/users/{id}"): (f"/api/v1/users/{u}", None),
         ("GET", "/api/v1/devices"): ("/api/v1/devices?extension_prefix=20", None),
         ("GET", "/api/v1/devices/{id}"): (f"/api/v1/devices/{d1}", None),
+        ("GET", "/api/v1/devices/{id}/accounts"): (f"/api/v1/devices/{d1}/accounts", None),
         ("GET", "/api/v1/unprovisioned"): ("/api/v1/unprovisioned", None),
         ("GET", "/api/v1/models"): ("/api/v1/models", None),
         ("GET", "/api/v1/rules"): ("/api/v1/rules", None),
@@ -85,6 +86,14 @@ def routes_for(ids: dict[str, int]) -> dict[Route, Request]:
             None,
         ),
         ("PATCH", "/api/v1/devices/{id}"): (f"/api/v1/devices/{d1}", {"label": "desk"}),
+        ("PUT", "/api/v1/devices/{id}/accounts/{slot}"): (
+            f"/api/v1/devices/{d1}/accounts/2",
+            {"extension": "2902"},
+        ),
+        ("DELETE", "/api/v1/devices/{id}/accounts/{slot}"): (
+            f"/api/v1/devices/{d1}/accounts/2",
+            None,
+        ),
         ("POST", "/api/v1/devices/{id}/release-lock"): (f"/api/v1/devices/{d1}/release-lock", None),
         ("POST", "/api/v1/devices/{id}/reveal-password"): (
             f"/api/v1/devices/{d1}/reveal-password",
