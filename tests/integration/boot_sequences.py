@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 from urllib.parse import unquote, urlsplit
 
+from provisiond.domain.catalogue import mac_forms as mac_forms  # re-exported for the tests
 from provisiond.services import Services
 from provisiond.services.commands import DeviceCreate, UserCreate
 
@@ -63,17 +64,6 @@ async def provision(services: Services, case: BootCase) -> int:
         "test",
     )
     return int(device["id"])
-
-
-def mac_forms(mac: str) -> dict[str, str]:
-    """The placeholders of path and User-Agent templates for a 12-hex-digit MAC."""
-    pairs = [mac[i : i + 2] for i in range(0, 12, 2)]
-    return {
-        "mac": mac.lower(),
-        "MAC": mac.upper(),
-        "mac_colon": ":".join(pairs).lower(),
-        "MAC_dash": "-".join(pairs).upper(),
-    }
 
 
 # -- what a device file must hold ---------------------------------------------------------
