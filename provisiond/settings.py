@@ -137,6 +137,23 @@ class TeamAppDefaults(_Strict):
     callback_enabled: bool = True
 
 
+class PhonebookSettings(_Strict):
+    """The company phone book phones fetch (docs/phones.md): its title, how often a phone
+    re-reads it, and whether a user's Team App GSM number is listed as their mobile (only for
+    users whose Team App is on in GSM mode)."""
+
+    title: Annotated[str, Field(min_length=1, max_length=64)] = "Directory"
+    refresh_s: Annotated[int, Field(ge=300, le=604800)] = 3600
+    mobile: bool = True
+
+    @field_validator("title")
+    @classmethod
+    def _title(cls, value: str) -> str:
+        if any(ord(c) < 32 or 127 <= ord(c) < 160 for c in value) or value != value.strip():
+            raise ValueError("the title must be plain text, without control characters")
+        return value
+
+
 class PlatformSettings(_Strict):
     """Platform-wide settings that the admin API may also change at run time.
 
@@ -150,6 +167,7 @@ class PlatformSettings(_Strict):
     ntp_server: str = "pool.ntp.org"
     timezone: str = "UTC"
     language: str = "en"
+    phonebook: PhonebookSettings = PhonebookSettings()
 
     @field_validator("ntp_server")
     @classmethod

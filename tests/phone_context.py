@@ -14,6 +14,7 @@ accounts 2..N as well, each with the distinct values of `account_values(slot)`.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from functools import cache
 from typing import Any
@@ -21,9 +22,16 @@ from typing import Any
 from provisiond.app import endpoints
 from provisiond.domain.catalogue import CatalogueModel
 from provisiond.domain.identify import FileKind, VendorSpec
+from provisiond.domain.keys import PhoneKey
 from provisiond.provisioning.catalogue import load_catalogue
 from provisiond.provisioning.context import RenderInputs
-from provisiond.provisioning.directory import ModelInfo, PhoneAccount, PhoneDevice
+from provisiond.provisioning.directory import (
+    ModelInfo,
+    PhoneAccount,
+    Phonebook,
+    PhonebookEntry,
+    PhoneDevice,
+)
 from provisiond.provisioning.vendors import default_templates_root, load_vendors
 from provisiond.settings import PlatformSettings, Settings, SipSettings
 
@@ -31,6 +39,8 @@ __all__ = [
     "DEFAULTS",
     "FIRMWARE_VERSION",
     "PROVISIONING_BASE_URL",
+    "SAMPLE_KEYS",
+    "SAMPLE_PHONEBOOK",
     "account_values",
     "catalogue",
     "catalogue_models",
@@ -85,9 +95,29 @@ def catalogue() -> dict[str, ModelInfo]:
             m.line_keys,
             m.expansion_modules,
             m.handsets,
+            m.module_keys,
         )
         for m in catalogue_models().values()
     }
+
+
+# A user's keys as an administrator sets them (the device's user is extension 201): their
+# line, a colleague's BLF, a speed dial, a park orbit, DND and a URL.
+SAMPLE_KEYS = (
+    PhoneKey(1, "line", "1", None),
+    PhoneKey(2, "blf", "202", "Anna & <Co>"),
+    PhoneKey(3, "speed_dial", "+390612345678", "Reception"),
+    PhoneKey(4, "park", "701", None),
+    PhoneKey(5, "dnd", "", None),
+    PhoneKey(6, "url", "https://intranet.example.net/a?b=1&c=2", "Intranet"),
+)
+
+# A phone book with everything a format must escape: &, <, >, quotes, Italian accents.
+SAMPLE_PHONEBOOK = (
+    PhonebookEntry("Anna Bianchi & <Co>", "202", "+393331234567"),
+    PhonebookEntry('Niccolò "Nico" D\'Àmbrosio', "203", None),
+    PhonebookEntry("Rossi & <Figli>", "201", None),
+)
 
 
 def account_values(slot: int) -> dict[str, str]:
@@ -123,6 +153,8 @@ def phone_context(
     ntp_server: str = DEFAULTS["ntp_server"],
     language: str = DEFAULTS["language"],
     accounts: int = 1,
+    keys: Sequence[PhoneKey] = (),
+    phonebook: Sequence[PhonebookEntry] = (),
 ) -> dict[str, Any]:
     """The context the resolver gives a file of `kind` of `vendor` (an id or a spec).
 
@@ -131,7 +163,9 @@ def phone_context(
     without a user). `port` defaults to 5061 for TLS, else 5060; `outbound_proxy` may carry
     its own ``:port``. `firmware_version` is offered only with a `firmware_url`.
     `base_url` is the public URL; `prov_password` set gives the device provisioning
-    credentials (its MAC as user name), which only device files receive.
+    credentials (its MAC as user name), which only device files receive. `keys` are the
+    device's effective keys (e.g. `SAMPLE_KEYS`), `phonebook` the entries of a phone book file
+    (e.g. `SAMPLE_PHONEBOOK`).
     """
     spec = vendors()[vendor] if isinstance(vendor, str) else vendor
     kind = FileKind(kind)
@@ -152,6 +186,7 @@ def phone_context(
         if info is None:
             raise ValueError(f"a {kind} file needs a model (a catalogue id)")
         device = _device(info, mac, display_name, cli, label, enabled, prov_password, accounts)
+        device.keys = tuple(keys)
     # How phones reach the server when `PROVISIOND_PUBLIC_URL` is `base_url`.
     ends = endpoints(Settings(public_url=base_url, tftp="0.0.0.0:69"))
     inputs = RenderInputs(
@@ -164,6 +199,7 @@ def phone_context(
         device=device,
         firmware=(firmware_url, firmware_version if firmware_url else ""),
         endpoints=ends,
+        phonebook=Phonebook(1, tuple(phonebook)) if kind is FileKind.PHONEBOOK else None,
     )
     # The resolver's own path from inputs to context: it decides which file carries which
     # secret; the "sealed" values below open to the test's passwords.

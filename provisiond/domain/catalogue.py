@@ -40,7 +40,8 @@ class CatalogueModel:
 
     `accounts` is how many SIP accounts the model registers (a DECT base: one per handset it
     can register; an ATA: one per port); `line_keys` its programmable line/function keys
-    without expansion modules; `expansion_modules` how many modules it takes (0 = none);
+    without expansion modules; `expansion_modules` how many modules it takes (0 = none) and
+    `module_keys` how many keys one module has (all pages);
     `handsets` the handsets a DECT base registers (0 for everything else). `protocols` are the
     transports it provisions over, `auth` the ways it proves itself to a provisioning server
     (HTTP digest, a factory client certificate). `user_agent` is the User-Agent its firmware
@@ -62,6 +63,7 @@ class CatalogueModel:
     user_agent: str
     dect: bool = False
     ata: bool = False
+    module_keys: int = 0  # programmable keys of one expansion module (0: none or unknown)
 
 
 def model_id(vendor: str, name: str) -> str:

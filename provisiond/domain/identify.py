@@ -49,6 +49,7 @@ class FileKind(StrEnum):
     UPLOAD = "upload"  # per-MAC name the phone PUTs/POSTs/WRQs
     FIRMWARE = "firmware"  # served from the firmware store by file name
     OPTIONAL = "optional"  # known name we deliberately do not serve: 404 fast
+    PHONEBOOK = "phonebook"  # per-MAC name of the company phone book (no secrets; site policy)
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +67,7 @@ class FileSpec:
     content_type: str = "text/plain; charset=utf-8"
     line_ending: str = "lf"
     max_upload: int | None = None
+    path: str | None = None  # kind phonebook: the name to write into files, with {mac}
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,10 +89,22 @@ class VendorSpec:
     )
     # IANA zone -> the vendor's own zone name (timezones.toml); empty when it takes rules only.
     timezones: Mapping[str, str] = field(default_factory=dict, repr=False, hash=False)
+    # The programmable key types its templates write (domain/keys.py), and what its phone
+    # book file is ("" when it has none): docs/phones.md lists both.
+    key_types: tuple[str, ...] = field(default=(), hash=False)
+    phonebook_format: str = field(default="", hash=False)
 
     def events(self, family: str) -> tuple[str, str]:
         """(resync event, reboot event) for a model of `family` ("" where it has none)."""
         return self.family_events.get(family, (self.resync_event, self.reboot_event))
+
+    def phonebook_path(self, mac: str) -> str | None:
+        """The name this vendor's phones fetch the phone book under, for the device `mac`
+        (None: the vendor has no phone book file)."""
+        for spec in self.files:
+            if spec.kind is FileKind.PHONEBOOK and spec.path is not None:
+                return spec.path.format(mac=mac, MAC=mac.upper())
+        return None
 
 
 @dataclass(frozen=True, slots=True)

@@ -214,6 +214,7 @@ class ModelOut(Out):
     accounts: int = Field(description="SIP accounts the model carries")
     line_keys: int
     expansion_modules: int
+    module_keys: int
     handsets: int
     dect: bool
     ata: bool

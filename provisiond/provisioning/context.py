@@ -13,9 +13,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from provisiond.domain.identify import FileKind, VendorSpec
+from provisiond.domain.keys import PhoneKey, key_place
 from provisiond.domain.rules import presented_cli
 from provisiond.domain.timezone import Transition, format_offset
-from provisiond.provisioning.directory import ModelInfo, PhoneDevice
+from provisiond.provisioning.directory import ModelInfo, Phonebook, PhoneDevice
 from provisiond.provisioning.timezones import vendor_zone, zone_rules
 from provisiond.settings import PlatformSettings
 
@@ -38,6 +39,7 @@ def render_key(
     device: PhoneDevice | None,
     firmware: tuple[str, str],
     endpoints: Endpoints,
+    phonebook: Phonebook | None = None,
 ) -> Hashable:
     """`RenderInputs.key()` from the inputs themselves: the resolver looks a file up with it
     before building a `RenderInputs`, which it needs only to render (a cache miss)."""
@@ -50,6 +52,7 @@ def render_key(
         None if device is None else (device.id, device.revision),
         firmware,
         endpoints,
+        None if phonebook is None else phonebook.revision,
     )
 
 
@@ -66,6 +69,7 @@ class RenderInputs:
     device: PhoneDevice | None  # its `revision` changes whenever any of its fields does
     firmware: tuple[str, str]  # (url, version) offered, ("", "") for none
     endpoints: Endpoints
+    phonebook: Phonebook | None = None  # for the phone book file only; by its revision
 
     def key(self) -> Hashable:
         """The render-cache key: equal keys give equal files.
@@ -82,6 +86,7 @@ class RenderInputs:
             self.device,
             self.firmware,
             self.endpoints,
+            self.phonebook,
         )
 
     def context(self, open_secret: Callable[[str], str]) -> dict[str, Any]:
@@ -113,6 +118,7 @@ class RenderInputs:
             ),
             firmware_url=self.firmware[0],
             firmware_version=self.firmware[1],
+            phonebook=self.phonebook,
         )
 
 
@@ -180,6 +186,7 @@ def build_context(
     firmware_url: str = "",
     firmware_version: str = "",
     account_passwords: Sequence[str] = (),
+    phonebook: Phonebook | None = None,
 ) -> dict[str, Any]:
     """The names a file of `kind` may use; `line` (with the password) only for device files.
 
@@ -208,6 +215,9 @@ def build_context(
         ),
         "language": platform.language,
     }
+    if kind is FileKind.PHONEBOOK:
+        context["phonebook"] = _phonebook(platform, phonebook)
+        return context
     if device is None or kind not in (FileKind.DEVICE, FileKind.DEVICE_BOOT):
         return context
     mac = device.mac
@@ -254,7 +264,75 @@ def build_context(
             for a, password in zip(device.accounts, account_passwords, strict=True)
             if a.slot <= limit
         ]
+        context["keys"], context["free_keys"] = _keys(device, context["accounts"], vendor.key_types)
+        path = vendor.phonebook_path(mac)
+        context["phonebook"] = {
+            "title": platform.phonebook.title,
+            "url": provisioning["http_url"] + path if path is not None else "",
+            "refresh_s": platform.phonebook.refresh_s,
+            "refresh_minutes": max(1, platform.phonebook.refresh_s // 60),
+        }
     return context
+
+
+def _phonebook(platform: PlatformSettings, phonebook: Phonebook | None) -> dict[str, Any]:
+    """The phone book file's context: every user by name (and their mobile where allowed)."""
+    entries = phonebook.entries if phonebook is not None else ()
+    mobile = platform.phonebook.mobile
+    return {
+        "title": platform.phonebook.title,
+        "entries": [
+            {
+                "name": entry.name,
+                "extension": entry.extension,
+                "mobile": entry.mobile if mobile and entry.mobile else "",
+            }
+            for entry in entries
+        ],
+    }
+
+
+def _keys(
+    device: PhoneDevice, accounts: Sequence[dict[str, Any]], types: Sequence[str]
+) -> tuple[list[dict[str, Any]], list[int]]:
+    """(keys, free_keys): every key the model can show, of a type the vendor writes, with
+    where it sits (module 0 is the phone, 1.. its expansion modules; `index` counts from 1 on
+    each), and the phone's own positions no key is set on (empty when no key is set at all:
+    the phone keeps its own)."""
+    model = device.model
+    capacity = model.key_capacity
+    slots = {account["slot"]: account for account in accounts}
+    keys = [
+        _key(key, model, slots)
+        for key in device.keys
+        if key.position <= capacity and key.type in types
+    ]
+    if not keys:
+        return [], []
+    taken = {key["position"] for key in keys}
+    return keys, [p for p in range(1, model.line_keys + 1) if p not in taken]
+
+
+def _key(key: PhoneKey, model: ModelInfo, slots: dict[int, dict[str, Any]]) -> dict[str, Any]:
+    module, index = key_place(key.position, model.line_keys, model.module_keys)
+    entry: dict[str, Any] = {
+        "position": key.position,
+        "type": key.type,
+        "value": key.value,
+        "label": key.label or key.value,
+        "module": module,
+        "index": index,
+        "account": 1,
+    }
+    if key.type == "line":
+        # A line key shows its owner's main extension (the seed's "interno principale"); an
+        # account the model cannot carry falls back to the first.
+        account = slots.get(int(key.value), slots[1])
+        entry["account"] = account["slot"]
+        entry["label"] = key.label or account["main_extension"]
+    elif key.type in ("dnd", "park") and not key.label:
+        entry["label"] = {"dnd": "DND", "park": "Park"}[key.type]
+    return entry
 
 
 def _account(
@@ -279,6 +357,7 @@ def _account(
         "password": password,
         "display_name": display,
         "cli": cli,
+        "main_extension": main_extension or extension,
         # Without a label of its own, the line key shows the presented number: several
         # vendors have no caller-id key, and the label is where users see it.
         "label": label or cli,

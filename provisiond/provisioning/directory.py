@@ -15,6 +15,7 @@ from typing import Protocol
 import netaddr
 
 from provisiond.domain import policy
+from provisiond.domain.keys import PhoneKey
 from provisiond.settings import PlatformSettings
 from provisiond.storage.models import Site
 
@@ -32,6 +33,12 @@ class ModelInfo:
     line_keys: int = 0
     expansion_modules: int = 0
     handsets: int = 0
+    module_keys: int = 0  # keys of one expansion module
+
+    @property
+    def key_capacity(self) -> int:
+        """Programmable key positions: the phone's own keys, then every module's."""
+        return self.line_keys + self.expansion_modules * self.module_keys
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +83,24 @@ class PhoneDevice:
     revision: int = 0  # new at each (re)load or change of this device: in the render-cache key
     firmware: str | None = None  # the version last reported (last_seen_firmware)
     accounts: tuple[PhoneAccount, ...] = ()  # slots 2 and up, by slot
+    keys: tuple[PhoneKey, ...] = ()  # the effective keys (the user's, the device's over them)
+
+
+@dataclass(frozen=True, slots=True)
+class PhonebookEntry:
+    """One user as the phone book lists them."""
+
+    name: str
+    extension: str
+    mobile: str | None = None  # the Team App GSM number, where the user's settings allow
+
+
+@dataclass(frozen=True, slots=True)
+class Phonebook:
+    """The company phone book: every user, by name. `revision` changes with any entry."""
+
+    revision: int
+    entries: tuple[PhonebookEntry, ...]
 
 
 class PhoneDirectory(Protocol):
@@ -97,6 +122,10 @@ class PhoneDirectory(Protocol):
 
     def platform(self) -> PlatformSettings:
         """The effective platform settings."""
+        ...
+
+    def phonebook(self) -> Phonebook:
+        """The company phone book (its revision is in the phone book's render-cache key)."""
         ...
 
     def sites(self) -> tuple[policy.Site, ...]:

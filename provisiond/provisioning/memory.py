@@ -18,12 +18,29 @@ from typing import Any
 from sqlalchemy import String, or_, select, type_coerce
 
 from provisiond.domain import policy
+from provisiond.domain.keys import PhoneKey, effective_keys
 from provisiond.provisioning.changes import Change
-from provisiond.provisioning.directory import ModelInfo, PhoneAccount, PhoneDevice, policy_site
+from provisiond.provisioning.directory import (
+    ModelInfo,
+    PhoneAccount,
+    Phonebook,
+    PhonebookEntry,
+    PhoneDevice,
+    policy_site,
+)
 from provisiond.services.platform import effective_platform
 from provisiond.settings import PlatformSettings
 from provisiond.storage.database import Database
-from provisiond.storage.models import Device, DeviceAccount, DeviceModel, Site, User
+from provisiond.storage.models import (
+    AuditEntry,
+    Device,
+    DeviceAccount,
+    DeviceKey,
+    DeviceModel,
+    Site,
+    User,
+    UserKey,
+)
 
 log = logging.getLogger(__name__)
 _revisions = itertools.count(1)
@@ -34,6 +51,8 @@ _DEVICE_TYPES = frozenset({"device"})
 _USER_TYPES = frozenset({"user"})
 _GLOBAL_TYPES = frozenset({"settings", "site", "keys"})
 _RELOAD_ALL_TYPES = frozenset({"keys", "catalogue"})
+# Changes whose audit row lists the devices and users they altered (services/keys.py).
+FAN_OUT_ACTIONS = frozenset({"user.blf_follow"})
 
 
 def _device_query() -> Any:  # a Select of the columns below
@@ -88,6 +107,57 @@ def _accounts(rows: Iterable[Any]) -> dict[int, tuple[PhoneAccount, ...]]:
     return {device_id: tuple(accounts) for device_id, accounts in found.items()}
 
 
+async def fanned_out(db: Database, change_ids: list[int]) -> tuple[set[int], set[int]]:
+    """(devices, users) a fan-out change names in its audit row's `after` ("devices",
+    "users"): one change that alters many phones' files (a BLF following a main extension)."""
+    async with db.read() as session:
+        rows = await session.scalars(select(AuditEntry.after).where(AuditEntry.id.in_(change_ids)))
+        devices: set[int] = set()
+        users: set[int] = set()
+        for after in rows:
+            if isinstance(after, dict):
+                devices |= {int(i) for i in after.get("devices", ()) if isinstance(i, int)}
+                users |= {int(i) for i in after.get("users", ()) if isinstance(i, int)}
+    return devices, users
+
+
+def _keys(rows: Iterable[Any]) -> dict[int, tuple[PhoneKey, ...]]:
+    """Owner id -> its keys by position (rows: owner, position, type, value, label; ordered)."""
+    found: dict[int, list[PhoneKey]] = {}
+    for owner, *fields in rows:
+        found.setdefault(owner, []).append(PhoneKey(*fields))
+    return {owner: tuple(keys) for owner, keys in found.items()}
+
+
+def _user_keys_query() -> Any:
+    return select(
+        UserKey.user_id, UserKey.position, UserKey.type, UserKey.value, UserKey.label
+    ).order_by(UserKey.user_id, UserKey.position)
+
+
+def _device_keys_query() -> Any:
+    return select(
+        DeviceKey.device_id, DeviceKey.position, DeviceKey.type, DeviceKey.value, DeviceKey.label
+    ).order_by(DeviceKey.device_id, DeviceKey.position)
+
+
+def _phonebook_query() -> Any:
+    return select(
+        User.id,
+        User.display_name,
+        User.main_extension,
+        User.team_app_enabled,
+        User.team_app_gsm_mode,
+        User.team_app_gsm_number,
+    )
+
+
+def _entry(row: Any) -> PhonebookEntry:
+    _, name, extension, app, gsm_mode, gsm_number = row
+    # The mobile only where the user's Team App is on and rings their GSM number.
+    return PhonebookEntry(name, extension, gsm_number if app and gsm_mode and gsm_number else None)
+
+
 def _model_info(m: DeviceModel) -> ModelInfo:
     return ModelInfo(
         m.id,
@@ -99,6 +169,7 @@ def _model_info(m: DeviceModel) -> ModelInfo:
         m.line_keys,
         m.expansion_modules,
         m.handsets,
+        m.module_keys,
     )
 
 
@@ -120,6 +191,10 @@ class MemoryDirectory:
         self._model_list: tuple[ModelInfo, ...] = ()
         self._by_family: dict[tuple[str, str], ModelInfo] = {}
         self._accounts: dict[int, tuple[PhoneAccount, ...]] = {}
+        self._user_keys: dict[int, tuple[PhoneKey, ...]] = {}
+        self._device_keys: dict[int, tuple[PhoneKey, ...]] = {}
+        self._people: dict[int, PhonebookEntry] = {}
+        self._phonebook = Phonebook(0, ())
         self._sites: tuple[policy.Site, ...] = ()
         self._platform = defaults
         self._revision = next(_revisions)
@@ -143,7 +218,12 @@ class MemoryDirectory:
             for info in self._model_list:
                 self._by_family.setdefault((info.vendor, info.family.lower()), info)
             self._accounts = _accounts((await session.execute(_account_query())).all())
+            self._user_keys = _keys((await session.execute(_user_keys_query())).all())
+            self._device_keys = _keys((await session.execute(_device_keys_query())).all())
+            people = (await session.execute(_phonebook_query())).all()
             rows = (await session.execute(_device_query())).all()
+        self._people = {row[0]: _entry(row) for row in people}
+        self._sort_phonebook()
         self._by_id = {device.id: device for device in map(self._device, rows)}
         self._by_mac = {device.mac: device for device in self._by_id.values()}
         await self._load_globals()
@@ -200,7 +280,34 @@ class MemoryDirectory:
             next(_revisions),
             firmware,
             self._accounts.get(device_id, ()),
+            effective_keys(
+                self._user_keys.get(user_id, ()) if user_id is not None else (),
+                self._device_keys.get(device_id, ()),
+            ),
         )
+
+    def _sort_phonebook(self) -> None:
+        entries = sorted(self._people.values(), key=lambda e: (e.name.casefold(), e.extension))
+        self._phonebook = Phonebook(next(_revisions), tuple(entries))
+
+    async def _reload_people(self, session: Any, users: set[int]) -> None:
+        """Re-read these users' phone book entries and keys (a deleted user leaves both)."""
+        rows = (await session.execute(_phonebook_query().where(User.id.in_(users)))).all()
+        fresh = {row[0]: _entry(row) for row in rows}
+        query = _user_keys_query().where(UserKey.user_id.in_(users))
+        keys = _keys((await session.execute(query)).all())
+        for user_id in users:
+            self._user_keys.pop(user_id, None)
+            if user_id in keys:
+                self._user_keys[user_id] = keys[user_id]
+            entry = fresh.get(user_id)
+            if self._people.get(user_id) != entry:
+                self._people.pop(user_id, None)
+                if entry is not None:
+                    self._people[user_id] = entry
+                self._phonebook = Phonebook(-1, ())  # re-sorted below
+        if self._phonebook.revision == -1:
+            self._sort_phonebook()
 
     def _put(self, row: Any) -> None:
         device = self._device(row)
@@ -233,16 +340,24 @@ class MemoryDirectory:
         if not conditions:
             return
         async with self._db.read() as session:
+            if users:
+                await self._reload_people(session, users)
             rows = (await session.execute(query.where(or_(*conditions)))).all()
             found = {row.id for row in rows}
             if found:
                 query = _account_query().where(DeviceAccount.device_id.in_(found))
                 fresh = _accounts((await session.execute(query)).all())
+                query = _device_keys_query().where(DeviceKey.device_id.in_(found))
+                keys = _keys((await session.execute(query)).all())
                 for device_id in found:
                     self._accounts[device_id] = fresh.get(device_id, ())
+                    self._device_keys.pop(device_id, None)
+                    if device_id in keys:
+                        self._device_keys[device_id] = keys[device_id]
         for device_id in ids - found:
             self._drop(device_id)  # deleted
             self._accounts.pop(device_id, None)
+            self._device_keys.pop(device_id, None)
         for row in rows:
             self._put(row)
 
@@ -267,6 +382,11 @@ class MemoryDirectory:
             return
         if globals_changed:
             await self._load_globals()
+        followed = [c.id for c in changes if c.action in FAN_OUT_ACTIONS]
+        if followed:
+            more_devices, more_users = await fanned_out(self._db, followed)
+            devices |= more_devices
+            users |= more_users
         await self._reload_devices(devices, users)
 
     def note_lock(self, device_id: int, site_id: int) -> None:
@@ -292,6 +412,10 @@ class MemoryDirectory:
     def platform(self) -> PlatformSettings:
         """The effective platform settings."""
         return self._platform
+
+    def phonebook(self) -> Phonebook:
+        """Every user by name; a new revision whenever an entry changes."""
+        return self._phonebook
 
     def sites(self) -> tuple[policy.Site, ...]:
         """The configured sites."""

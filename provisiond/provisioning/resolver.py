@@ -45,7 +45,7 @@ from provisiond.domain.identify import (
 from provisiond.domain.phone import Outcome, PhoneRequest, PhoneResponse
 from provisiond.provisioning.activity import ActivitySink, Sighting, now
 from provisiond.provisioning.context import Endpoints, RenderInputs, render_key
-from provisiond.provisioning.directory import ModelInfo, PhoneDevice, PhoneDirectory
+from provisiond.provisioning.directory import ModelInfo, Phonebook, PhoneDevice, PhoneDirectory
 from provisiond.provisioning.firmware import FirmwareStore
 from provisiond.provisioning.gate import Gate
 from provisiond.provisioning.render import Renderer, RenderError
@@ -198,6 +198,8 @@ class Resolver:
             return self._upload(request, admitted.path, match, device)
         if uploading:
             return PhoneResponse(Outcome.NOT_ALLOWED, detail="this file cannot be uploaded")
+        if match.spec.kind is FileKind.PHONEBOOK:
+            return self._render(match, None, None, phonebook=self.directory.phonebook())
         reported = agent.firmware if agent is not None and agent.firmware else device.firmware
         answer = self._render(match, device.model, device, reported)
         if admitted.on_proven is None or not answer.ok:
@@ -386,8 +388,10 @@ class Resolver:
         model: ModelInfo | None,
         device: PhoneDevice | None,
         reported: str | None = None,
+        phonebook: Phonebook | None = None,
     ) -> PhoneResponse:
-        """A rendered file, from the render cache when the directory can vouch it is current."""
+        """A rendered file, from the render cache when the directory can vouch it is current
+        (the phone book: one file per vendor for every phone, by the book's revision)."""
         spec, revision = match.spec, self.directory.revision()
         firmware = self._firmware_offer(model, reported)
         key = render_key(
@@ -399,6 +403,7 @@ class Resolver:
             device,
             firmware,
             self.endpoints,
+            phonebook,
         )
         cached = self._cache.get(key)
         if cached is not None:
@@ -416,6 +421,7 @@ class Resolver:
             device=device,
             firmware=firmware,
             endpoints=self.endpoints,
+            phonebook=phonebook,
         )
         assert inputs.key() == key  # one key, whichever way it is built
         answer = self._render_now(match, inputs)

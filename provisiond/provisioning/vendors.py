@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from provisiond.domain.identify import FileKind, FileSpec, VendorSpec
+from provisiond.domain.keys import KEY_TYPES
 
 __all__ = ["VendorError", "default_templates_root", "load_vendor", "load_vendors"]
 
@@ -30,15 +31,20 @@ _VENDOR_KEYS = frozenset(
         "family_events",
         "user_agents",
         "files",
+        "key_types",
+        "phonebook_format",
     }
 )
 _EVENT_KEYS = frozenset({"resync_event", "reboot_event"})
 _ZONE_KEYS = frozenset({"source", "zones"})
-_FILE_KEYS = frozenset({"pattern", "kind", "template", "content_type", "line_ending", "max_upload"})
+_FILE_KEYS = frozenset(
+    {"pattern", "kind", "template", "content_type", "line_ending", "max_upload", "path"}
+)
 _UA_GROUPS = frozenset({"model", "firmware", "mac"})
 _LINE_ENDINGS = frozenset({"lf", "crlf"})
-_TEMPLATED = frozenset({FileKind.DEVICE, FileKind.DEVICE_BOOT, FileKind.COMMON})
-_NEEDS_MAC = frozenset({FileKind.DEVICE, FileKind.DEVICE_BOOT, FileKind.UPLOAD})
+_TEMPLATED = frozenset({FileKind.DEVICE, FileKind.DEVICE_BOOT, FileKind.COMMON, FileKind.PHONEBOOK})
+_NEEDS_MAC = frozenset({FileKind.DEVICE, FileKind.DEVICE_BOOT, FileKind.UPLOAD, FileKind.PHONEBOOK})
+_PROBE_MAC = "0015650a0b0c"
 _ID_RE = re.compile(r"[a-z][a-z0-9_]*")
 
 
@@ -96,7 +102,30 @@ def load_vendor(path: Path) -> VendorSpec:
         files=tuple(_file_spec(check, entry, f"files[{i}]") for i, entry in enumerate(raw_files)),
         timezones=_timezones(path.parent / "timezones.toml"),
         family_events=_family_events(check, data.get("family_events", {})),
+        key_types=_key_types(check, data.get("key_types", [])),
+        phonebook_format=_phonebook_format(check, data, raw_files),
     )
+
+
+def _key_types(check: _Checker, value: object) -> tuple[str, ...]:
+    """The key types (domain/keys.py) the vendor's templates write; [] when none."""
+    if not isinstance(value, list) or not all(v in KEY_TYPES for v in value):
+        check.fail("key_types", f"must be a list of {', '.join(KEY_TYPES)}")
+    if len(set(value)) != len(value):
+        check.fail("key_types", "lists a type twice")
+    return tuple(str(v) for v in value)
+
+
+def _phonebook_format(check: _Checker, data: Mapping[str, object], files: list[object]) -> str:
+    """What the vendor's phone book file is (docs/phones.md): set exactly when a file of kind
+    phonebook is."""
+    value = data.get("phonebook_format", "")
+    if not isinstance(value, str):
+        check.fail("phonebook_format", "must be a string")
+    has_file = any(isinstance(f, dict) and f.get("kind") == "phonebook" for f in files)
+    if has_file != bool(value):
+        check.fail("phonebook_format", "is set exactly when a [[files]] of kind phonebook is")
+    return value
 
 
 def _events(check: _Checker, data: Mapping[str, object]) -> tuple[str, str]:
@@ -227,7 +256,33 @@ def _file_spec(check: _Checker, entry: object, where: str) -> FileSpec:
         content_type=_content_type(check, entry, kind, where),
         line_ending=_line_ending(check, entry, where),
         max_upload=_max_upload(check, entry, kind, where),
+        path=_phonebook_path(check, entry, kind, pattern, where),
     )
+
+
+def _phonebook_path(
+    check: _Checker,
+    entry: Mapping[str, object],
+    kind: FileKind,
+    pattern: re.Pattern[str],
+    where: str,
+) -> str | None:
+    """Kind phonebook names the file it is fetched under (``path``, with ``{mac}`` or
+    ``{MAC}``), which the device files carry as its URL: it must be a name the pattern
+    matches, for this very MAC."""
+    if kind is not FileKind.PHONEBOOK:
+        if "path" in entry:
+            check.fail(f"{where}.path", "only kind phonebook has a path")
+        return None
+    path = check.string(entry, "path", f"{where}.")
+    try:
+        probe = path.format(mac=_PROBE_MAC, MAC=_PROBE_MAC.upper())
+    except (KeyError, ValueError, IndexError) as exc:
+        check.fail(f"{where}.path", f"bad placeholder: {exc}")
+    found = pattern.fullmatch(probe)
+    if found is None or found.group("mac").lower().replace(":", "") != _PROBE_MAC:
+        check.fail(f"{where}.path", f"{path!r} is not a name the pattern matches for its MAC")
+    return path
 
 
 def _check_groups(check: _Checker, pattern: re.Pattern[str], kind: FileKind, field: str) -> None:

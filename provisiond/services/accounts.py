@@ -32,6 +32,7 @@ from provisiond.services.devices import (
     check_sip_username,
     generate_password,
 )
+from provisiond.services.key_follow import move_main_extension
 from provisiond.services.platform import effective_platform
 from provisiond.services.users import load_user
 from provisiond.services.views import account_view, device_view, user_view
@@ -206,7 +207,7 @@ class AccountService:
         if primary_of(user) == LineRef(account.device_id, account.slot) and (
             user.main_extension == account.extension
         ):
-            user.main_extension = extension
+            await move_main_extension(session, user, extension)
 
     async def delete(
         self, device_id: int, slot: int, *, new_primary: LineRef | None, actor: str

@@ -11,6 +11,7 @@ from provisiond.domain import rules
 from provisiond.domain.errors import Conflict, NotFound
 from provisiond.domain.rules import LineRef
 from provisiond.services.context import MAX_ID, ServiceContext, audit
+from provisiond.services.key_follow import move_main_extension
 from provisiond.services.platform import effective_platform
 from provisiond.services.users import check_main_extension, load_user
 from provisiond.services.views import user_view
@@ -129,7 +130,7 @@ async def promote_line(
     )
     if change.changed:
         await check_main_extension(session, change.main_extension, user.id)
-        user.main_extension = change.main_extension
+        await move_main_extension(session, user, change.main_extension)
     await _set_primary(session, user, line)
     return change
 

@@ -55,6 +55,7 @@ def model_row(model: CatalogueModel) -> dict[str, Any]:
         "accounts": model.accounts,
         "line_keys": model.line_keys,
         "expansion_modules": model.expansion_modules,
+        "module_keys": model.module_keys,
         "handsets": model.handsets,
         "user_agent": model.user_agent,
         "dect": model.dect,

@@ -19,6 +19,7 @@ from provisiond.domain.rules import LineRef
 from provisiond.services.assignments import attach, detach, detach_line, load_device
 from provisiond.services.commands import DeviceCreate, DevicePatch
 from provisiond.services.context import MAX_ID, ServiceContext, audit, clamp_page
+from provisiond.services.key_follow import move_main_extension
 from provisiond.services.sites import load_site
 from provisiond.services.users import load_user
 from provisiond.services.views import device_view, page
@@ -254,7 +255,7 @@ class DeviceService:
             user = await load_user(session, device.user_id)
             if user.primary_device_id == device.id and user.main_extension == device.extension:
                 # The primary's extension is the main extension (rule 2): they move together.
-                user.main_extension = extension
+                await move_main_extension(session, user, extension)
         device.extension = extension
 
     async def reveal_password(self, device_id: int, actor: str) -> dict[str, Any]:

@@ -19,6 +19,7 @@ from provisiond.domain import rules
 from provisiond.domain.errors import Conflict, InvalidInput, NotFound
 from provisiond.services.commands import ClientInput, TeamAppInput, UserCreate, UserPatch
 from provisiond.services.context import MAX_ID, ServiceContext, audit, clamp_page
+from provisiond.services.key_follow import move_main_extension
 from provisiond.services.platform import effective_platform, licence_counts, licences_used
 from provisiond.services.views import page, user_view
 from provisiond.settings import PlatformSettings
@@ -225,7 +226,7 @@ class UserService:
             if "main_extension" in sent:
                 main = rules.check_extension(patch.main_extension, "main_extension")
                 await check_main_extension(session, main, user_id)
-                user.main_extension = main
+                await move_main_extension(session, user, main)
             if "cli_custom" in sent:
                 user.cli_custom = _check_cli(patch.cli_custom)
             await _apply_features(

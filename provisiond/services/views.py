@@ -113,6 +113,7 @@ def model_view(model: DeviceModel) -> dict[str, Any]:
         "accounts": model.accounts,
         "line_keys": model.line_keys,
         "expansion_modules": model.expansion_modules,
+        "module_keys": model.module_keys,
         "handsets": model.handsets,
         "dect": model.dect,
         "ata": model.ata,

@@ -105,6 +105,7 @@ class DeviceModel(Base):
     accounts: Mapped[int] = mapped_column(Integer, default=1)
     line_keys: Mapped[int] = mapped_column(Integer, default=0)
     expansion_modules: Mapped[int] = mapped_column(Integer, default=0)
+    module_keys: Mapped[int] = mapped_column(Integer, default=0)  # keys of one module
     handsets: Mapped[int] = mapped_column(Integer, default=0)
     user_agent: Mapped[str] = mapped_column(String(256), default="")
     dect: Mapped[bool] = mapped_column(Boolean, default=False)
@@ -247,6 +248,35 @@ class DeviceAccount(Base):
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow, onupdate=utcnow)
 
     device: Mapped[Device] = relationship(back_populates="accounts", lazy="raise")
+
+
+class UserKey(Base):
+    """One programmable key of a user (domain/keys.py): it follows the user onto every device
+    whose slot 1 they own."""
+
+    __tablename__ = "user_keys"
+
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    position: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    type: Mapped[str] = mapped_column(String(16))
+    value: Mapped[str] = mapped_column(String(255), index=True)
+    label: Mapped[str | None] = mapped_column(String(LABEL_MAX_LENGTH))
+
+
+class DeviceKey(Base):
+    """A key set on one device: it replaces the user's key at the same position."""
+
+    __tablename__ = "device_keys"
+
+    device_id: Mapped[int] = mapped_column(
+        ForeignKey("devices.id", ondelete="CASCADE"), primary_key=True
+    )
+    position: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    type: Mapped[str] = mapped_column(String(16))
+    value: Mapped[str] = mapped_column(String(255), index=True)
+    label: Mapped[str | None] = mapped_column(String(LABEL_MAX_LENGTH))
 
 
 class Site(Base):
