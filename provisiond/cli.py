@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from provisiond import cli_accounts, cli_fleet, cli_ops
+from provisiond import cli_accounts, cli_fleet, cli_keys, cli_ops
 from provisiond.app import (
     build_services,
     open_secrets,
@@ -411,6 +411,7 @@ TABLE: tuple[Entry, ...] = (
         arg("number"),
     ),
     *cli_accounts.TABLE,
+    *cli_keys.TABLE,
     *cli_fleet.TABLE,
     operation(
         "backup",

@@ -27,7 +27,8 @@ from provisiond.services.fleet import ImportRefused
 FORMATS = ("csv", "json", "asterisk")
 
 
-def _read(name: str) -> str:
+def read_text(name: str) -> str:
+    """The text of file `name` ("-": stdin), UTF-8 with or without a BOM."""
     try:
         if name == "-":
             return sys.stdin.read()
@@ -40,7 +41,7 @@ def _read(name: str) -> str:
 
 async def run_import(s: Services, a: argparse.Namespace, actor: str) -> Any:
     """`import FILE`: every bad line goes to stderr, one per line, then exit 1."""
-    text = _read(a.file)
+    text = read_text(a.file)
     fmt = a.format or ("json" if a.file.lower().endswith(".json") else "csv")
     try:
         if fmt == "csv":

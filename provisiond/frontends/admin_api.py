@@ -9,15 +9,12 @@ operation table documents for its route (`_reply`), so what is served is what is
 from __future__ import annotations
 
 import functools
-import re
 from typing import Any
 
 from aiohttp import web
 
 from provisiond.domain.errors import InvalidInput, NotFound
-from provisiond.domain.rules import LineRef
 from provisiond.frontends.admin_http import (
-    CALLER,
     CORS_ORIGINS,
     GUARD,
     MAX_BODY,
@@ -30,11 +27,18 @@ from provisiond.frontends.admin_http import (
     errors_middleware,
     headers_middleware,
     json_response,
-    load_json,
 )
-from provisiond.frontends.api_models import dump
+from provisiond.frontends.admin_params import actor as _actor
+from provisiond.frontends.admin_params import bool_param as _bool
+from provisiond.frontends.admin_params import int_param as _int
+from provisiond.frontends.admin_params import json_body as _json
+from provisiond.frontends.admin_params import new_primary as _new_primary
+from provisiond.frontends.admin_params import path_id as _path_id
+from provisiond.frontends.admin_params import reply as _reply
+from provisiond.frontends.admin_params import services as _services
 from provisiond.frontends.console_routes import add_console_routes
-from provisiond.frontends.openapi import openapi_document, operation
+from provisiond.frontends.keys_api import add_keys_routes
+from provisiond.frontends.openapi import openapi_document
 from provisiond.frontends.rules_api import add_rules_routes
 from provisiond.provisioning.bans import Ban, EnumerationGuard
 from provisiond.services import Services
@@ -51,68 +55,6 @@ from provisiond.services.commands import (
 )
 from provisiond.services.fleet import ImportRefused
 from provisiond.services.sites import SiteCreate, SitePatch
-
-_DIGITS = re.compile(r"[0-9]{1,12}")  # not str.isdigit(): that accepts '²', which int() refuses
-
-
-def _services(request: web.Request) -> Services:
-    return request.app[SERVICES]
-
-
-def _actor(request: web.Request) -> str:
-    return request[CALLER].name
-
-
-def _int(request: web.Request, name: str, *, query: bool = False) -> int | None:
-    raw = request.query.get(name) if query else request.match_info.get(name)
-    if raw is None:
-        return None
-    if not _DIGITS.fullmatch(raw):
-        raise InvalidInput(f"{name} must be a whole number", field=name)
-    return int(raw)
-
-
-def _new_primary(request: web.Request) -> LineRef | None:
-    """?new_primary=DEVICE[&new_primary_slot=N]: the user's new primary line."""
-    device = _int(request, "new_primary", query=True)
-    slot = _int(request, "new_primary_slot", query=True)
-    return None if device is None else LineRef(device, slot or 1)
-
-
-def _path_id(request: web.Request, name: str) -> int:
-    value = _int(request, name)
-    assert value is not None  # the route template guarantees presence
-    return value
-
-
-def _bool(request: web.Request, name: str) -> bool:
-    raw = request.query.get(name, "false").lower()
-    if raw not in ("true", "false", "1", "0"):
-        raise InvalidInput(f"{name} must be true or false", field=name)
-    return raw in ("true", "1")
-
-
-async def _json(request: web.Request) -> Any:
-    if not request.can_read_body:
-        raise InvalidInput("a JSON body is required", field="body")
-    raw = await request.read()
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise InvalidInput("the body is not UTF-8 text", field="body") from exc
-    return load_json(text, field="body")
-
-
-def _reply(request: web.Request, data: Any, *, refused: bool = False) -> web.Response:
-    """`data` checked against the answer the operation table documents for this route (its
-    `refusal` with `refused`), and sent with the documented status; a service answer that
-    does not match its model raises here (a 500) instead of reaching a client."""
-    route = request.match_info.route.resource
-    assert route is not None  # only routes of the table call this
-    op = operation(request.method, route.canonical)
-    kind, status = (op.refusal, 422) if refused else (op.answer, op.status)
-    return json_response(dump(kind, data), status=status)
-
 
 routes = web.RouteTableDef()
 
@@ -500,4 +442,5 @@ def create_admin_app(
         add(route.path, route.handler, expect_handler=admin_expect_handler, **route.kwargs)
     add_console_routes(app)
     add_rules_routes(app, services)
+    add_keys_routes(app)
     return app

@@ -31,6 +31,7 @@ from provisiond.frontends.api_models_fleet import (
     ImportRefusedOut,
     ImportResultOut,
 )
+from provisiond.frontends.api_models_keys import DeviceKeysOut, KeysPut, UserKeysOut
 from provisiond.frontends.rules_api import RULES_PATH, RulesOut
 from provisiond.services.commands import (
     AccountPut,
@@ -183,6 +184,36 @@ OPERATIONS: tuple[Operation, ...] = (
         "Remove account `slot` of a device",
         out.DeviceOut,
         query=NEW_PRIMARY,
+    ),
+    Operation(
+        "GET",
+        "/api/v1/devices/{id}/keys",
+        "A device's own keys, the keys its phone shows and its model's limit",
+        DeviceKeysOut,
+        never=(409,),
+    ),
+    Operation(
+        "PUT",
+        "/api/v1/devices/{id}/keys",
+        "Replace a device's own keys (they replace its user's at the same positions)",
+        DeviceKeysOut,
+        body=KeysPut,
+        never=(409,),
+    ),
+    Operation(
+        "GET",
+        "/api/v1/users/{id}/keys",
+        "A user's keys (they follow the user onto every device they own)",
+        UserKeysOut,
+        never=(409,),
+    ),
+    Operation(
+        "PUT",
+        "/api/v1/users/{id}/keys",
+        "Replace a user's keys",
+        UserKeysOut,
+        body=KeysPut,
+        never=(409,),
     ),
     Operation(
         "POST",

@@ -11,12 +11,14 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from provisiond.provisioning.changes import Change
+from provisiond.provisioning.changes import FAN_OUT_ACTIONS, Change, fanned_out
 from provisiond.services.resync import ResyncService
 
 log = logging.getLogger(__name__)
 
-DEVICE_ACTIONS = frozenset({"device.update", "device.account_put", "device.account_delete"})
+DEVICE_ACTIONS = frozenset(
+    {"device.update", "device.account_put", "device.account_delete", "device.keys_set"}
+)
 USER_ACTIONS = frozenset(
     {
         "user.update",
@@ -24,6 +26,7 @@ USER_ACTIONS = frozenset(
         "user.unassign_device",
         "user.set_primary",
         "user.account_change",
+        "user.keys_set",
     }
 )
 EVERYONE_ACTIONS = frozenset({"settings.update"})
@@ -49,13 +52,21 @@ class AutoResync:
                 devices.add(int(change.object_id or 0))
             elif change.action in USER_ACTIONS and digits:
                 users.add(int(change.object_id or 0))
-        if everyone or devices or users:
-            task = asyncio.create_task(self._run(devices, users, everyone), name="auto-resync")
+        fanned = [c.id for c in changes if c.action in FAN_OUT_ACTIONS]
+        if everyone or devices or users or fanned:
+            task = asyncio.create_task(
+                self._run(devices, users, everyone, fanned), name="auto-resync"
+            )
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
-    async def _run(self, devices: set[int], users: set[int], everyone: bool) -> None:
+    async def _run(
+        self, devices: set[int], users: set[int], everyone: bool, fanned: list[int]
+    ) -> None:
         try:
+            if fanned:  # a BLF following a main extension: the row names whom it changed
+                more_devices, more_users = await fanned_out(self._resync.ctx.db, fanned)
+                devices, users = devices | more_devices, users | more_users
             results = await self._resync.resync_changed(
                 devices, users, everyone=everyone, actor="provisiond (resync on change)"
             )

@@ -33,6 +33,9 @@ from provisiond.storage.models import AuditEntry
 
 log = logging.getLogger(__name__)
 BATCH = 1000
+# Changes whose audit row lists in `after` the devices and users they altered: one change that
+# alters many phones' files (a BLF following a main extension, services/key_follow.py).
+FAN_OUT_ACTIONS = frozenset({"user.blf_follow"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,3 +118,17 @@ class ChangeFeed:
             await self._apply(changes)
             self.last_id = changes[-1].id
             total += len(changes)
+
+
+async def fanned_out(db: Database, change_ids: list[int]) -> tuple[set[int], set[int]]:
+    """(devices, users) a fan-out change names in its audit row's `after` ("devices",
+    "users"): one change that alters many phones' files (a BLF following a main extension)."""
+    async with db.read() as session:
+        rows = await session.scalars(select(AuditEntry.after).where(AuditEntry.id.in_(change_ids)))
+        devices: set[int] = set()
+        users: set[int] = set()
+        for after in rows:
+            if isinstance(after, dict):
+                devices |= {int(i) for i in after.get("devices", ()) if isinstance(i, int)}
+                users |= {int(i) for i in after.get("users", ()) if isinstance(i, int)}
+    return devices, users

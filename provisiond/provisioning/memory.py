@@ -19,7 +19,7 @@ from sqlalchemy import String, or_, select, type_coerce
 
 from provisiond.domain import policy
 from provisiond.domain.keys import PhoneKey, effective_keys
-from provisiond.provisioning.changes import Change
+from provisiond.provisioning.changes import FAN_OUT_ACTIONS, Change, fanned_out
 from provisiond.provisioning.directory import (
     ModelInfo,
     PhoneAccount,
@@ -32,7 +32,6 @@ from provisiond.services.platform import effective_platform
 from provisiond.settings import PlatformSettings
 from provisiond.storage.database import Database
 from provisiond.storage.models import (
-    AuditEntry,
     Device,
     DeviceAccount,
     DeviceKey,
@@ -51,8 +50,6 @@ _DEVICE_TYPES = frozenset({"device"})
 _USER_TYPES = frozenset({"user"})
 _GLOBAL_TYPES = frozenset({"settings", "site", "keys"})
 _RELOAD_ALL_TYPES = frozenset({"keys", "catalogue"})
-# Changes whose audit row lists the devices and users they altered (services/keys.py).
-FAN_OUT_ACTIONS = frozenset({"user.blf_follow"})
 
 
 def _device_query() -> Any:  # a Select of the columns below
@@ -105,20 +102,6 @@ def _accounts(rows: Iterable[Any]) -> dict[int, tuple[PhoneAccount, ...]]:
     for device_id, *fields in rows:
         found.setdefault(device_id, []).append(PhoneAccount(*fields))
     return {device_id: tuple(accounts) for device_id, accounts in found.items()}
-
-
-async def fanned_out(db: Database, change_ids: list[int]) -> tuple[set[int], set[int]]:
-    """(devices, users) a fan-out change names in its audit row's `after` ("devices",
-    "users"): one change that alters many phones' files (a BLF following a main extension)."""
-    async with db.read() as session:
-        rows = await session.scalars(select(AuditEntry.after).where(AuditEntry.id.in_(change_ids)))
-        devices: set[int] = set()
-        users: set[int] = set()
-        for after in rows:
-            if isinstance(after, dict):
-                devices |= {int(i) for i in after.get("devices", ()) if isinstance(i, int)}
-                users |= {int(i) for i in after.get("users", ()) if isinstance(i, int)}
-    return devices, users
 
 
 def _keys(rows: Iterable[Any]) -> dict[int, tuple[PhoneKey, ...]]:

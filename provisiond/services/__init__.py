@@ -13,6 +13,7 @@ from provisiond.services.context import ServiceContext
 from provisiond.services.devices import DeviceService
 from provisiond.services.directory import DirectoryService
 from provisiond.services.fleet import FleetService
+from provisiond.services.keys import KeyService
 from provisiond.services.platform import PlatformService
 from provisiond.services.resync import ResyncService
 from provisiond.services.sites import SiteService
@@ -31,6 +32,7 @@ class Services:
         self.assignments = AssignmentService(ctx)
         self.devices = DeviceService(ctx)
         self.accounts = AccountService(ctx)
+        self.keys = KeyService(ctx)
         self.platform = PlatformService(ctx)
         self.tokens = TokenService(ctx)
         self.catalogue = CatalogueService(ctx)

@@ -16,7 +16,7 @@ import pytest
 
 from provisiond.domain.identify import FileKind
 from provisiond.provisioning.context import Endpoints, RenderInputs
-from provisiond.provisioning.directory import ModelInfo, PhoneDevice
+from provisiond.provisioning.directory import ModelInfo, Phonebook, PhonebookEntry, PhoneDevice
 from provisiond.provisioning.vendors import load_vendors
 from provisiond.settings import REPO_ROOT, PlatformSettings
 
@@ -62,6 +62,8 @@ OTHER: dict[str, Any] = {
     "device": dataclasses.replace(DEVICE, revision=42),
     "firmware": ("http://prov.example.test/fw.rom", "66.86.0.20"),
     "endpoints": Endpoints("http://other.example.test/", "other.example.test", 69),
+    # The phone book stands in by its revision (every entry change makes a new one).
+    "phonebook": Phonebook(5, (PhonebookEntry("Anna", "202"),)),
 }
 
 
