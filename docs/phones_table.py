@@ -14,6 +14,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from provisiond.domain.catalogue import CatalogueModel
+from provisiond.domain.identify import VendorSpec
 from provisiond.provisioning.catalogue import load_catalogue
 from provisiond.provisioning.vendors import default_templates_root, load_vendors
 
@@ -37,6 +38,7 @@ def table() -> str:
     series = {(m.vendor, m.series) for m in models}
     lines = [
         BEGIN,
+        *_keys_table(vendors, by_vendor),
         "## The model catalogue",
         "",
         f"{len(models)} models in {len(series)} product families of {len(by_vendor)} vendors "
@@ -53,19 +55,46 @@ def table() -> str:
         lines += [
             f"### {vendor.title} ({len(rows)} models)",
             "",
-            "| model | id | series | family | accounts | keys | modules | DECT handsets "
-            "| protocols | auth |",
-            "|---|---|---|---|---|---|---|---|---|---|",
+            "| model | id | series | family | accounts | keys | modules | keys/module "
+            "| DECT handsets | protocols | auth |",
+            "|---|---|---|---|---|---|---|---|---|---|---|",
         ]
         lines += [
             f"| {m.name} | `{m.id}` | {m.series} | `{m.family}` | {m.accounts} | {m.line_keys} "
-            f"| {m.expansion_modules} | {m.handsets or '-'} | {_cell(m.protocols)} "
-            f"| {_cell(m.auth)} |"
+            f"| {m.expansion_modules} | {m.module_keys or '-'} | {m.handsets or '-'} "
+            f"| {_cell(m.protocols)} | {_cell(m.auth)} |"
             for m in rows
         ]
         lines.append("")
     lines.append(END)
     return "\n".join(lines) + "\n"
+
+
+def _keys_table(
+    vendors: tuple[VendorSpec, ...], by_vendor: dict[str, list[CatalogueModel]]
+) -> list[str]:
+    """Per vendor: the key types its templates write and its phone book (issue 16)."""
+    lines = [
+        "## Keys and phone book per vendor",
+        "",
+        "Key types a vendor's device files write (`key_types` in its vendor.toml; a device key "
+        "of another type is refused, a user's key of another type is left out of that "
+        "vendor's files) and the company phone book it fetches (`phonebook_format`, the file "
+        "of kind `phonebook`; its URL is written into every device file). Each vendor "
+        'README\'s "Keys and phone book" section cites the document for every key written.',
+        "",
+        "| vendor | key types | models with keys | phone book format | phone book file |",
+        "|---|---|---|---|---|",
+    ]
+    for vendor in vendors:
+        with_keys = sum(1 for m in by_vendor.get(vendor.id, []) if m.line_keys)
+        path = vendor.phonebook_path("{mac}")
+        lines.append(
+            f"| {vendor.title} | {_cell(vendor.key_types)} "
+            f"| {with_keys} of {len(by_vendor.get(vendor.id, []))} "
+            f"| {vendor.phonebook_format or '-'} | {f'`{path}`' if path else '-'} |"
+        )
+    return [*lines, ""]
 
 
 def rewritten(text: str) -> str:
