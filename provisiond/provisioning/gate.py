@@ -33,6 +33,8 @@ SITE_MEMO = 100_000  # source addresses whose site is remembered
 FILE_CLASS = {
     FileKind.DEVICE: policy.FileClass.DEVICE,
     FileKind.UPLOAD: policy.FileClass.DEVICE,
+    # No secret, but company data: admitted exactly like the device's own file (issue 16).
+    FileKind.PHONEBOOK: policy.FileClass.DEVICE,
     FileKind.DEVICE_BOOT: policy.FileClass.BOOT,
 }
 
