@@ -1,9 +1,9 @@
 """The key subcommands of `provisiond`: a user's or a device's programmable keys.
 
 `provisiond phone-keys show --user ID | --device ID` prints the keys as JSON;
-`provisiond phone-keys set --user ID | --device ID FILE` replaces them with FILE's (JSON: a list of {type, value, label,
-position?} or {"keys": [...]}; "-" reads stdin), under the same rules as the API
-(provisiond/domain/keys.py, docs/phones.md).
+`provisiond phone-keys set --user ID | --device ID FILE` replaces them with FILE's (JSON: a
+list of {type, value, label, position?} or {"keys": [...]}; "-" reads stdin), under the same
+rules as the API (provisiond/domain/keys.py, docs/phones.md).
 """
 
 from __future__ import annotations

@@ -445,11 +445,10 @@ BOOT_CASES: tuple[BootCase, ...] = (
         "polycom", "polycom-vvx-410", "0004f2e6a1b2",
         "FileTransport PolycomVVX-VVX_410-UA/5.9.5.0614 Type/Application", "5.9.5.0614",
         (boot("{mac}.cfg"), image("sip.ld"), device("{mac}-user.cfg"), common("common.cfg"),
-         optional("{mac}-license.cfg"), upload_read("{mac}-directory.xml"),
+         optional("{mac}-license.cfg"), boot("{mac}-directory.xml"),  # the phone book
          optional("000000000000-directory.xml"), upload_read("{mac}-phone.cfg"),
          upload_read("{mac}-web.cfg"),
-         upload("{mac}-boot.log"), upload("{mac}-app.log"), upload("{mac}-phone.cfg"),
-         upload("{mac}-directory.xml")),
+         upload("{mac}-boot.log"), upload("{mac}-app.log"), upload("{mac}-phone.cfg")),
         "{mac}-user.cfg", _POLYCOM, (),
         XmlFile(attributes={_reg("reg.1.label"): CLI}),
         credentials=lambda user, password: XmlFile(attributes={

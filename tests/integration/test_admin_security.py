@@ -56,6 +56,8 @@ def routes_for(ids: dict[str, int]) -> dict[Route, Request]:
         ("GET", "/api/v1/devices"): ("/api/v1/devices?extension_prefix=20", None),
         ("GET", "/api/v1/devices/{id}"): (f"/api/v1/devices/{d1}", None),
         ("GET", "/api/v1/devices/{id}/accounts"): (f"/api/v1/devices/{d1}/accounts", None),
+        ("GET", "/api/v1/devices/{id}/keys"): (f"/api/v1/devices/{d1}/keys", None),
+        ("GET", "/api/v1/users/{id}/keys"): (f"/api/v1/users/{u}/keys", None),
         ("GET", "/api/v1/unprovisioned"): ("/api/v1/unprovisioned", None),
         ("GET", "/api/v1/models"): ("/api/v1/models", None),
         ("GET", "/api/v1/rules"): ("/api/v1/rules", None),
@@ -93,6 +95,14 @@ def routes_for(ids: dict[str, int]) -> dict[Route, Request]:
         ("DELETE", "/api/v1/devices/{id}/accounts/{slot}"): (
             f"/api/v1/devices/{d1}/accounts/2",
             None,
+        ),
+        ("PUT", "/api/v1/users/{id}/keys"): (
+            f"/api/v1/users/{u}/keys",
+            {"keys": [{"type": "dnd"}]},
+        ),
+        ("PUT", "/api/v1/devices/{id}/keys"): (
+            f"/api/v1/devices/{d1}/keys",
+            {"keys": [{"type": "park", "value": "701"}]},
         ),
         ("POST", "/api/v1/devices/{id}/release-lock"): (f"/api/v1/devices/{d1}/release-lock", None),
         ("POST", "/api/v1/devices/{id}/reveal-password"): (

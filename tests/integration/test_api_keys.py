@@ -24,7 +24,7 @@ def _keys(*items: dict[str, Any]) -> dict[str, Any]:
 
 async def _model(api: Api, model_id: str) -> dict[str, Any]:
     models = await api.ok("GET", "/api/v1/models?vendor=yealink")
-    found: dict[str, Any] = next(m for m in models["items"] if m["id"] == model_id)
+    found: dict[str, Any] = next(m for m in models if m["id"] == model_id)
     return found
 
 

@@ -274,6 +274,14 @@ async def _world(api: Api, db: Database) -> dict[str, Any]:
     site = await api.ok(
         "POST", "/api/v1/sites", {"name": "hq", "networks": ["192.0.2.0/24"]}, status=201
     )
+    await api.ok(
+        "PUT",
+        f"/api/v1/users/{user['id']}/keys",
+        {"keys": [{"type": "line"}, {"type": "blf", "value": "203", "label": "Second"}]},
+    )
+    await api.ok(
+        "PUT", f"/api/v1/devices/{device['id']}/keys", {"keys": [{"position": 3, "type": "dnd"}]}
+    )
     async with db.background() as session:  # what the phone frontends record
         await session.execute(
             update(Device)

@@ -121,7 +121,7 @@ PATH_TABLE = [
     ("0004f2aabbcc-user.cfg", [("polycom", FileKind.DEVICE, "0004f2aabbcc", None, {})]),
     ("common.cfg", [("polycom", FileKind.COMMON, None, None, {})]),
     ("0004f2aabbcc-license.cfg", [("polycom", FileKind.OPTIONAL, None, None, {})]),
-    ("0004F2AABBCC-directory.xml", [("polycom", FileKind.UPLOAD, "0004f2aabbcc", None, {})]),
+    ("0004F2AABBCC-directory.xml", [("polycom", FileKind.PHONEBOOK, "0004f2aabbcc", None, {})]),
     ("000000000000-directory.xml", [("polycom", FileKind.OPTIONAL, None, None, {})]),
     ("0004f2aabbcc-phone.cfg", [("polycom", FileKind.UPLOAD, "0004f2aabbcc", None, {})]),
     ("0004f2aabbcc-web.cfg", [("polycom", FileKind.UPLOAD, "0004f2aabbcc", None, {})]),

@@ -73,6 +73,7 @@ def test_every_layer_is_known() -> None:
         "cli_fleet",
         "cli_table",
         "cli_accounts",
+        "cli_keys",
         "dhcp",
         "dhcp_families",
         "sdnotify",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -9,9 +10,16 @@ from typing import Any
 import pytest
 
 from provisiond.domain.identify import VendorSpec, match_path
+from provisiond.domain.keys import PhoneKey
 from provisiond.provisioning.render import Renderer
 from provisiond.provisioning.vendors import load_vendor
-from tests.phone_context import DEFAULTS, account_values, phone_context
+from tests.phone_context import (
+    DEFAULTS,
+    SAMPLE_KEYS,
+    SAMPLE_PHONEBOOK,
+    account_values,
+    phone_context,
+)
 
 ROOT = Path(__file__).resolve().parents[2] / "phone_templates"
 DEVICE_FILE = "00085D237429.cfg"
@@ -38,6 +46,8 @@ SHARED_KEYS = {  # Europe/Rome, a zone of the phone's own list (IT-Rome)
     "sip outbound proxy",
 }
 CREDENTIAL_KEYS = {"http digest username", "http digest password"}
+# Every device file names the company phone book (the directory list file).
+DIRECTORY_KEYS = {"directory 1"}
 LINE_KEYS = {
     f"sip line1 {name}"
     for name in (
@@ -101,7 +111,7 @@ def test_device_file_carries_the_account(
 ) -> None:
     """Exactly the shared and line keys, with the account under Aastra's key names."""
     values = render(renderer, vendor, DEVICE_FILE, transport=transport)
-    assert set(values) == SHARED_KEYS | LINE_KEYS
+    assert set(values) == SHARED_KEYS | DIRECTORY_KEYS | LINE_KEYS
     port = "5061" if transport == "tls" else "5060"
     assert {key: values[key] for key in LINE_KEYS} == {
         "sip line1 user name": DEFAULTS["extension"],
@@ -182,7 +192,7 @@ def test_display_name_cannot_inject_keys(renderer: Renderer, vendor: VendorSpec)
     """CR/LF in a name are dropped and a quote becomes an apostrophe: one line, one key."""
     evil = 'Eve"\r\nsip line1 password: stolen #x'
     values = render(renderer, vendor, DEVICE_FILE, display_name=evil)
-    assert set(values) == SHARED_KEYS | LINE_KEYS
+    assert set(values) == SHARED_KEYS | DIRECTORY_KEYS | LINE_KEYS
     assert values["sip line1 password"] == DEFAULTS["password"]
     assert values["sip line1 display name"] == "Eve'sip line1 password: stolen #x"
 
@@ -190,7 +200,10 @@ def test_display_name_cannot_inject_keys(renderer: Renderer, vendor: VendorSpec)
 def test_no_ntp_server_leaves_no_time_server_keys(renderer: Renderer, vendor: VendorSpec) -> None:
     """Without an NTP server the time server keys are left out, never empty."""
     values = render(renderer, vendor, DEVICE_FILE, ntp_server="")
-    assert set(values) == (SHARED_KEYS | LINE_KEYS) - {"time server disabled", "time server1"}
+    assert set(values) == (SHARED_KEYS | DIRECTORY_KEYS | LINE_KEYS) - {
+        "time server disabled",
+        "time server1",
+    }
 
 
 def _rules(values: dict[str, str]) -> dict[str, str]:
@@ -278,7 +291,7 @@ def test_device_file_carries_provisioning_credentials(
 ) -> None:
     """The phone's own HTTP digest credentials go in <MAC>.cfg, and only when set."""
     values = render(renderer, vendor, DEVICE_FILE, prov_password="provPass1")
-    assert set(values) == SHARED_KEYS | LINE_KEYS | CREDENTIAL_KEYS
+    assert set(values) == SHARED_KEYS | DIRECTORY_KEYS | LINE_KEYS | CREDENTIAL_KEYS
     assert values["http digest username"] == DEFAULTS["mac"]
     assert values["http digest password"] == "provPass1"
     assert not CREDENTIAL_KEYS & set(render(renderer, vendor, DEVICE_FILE))
@@ -300,7 +313,7 @@ def test_every_account_gets_its_line(
     stays the device's own account; nothing beyond the model's count."""
     values = render(renderer, vendor, DEVICE_FILE, model=model, accounts=accounts)
     every_line = set().union(*(_line_keys(slot) for slot in range(1, accounts + 1)))
-    assert set(values) == SHARED_KEYS | every_line
+    assert set(values) == SHARED_KEYS | DIRECTORY_KEYS | every_line
     for slot in (2, accounts):
         account = account_values(slot)
         assert {key: values[key] for key in _line_keys(slot)} == {
@@ -323,4 +336,139 @@ def test_every_account_gets_its_line(
 def test_two_line_model_stops_at_its_count(renderer: Renderer, vendor: VendorSpec) -> None:
     """A device of the 6863i (2 accounts) never gets a line 3, even when asked for more."""
     values = render(renderer, vendor, DEVICE_FILE, model="aastra-6863i", accounts=3)
-    assert set(values) == SHARED_KEYS | LINE_KEYS | _line_keys(2)
+    assert set(values) == SHARED_KEYS | DIRECTORY_KEYS | LINE_KEYS | _line_keys(2)
+
+
+# --- Programmable keys and the company phone book (README.md, "Keys and phone book") -------
+
+PHONEBOOK_FILE = f"phonebook/{DEFAULTS['mac']}.csv"
+KEY_PREFIXES = ("prgkey", "softkey", "topsoftkey", "expmod")
+
+
+def _key_values(values: dict[str, str]) -> dict[str, str]:
+    """The programmable-key lines of a parsed device file."""
+    return {key: value for key, value in values.items() if key.startswith(KEY_PREFIXES)}
+
+
+def test_sample_keys_on_top_softkeys(renderer: Renderer, vendor: VendorSpec) -> None:
+    """6757i: topsoftkeyN type/label/value/line in Aastra's names; the free own keys "none"."""
+    values = render(renderer, vendor, DEVICE_FILE, model="aastra-6757i", keys=SAMPLE_KEYS)
+    expected = {
+        "topsoftkey1 type": "line",
+        "topsoftkey1 label": DEFAULTS["extension"],
+        "topsoftkey1 line": "1",
+        "topsoftkey2 type": "blf",
+        "topsoftkey2 label": "Anna & <Co>",
+        "topsoftkey2 value": "202",
+        "topsoftkey2 line": "1",
+        "topsoftkey3 type": "speeddial",
+        "topsoftkey3 label": "Reception",
+        "topsoftkey3 value": "+390612345678",
+        "topsoftkey3 line": "1",
+        "topsoftkey4 type": "park",
+        "topsoftkey4 label": "Park",
+        "topsoftkey4 value": "asterisk;701",
+        "topsoftkey4 line": "1",
+        "topsoftkey5 type": "dnd",
+        "topsoftkey5 label": "DND",
+        "topsoftkey6 type": "xml",
+        "topsoftkey6 label": "Intranet",
+        "topsoftkey6 value": "https://intranet.example.net/a?b=1&c=2",
+    }
+    expected |= {f"topsoftkey{n} type": "none" for n in range(7, 13)}
+    assert _key_values(values) == expected
+
+
+def test_programmable_keys_take_no_label(renderer: Renderer, vendor: VendorSpec) -> None:
+    """6731i: prgkeyN (labels are paper there), softkeyN on the 9480i."""
+    values = _key_values(render(renderer, vendor, DEVICE_FILE, keys=SAMPLE_KEYS))
+    assert values["prgkey2 type"] == "blf"
+    assert values["prgkey2 value"] == "202"
+    assert not [key for key in values if key.endswith(" label")]
+    assert not [key for key in values if not key.startswith("prgkey")]
+    softkeys = render(renderer, vendor, DEVICE_FILE, model="aastra-9480i", keys=SAMPLE_KEYS)
+    assert softkeys["softkey3 type"] == "speeddial"
+    assert softkeys["softkey3 label"] == "Reception"
+
+
+def test_module_keys_and_capacity(renderer: Renderer, vendor: VendorSpec) -> None:
+    """Positions after the phone's 12 keys go to "expmodM keyN" (36 keys a module); one beyond
+    the third module is never written."""
+    keys = (
+        PhoneKey(13, "blf", "203", "Bob"),
+        PhoneKey(12 + 36 + 2, "speed_dial", "0612345678", None),
+        PhoneKey(12 + 3 * 36 + 1, "blf", "204", "Beyond"),
+    )
+    values = _key_values(render(renderer, vendor, DEVICE_FILE, model="aastra-6757i", keys=keys))
+    modules = {key: value for key, value in values.items() if key.startswith("expmod")}
+    assert modules == {
+        "expmod1 key1 type": "blf",
+        "expmod1 key1 label": "Bob",
+        "expmod1 key1 value": "203",
+        "expmod1 key1 line": "1",
+        "expmod2 key2 type": "speeddial",
+        "expmod2 key2 label": "0612345678",
+        "expmod2 key2 value": "0612345678",
+        "expmod2 key2 line": "1",
+    }
+    assert "Beyond" not in values.values()
+    assert "204" not in values.values()
+    # Every own key is free here: each becomes "none".
+    assert {values[f"topsoftkey{n} type"] for n in range(1, 13)} == {"none"}
+
+
+def test_keys_beyond_a_small_model_never_appear(renderer: Renderer, vendor: VendorSpec) -> None:
+    """The 6863i has 3 programmable keys and no module: positions 4.. are dropped."""
+    values = _key_values(
+        render(renderer, vendor, DEVICE_FILE, model="aastra-6863i", keys=SAMPLE_KEYS)
+    )
+    assert {key.split(" ")[0] for key in values} == {"prgkey1", "prgkey2", "prgkey3"}
+
+
+def test_no_keys_leaves_the_phone_its_own(renderer: Renderer, vendor: VendorSpec) -> None:
+    values = render(renderer, vendor, DEVICE_FILE, model="aastra-6757i")
+    assert _key_values(values) == {}
+
+
+def test_key_label_cannot_break_the_line(renderer: Renderer, vendor: VendorSpec) -> None:
+    """A label with a quote, "#" and a line break stays one quoted value of its key."""
+    keys = (PhoneKey(1, "blf", "202", 'Eve "X" #1\ntopsoftkey9 type: dnd'),)
+    values = render(renderer, vendor, DEVICE_FILE, model="aastra-6757i", keys=keys)
+    assert values["topsoftkey1 label"] == "Eve 'X' #1topsoftkey9 type: dnd"
+    assert values["topsoftkey9 type"] == "none"
+
+
+@pytest.mark.parametrize("base_url", ["http://192.0.2.10:8080/", "https://prov.example.net/p/"])
+def test_device_file_names_the_phone_book(
+    renderer: Renderer, vendor: VendorSpec, base_url: str
+) -> None:
+    """ "directory 1" is the file under the configuration server the phone reads at boot."""
+    values = render(renderer, vendor, DEVICE_FILE, base_url=base_url)
+    assert values["directory 1"] == PHONEBOOK_FILE
+    assert vendor.phonebook_path(DEFAULTS["mac"]) == PHONEBOOK_FILE
+
+
+def _phonebook_rows(text: str) -> tuple[list[str], list[list[str]]]:
+    """(comment lines, entries) of a directory list: "name", "number" rows."""
+    comments = [line for line in text.splitlines() if line.startswith("#")]
+    body = [line for line in text.splitlines() if line and not line.startswith("#")]
+    rows = list(csv.reader(body, skipinitialspace=True))
+    return comments, rows
+
+
+def test_phone_book_lists_every_entry() -> None:
+    """Every name exactly (a double quote doubled inside its quoted field) with its extension;
+    a mobile is a second entry of the same name."""
+    context = phone_context(vendor="aastra", kind="phonebook", phonebook=SAMPLE_PHONEBOOK)
+    (found,) = match_path([load_vendor(ROOT / "aastra" / "vendor.toml")], PHONEBOOK_FILE)
+    text = Renderer(ROOT).render("aastra", found.spec, context).decode("utf-8")
+    comments, rows = _phonebook_rows(text)
+    assert comments == ["# Directory"]
+    assert rows == [
+        ["Anna Bianchi & <Co>", "202"],
+        ["Anna Bianchi & <Co>", "+393331234567"],
+        ['Niccolò "Nico" D\'Àmbrosio', "203"],
+        ["Rossi & <Figli>", "201"],
+    ]
+    assert found.spec.content_type == "text/plain; charset=utf-8"
+    assert '"Niccolò ""Nico"" D\'Àmbrosio", "203"' in text.splitlines()

@@ -11,8 +11,14 @@ import pytest
 
 from provisiond.domain.identify import FileKind
 from tests import identify_cases as cases
-from tests.phone_context import DEFAULTS, account_values, catalogue, phone_context
-from tests.template_checks import assert_no_leftovers, render_path
+from tests.phone_context import (
+    DEFAULTS,
+    SAMPLE_KEYS,
+    account_values,
+    catalogue,
+    phone_context,
+)
+from tests.template_checks import assert_no_leftovers, load, render_path
 
 VENDOR = "alcatel"
 DEVICE_FILE = "config.001565aabbcc.xml"
@@ -143,3 +149,22 @@ NOT_ALCATEL = ["config.000000000000.xml", "config.3c28a620089.xml", "config.cfg"
 )
 def test_identification(check: Callable[[], None]) -> None:
     check()
+
+
+# --- Programmable keys and the company phone book (README.md, "Keys and phone book") -------
+
+
+def test_no_key_and_no_phone_book_is_written() -> None:
+    """No ALE parameter for keys or a phone book is known: the vendor declares neither, and a
+    user's keys leave the device file exactly as it is without them."""
+    spec = load(VENDOR)
+    assert spec.key_types == ()
+    assert spec.phonebook_format == ""
+    assert spec.phonebook_path(DEFAULTS["mac"]) is None
+    for model in ("alcatel-m3", "alcatel-m8"):
+        context = phone_context(VENDOR, "device", model=model, keys=SAMPLE_KEYS)
+        assert context["keys"] == []
+        assert context["phonebook"]["url"] == ""
+        text = render_path(VENDOR, DEVICE_FILE, context)
+        plain = render_path(VENDOR, DEVICE_FILE, phone_context(VENDOR, "device", model=model))
+        assert text == plain

@@ -10,9 +10,10 @@ from typing import Any
 import pytest
 
 from provisiond.domain.identify import FileKind
+from provisiond.domain.keys import PhoneKey
 from tests import identify_cases as cases
-from tests.phone_context import DEFAULTS, catalogue, phone_context
-from tests.template_checks import assert_no_leftovers, render_path
+from tests.phone_context import DEFAULTS, SAMPLE_KEYS, catalogue, phone_context
+from tests.template_checks import assert_no_leftovers, load, render_path
 
 VENDOR = "avaya"
 DEVICE_FILE = "001565aabbcc.txt"
@@ -151,3 +152,65 @@ NOT_AVAYA = ["000000000000.txt", "c81feaaabbc.txt", "46xxsettings.scr", "J100Sup
 )
 def test_identification(check: Callable[[], None]) -> None:
     check()
+
+
+# --- Programmable keys and the company phone book (README.md, "Keys and phone book") -------
+
+_PHONEKEY = re.compile(r'^SET PHONEKEY "([^"]*)"$')
+
+
+def phone_keys(model: str = "avaya-j179", **options: Any) -> list[dict[str, str]]:
+    """The PHONEKEY statements of the device file, each as {attribute: value}, in order."""
+    context = phone_context(VENDOR, "device", model=model, **options)
+    text = render_path(VENDOR, DEVICE_FILE, context)
+    assert_no_leftovers(text)
+    keys = []
+    for line in text.splitlines():
+        match = _PHONEKEY.match(line)
+        if match:
+            pairs = [part.partition("=") for part in match.group(1).split(";")]
+            assert all(sep for _, sep, _ in pairs), line
+            keys.append({name: value for name, _, value in pairs})
+    return keys
+
+
+def test_line_and_autodial_keys_on_a_j100() -> None:
+    """Position n is Key=n; the line key is the primary line, a speed dial an autodial key;
+    the types Avaya documents no parameter for (blf, park, dnd, url) are left out."""
+    assert load(VENDOR).key_types == ("line", "speed_dial")
+    assert phone_keys(keys=SAMPLE_KEYS) == [
+        {"Key": "1", "Type": "line", "Name": "primary", "Label": DEFAULTS["extension"]},
+        {"Key": "3", "Type": "autodial", "Name": "+390612345678", "Label": "Reception"},
+    ]
+
+
+def test_no_keys_no_phonekey_and_no_phone_book() -> None:
+    assert phone_keys() == []
+    context = phone_context(VENDOR, "device", model="avaya-j179", keys=SAMPLE_KEYS)
+    assert context["phonebook"]["url"] == ""
+    assert load(VENDOR).phonebook_format == ""
+
+
+def test_96x1_gets_no_keys() -> None:
+    """PHONEKEY is a J100 parameter: a 96x1's file stays the same with or without keys."""
+    with_keys = phone_context(VENDOR, "device", model="avaya-9611g", keys=SAMPLE_KEYS)
+    plain = phone_context(VENDOR, "device", model="avaya-9611g")
+    assert render_path(VENDOR, DEVICE_FILE, with_keys) == render_path(VENDOR, DEVICE_FILE, plain)
+
+
+def test_key_label_stays_inside_its_attribute() -> None:
+    """A quote, a line break or a ";" in a label cannot end the value or add an attribute."""
+    keys = (PhoneKey(2, "speed_dial", "0612345678", 'A & <B> "x";Type=line\nSET X "1"'),)
+    (key,) = phone_keys(keys=keys)
+    assert key == {
+        "Key": "2",
+        "Type": "autodial",
+        "Name": "0612345678",
+        "Label": "A & <B> 'x',Type=lineSET X '1'",
+    }
+
+
+def test_keys_beyond_the_phone_never_appear() -> None:
+    """The J139 has 4 keys and no module: position 5 and up are not written."""
+    keys = (PhoneKey(4, "line", "1", "Me"), PhoneKey(5, "speed_dial", "0612345678", "Far"))
+    assert [k["Key"] for k in phone_keys(model="avaya-j139", keys=keys)] == ["4"]

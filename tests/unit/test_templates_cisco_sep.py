@@ -2,13 +2,26 @@
 
 from __future__ import annotations
 
+import re
+import tomllib
 import xml.etree.ElementTree as ET
+from pathlib import Path
 
 import pytest
 
+from provisiond.domain.identify import FileKind, match_path
+from provisiond.domain.keys import PhoneKey
 from provisiond.provisioning.render import Renderer
 from provisiond.sip.events import notify_body
-from tests.phone_context import DEFAULTS, account_values, catalogue_models, phone_context
+from tests.phone_context import (
+    DEFAULTS,
+    PROVISIONING_BASE_URL,
+    SAMPLE_KEYS,
+    SAMPLE_PHONEBOOK,
+    account_values,
+    catalogue_models,
+    phone_context,
+)
 from tests.template_checks import (
     TEMPLATES_ROOT,
     assert_no_leftovers,
@@ -59,6 +72,7 @@ SEP_ZONES = {
     "Asia/Kolkata": "India Standard Time",
 }
 MODEL_SEP = "cisco-cp-7942"
+PHONEBOOK_URL = f"{PROVISIONING_BASE_URL}phonebook/{DEFAULTS['mac']}.xml"
 TRANSPORT_CODES = {"tcp": "1", "udp": "2", "tls": "3"}
 TEMPLATE_RENDERER = Renderer(TEMPLATES_ROOT)
 
@@ -116,6 +130,7 @@ def test_79x0_files(transport: str, proxy: str, firmware_url: str) -> None:
         "line1_shortname": DEFAULTS["cli"],
         "phone_label": "Rossi & <Figli>",
         "proxy_register": "1",
+        "directory_url": PHONEBOOK_URL,
         **settings,
     }
 
@@ -344,3 +359,126 @@ def test_catalogue_families() -> None:
     assert {m.name for m in models if m.family == "79x0"} == {"CP-7940G", "CP-7960G"}
     assert all(m.user_agent == "" and m.protocols == ("tftp",) for m in models)
     assert len(models) >= 12
+
+
+# --- Keys and phone book (README "Keys and phone book") ------------------------------------
+
+KEYS_MODEL = "cisco-cp-8841"  # 5 line keys, no module keys
+KEYS_CASE = Path(__file__).resolve().parents[1] / "keys_cases" / "cisco_sep.toml"
+
+
+def sep_root(model: str, keys: tuple[PhoneKey, ...], accounts: int = 1) -> ET.Element:
+    context = phone_context("cisco_sep", "device", model=model, keys=keys, accounts=accounts)
+    text = render_path("cisco_sep", SEP_PATH, context)
+    assert_no_leftovers(text)
+    return xml_root(text)
+
+
+def test_vendor_key_types() -> None:
+    """Only what SEP<MAC>.cnf.xml can carry: lines and speed dials (no BLF, park, DND, URL)."""
+    assert load("cisco_sep").key_types == ("line", "speed_dial")
+
+
+def test_sep_sample_keys() -> None:
+    """Button N is key N: line 1 on button 1, the speed dial on button 3; the other accounts
+    take the buttons no key is set on, in slot order; unsupported types are not written."""
+    lines = sep_lines(sep_root(KEYS_MODEL, SAMPLE_KEYS, accounts=3))
+    assert sorted(lines, key=int) == ["1", "2", "3", "4"]
+    assert (lines["1"]["featureID"], lines["1"]["name"]) == ("9", DEFAULTS["extension"])
+    assert lines["1"]["featureLabel"] == DEFAULTS["extension"]  # a line key: main extension
+    assert lines["3"] == {
+        "featureID": "2",
+        "featureLabel": "Reception",
+        "speedDialNumber": "+390612345678",
+    }
+    assert lines["2"]["name"] == account_values(2)["extension"]
+    assert lines["4"]["name"] == account_values(3)["extension"]
+    assert lines["4"]["featureLabel"] == account_values(3)["cli"]
+
+
+def test_sep_label_escaped_and_line_key_of_another_account() -> None:
+    keys = (
+        PhoneKey(1, "line", "2", "Sales & <Co>"),
+        PhoneKey(2, "speed_dial", "*97", "Mail & <Box>"),
+    )
+    lines = sep_lines(sep_root(KEYS_MODEL, keys, accounts=2))
+    assert (lines["1"]["name"], lines["1"]["featureLabel"]) == (
+        account_values(2)["extension"],
+        "Sales & <Co>",
+    )
+    assert lines["2"]["featureLabel"] == "Mail & <Box>"
+    assert lines["2"]["speedDialNumber"] == "*97"
+    # Account 1, named by no line key, takes the first free button.
+    assert lines["3"]["name"] == DEFAULTS["extension"]
+    assert sorted(lines, key=int) == ["1", "2", "3"]
+
+
+def test_sep_key_beyond_the_phone_is_not_written() -> None:
+    keys = (PhoneKey(2, "speed_dial", "123", "In"), PhoneKey(6, "speed_dial", "456", "Out"))
+    lines = sep_lines(sep_root(KEYS_MODEL, keys))
+    assert sorted(lines, key=int) == ["1", "2"]
+    assert "456" not in str(lines)
+
+
+def test_sep_without_keys_is_unchanged() -> None:
+    lines = sep_lines(sep_root(KEYS_MODEL, (), accounts=3))
+    assert sorted(lines, key=int) == ["1", "2", "3"]
+    assert {line["featureID"] for line in lines.values()} == {"9"}
+
+
+def test_sep_directory_url() -> None:
+    root = sep_root(KEYS_MODEL, ())
+    assert text_of(root, "directoryURL") == PHONEBOOK_URL
+    (match,) = match_path([load("cisco_sep")], f"phonebook/{DEFAULTS['mac']}.xml")
+    assert (match.spec.kind, match.mac) == (FileKind.PHONEBOOK, DEFAULTS["mac"])
+
+
+def test_79x0_writes_no_keys() -> None:
+    """The 79x0 SIP files have no button-function key: programmed keys change nothing."""
+
+    def keys_of(keys: tuple[PhoneKey, ...]) -> dict[str, str]:
+        context = phone_context("cisco_sep", "device", model=MODEL_79X0, keys=keys)
+        return parse_key_values(render_path("cisco_sep", "SIP00562B043615.cnf", context), ":")
+
+    assert keys_of(SAMPLE_KEYS) == keys_of(())
+    assert keys_of(())["directory_url"] == PHONEBOOK_URL
+
+
+def test_phone_book_file() -> None:
+    context = phone_context("cisco_sep", "phonebook", phonebook=SAMPLE_PHONEBOOK)
+    text = render_path("cisco_sep", f"phonebook/{DEFAULTS['mac']}.xml", context)
+    assert_no_leftovers(text)
+    root = xml_root(text)
+    assert root.tag == "CiscoIPPhoneDirectory"
+    assert root.findtext("Title") == "Directory"
+    entries = [(e.findtext("Name"), e.findtext("Telephone")) for e in root.iter("DirectoryEntry")]
+    assert entries == [
+        ("Anna Bianchi & <Co>", "202"),
+        ("Anna Bianchi & <Co> (mobile)", "+393331234567"),
+        ('Niccolò "Nico" D\'Àmbrosio', "203"),
+        ("Rossi & <Figli>", "201"),
+    ]
+
+
+def test_module_keys_stay_zero() -> None:
+    """No document read numbers module buttons in SEP<MAC>.cnf.xml."""
+    assert {m.module_keys for m in catalogue_models().values() if m.vendor == "cisco_sep"} == {0}
+
+
+def test_keys_case_matches_the_rendered_file() -> None:
+    """tests/keys_cases/cisco_sep.toml holds for the device file as the template renders it."""
+    case = tomllib.loads(KEYS_CASE.read_text(encoding="utf-8"))
+    keys = (
+        PhoneKey(1, "blf", "202", "Anna"),
+        PhoneKey(2, "speed_dial", "0612345678", "Reception"),
+        PhoneKey(3, "park", "701", None),
+    )
+    context = phone_context("cisco_sep", "device", model=case["model"], keys=keys)
+    text = render_path("cisco_sep", SEP_PATH, context)
+    assert case["blf"] == []
+    assert case["park"] == []
+    assert case["speed_dial"]
+    for pattern in case["speed_dial"]:
+        assert re.search(pattern, text, re.MULTILINE), pattern
+    assert case["phonebook_format"] == "xml"
+    assert catalogue_models()[case["model"]].line_keys >= 3

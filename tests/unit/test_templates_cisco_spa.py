@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import re
+import tomllib
+from pathlib import Path
+
 import pytest
 
 from provisiond.domain.identify import FileKind, match_path
+from provisiond.domain.keys import PhoneKey
 from tests.phone_context import (
     DEFAULTS,
     PROVISIONING_BASE_URL,
+    SAMPLE_KEYS,
+    SAMPLE_PHONEBOOK,
     account_values,
     catalogue_models,
     phone_context,
@@ -23,6 +30,7 @@ from tests.template_checks import (
 MODEL = "cisco-spa508g"
 FIRMWARE = "http://192.0.2.10:8080/firmware/spa50x-30x-7-6-2e.bin"
 MAC_RULE = f"{PROVISIONING_BASE_URL}$MA.xml"
+PHONEBOOK_URL = f"{PROVISIONING_BASE_URL}phonebook/{DEFAULTS['mac']}.xml"
 # Europe/Rome (the sample default): last Sunday of March 02:00 to last Sunday of October 03:00.
 ROME_RULE = "start=3/-1/7/2;end=10/-1/7/3;save=1"
 MODEL_FILES = [
@@ -106,8 +114,13 @@ def test_device_profile(transport: str, proxy: str, firmware_url: str, credentia
         else MAC_RULE,
         "Profile_Rule_B": "",
         "Report_Rule": f"{PROVISIONING_BASE_URL}$MA-report.xml",
+        # The company phone book, read with the device's own credentials when it has them.
+        "XML_Directory_Service_Name": "Directory",
+        "XML_Directory_Service_URL": PHONEBOOK_URL,
         **expected_settings(firmware_url),
     }
+    if credentials:
+        expected |= {"XML_User_Name": DEFAULTS["mac"], "XML_Password": "provPass1"}
     if proxy:
         expected["Outbound_Proxy_1_"] = f"{proxy}:{port}"
     assert flat_profile(text) == expected
@@ -346,3 +359,214 @@ def test_new_model_files(path: str, model: str) -> None:
     assert catalogue_models()[model].family.lower() == (match.family or "").lower()
     context = phone_context("cisco_spa", "common", model=model)
     assert flat_profile(render_path("cisco_spa", path, context))["Profile_Rule_B"] == MAC_RULE
+
+
+# --- Keys and phone book (README "Keys and phone book") ------------------------------------
+
+KEM_MODEL = "cisco-cp-8851-3pcc"  # 10 line keys, 2 modules of 28 keys
+KEYS_CASE = Path(__file__).resolve().parents[1] / "keys_cases" / "cisco_spa.toml"
+
+
+def device_params(
+    model: str, keys: tuple[PhoneKey, ...], accounts: int = 1, prov_password: str = ""
+) -> dict[str, str]:
+    """The device file's parameters for a device with `keys`."""
+    context = phone_context(
+        "cisco_spa",
+        "device",
+        model=model,
+        keys=keys,
+        accounts=accounts,
+        prov_password=prov_password,
+    )
+    text = render_path("cisco_spa", "0002fdff2103.xml", context)
+    assert_no_leftovers(text)
+    return flat_profile(text)
+
+
+def function_fields(value: str) -> dict[str, str]:
+    """An Extended Function string "fnc=type(;name=value)*" as name -> value."""
+    fields = dict(field.split("=", 1) for field in value.split(";"))
+    assert len(fields) == value.count(";") + 1, value
+    return fields
+
+
+def test_sample_keys_land_under_the_documented_parameters() -> None:
+    params = device_params(KEM_MODEL, SAMPLE_KEYS)
+    phone_keys = {
+        n: (
+            params[f"Extension_{n}_"],
+            params[f"Short_Name_{n}_"],
+            params[f"Extended_Function_{n}_"],
+        )
+        for n in range(1, 11)
+    }
+    # Line key 1: the account's extension, its main extension as the label, no function.
+    assert phone_keys[1] == ("1", DEFAULTS["extension"], "")
+    functions = {n: function_fields(phone_keys[n][2]) for n in range(2, 7)}
+    assert functions == {
+        2: {"fnc": "blf+sd+cp", "sub": "202@$PROXY", "ext": "202@$PROXY", "nme": "Anna & <Co>"},
+        3: {"fnc": "sd", "ext": "+390612345678@$PROXY", "nme": "Reception"},
+        4: {"fnc": "prk", "sub": "701@$PROXY", "nme": "Park"},
+        5: {"fnc": "dnd", "nme": "DND"},
+        6: {"fnc": "xml", "url": "https://intranet.example.net/a?b=1&c=2", "nme": "Intranet"},
+    }
+    assert [phone_keys[n][:2] for n in range(2, 7)] == [
+        ("Disabled", "Anna & <Co>"),
+        ("Disabled", "Reception"),
+        ("Disabled", "Park"),
+        ("Disabled", "DND"),
+        ("Disabled", "Intranet"),
+    ]
+    # Keys 7..10 have no programmed key: emptied, so a removed key disappears.
+    assert [phone_keys[n] for n in range(7, 11)] == [("Disabled", "", "")] * 4
+    assert not [tag for tag in params if tag.startswith("Unit_")]
+
+
+def test_label_is_escaped_for_xml() -> None:
+    context = phone_context("cisco_spa", "device", model=KEM_MODEL, keys=SAMPLE_KEYS)
+    text = render_path("cisco_spa", "0002fdff2103.xml", context)
+    assert "nme=Anna &amp; &lt;Co&gt;</Extended_Function_2_>" in text
+    assert '<Short_Name_2_ ua="na">Anna &amp; &lt;Co&gt;</Short_Name_2_>' in text
+
+
+def test_separator_cannot_add_a_field() -> None:
+    """ ";" separates the fields: a label loses it, a URL carries it percent-encoded."""
+    keys = (
+        PhoneKey(1, "speed_dial", "123", "a;fnc=dnd"),
+        PhoneKey(2, "url", "https://x.example/a;b?c=d", "Web"),
+        PhoneKey(3, "park", "", None),
+    )
+    params = device_params(KEM_MODEL, keys)
+    assert function_fields(params["Extended_Function_1_"]) == {
+        "fnc": "sd",
+        "ext": "123@$PROXY",
+        "nme": "a,fnc=dnd",
+    }
+    assert function_fields(params["Extended_Function_2_"])["url"] == "https://x.example/a%3Bb?c=d"
+    # A park key without an orbit: the documented private-line form.
+    assert function_fields(params["Extended_Function_3_"]) == {
+        "fnc": "prk",
+        "sub": "$USER@$PROXY",
+        "nme": "Park",
+    }
+
+
+def test_line_key_of_another_account() -> None:
+    """A line key names its account slot; the account's own label is not written twice."""
+    keys = (PhoneKey(1, "line", "1", None), PhoneKey(3, "line", "2", "Sales"))
+    params = device_params("cisco-spa508g", keys, accounts=2)
+    assert (params["Extension_1_"], params["Short_Name_1_"]) == ("1", DEFAULTS["extension"])
+    assert (params["Extension_3_"], params["Short_Name_3_"]) == ("2", "Sales")
+    assert params["Extended_Function_3_"] == ""
+    assert (params["Extension_2_"], params["Short_Name_2_"]) == ("Disabled", "")
+    assert params["User_ID_2_"] == account_values(2)["extension"]
+
+
+def test_module_keys_and_capacity() -> None:
+    """Module u, key k: Unit_u_Key_k_; a line key cannot go to a module; nothing beyond the
+    model's 10 + 2 x 28 positions is written."""
+    keys = (
+        PhoneKey(11, "speed_dial", "555", "M1"),  # module 1, key 1
+        PhoneKey(41, "blf", "203", "Bob"),  # module 2, key 3
+        PhoneKey(42, "line", "1", None),  # module 2, key 4: not writable
+        PhoneKey(66, "dnd", "", None),  # module 2, key 28: the last position
+        PhoneKey(67, "speed_dial", "999", "Beyond"),  # no such position
+    )
+    params = device_params(KEM_MODEL, keys)
+    units = {tag: value for tag, value in params.items() if tag.startswith("Unit_")}
+    assert units == {
+        "Unit_1_Key_1_": "fnc=sd;ext=555@$PROXY;nme=M1",
+        "Unit_2_Key_3_": "fnc=blf+sd+cp;sub=203@$PROXY;ext=203@$PROXY;nme=Bob",
+        "Unit_2_Key_28_": "fnc=dnd;nme=DND",
+    }
+    assert "999" not in "".join(params.values())
+    # Every phone key is free: all emptied.
+    assert {params[f"Extension_{n}_"] for n in range(1, 11)} == {"Disabled"}
+
+
+def test_no_keys_no_key_parameters() -> None:
+    params = device_params(KEM_MODEL, ())
+    assert not [
+        tag for tag in params if tag.startswith(("Extension_", "Extended_Function_", "Unit_"))
+    ]
+    assert params["Short_Name_1_"] == DEFAULTS["cli"]
+
+
+def test_keys_beyond_a_phone_without_modules() -> None:
+    """The 7841 has 4 line keys and no module: keys 5 and on are never written."""
+    params = device_params("cisco-cp-7841-3pcc", SAMPLE_KEYS)
+    assert [tag for tag in params if tag.startswith("Extension_")] == [
+        f"Extension_{n}_" for n in range(1, 5)
+    ]
+    assert "DND" not in params.values()
+    assert not [tag for tag in params if tag.startswith("Unit_")]
+
+
+def test_ata_has_no_keys_and_no_phone_book() -> None:
+    params = device_params("cisco-spa112", SAMPLE_KEYS, accounts=2)
+    assert not [tag for tag in params if tag.startswith(("Extension_", "Short_Name", "XML_"))]
+
+
+def test_phone_book_parameters() -> None:
+    params = device_params("cisco-cp-7841-3pcc", (), prov_password="provPass1")
+    assert params["XML_Directory_Service_Name"] == "Directory"
+    assert params["XML_Directory_Service_URL"] == PHONEBOOK_URL
+    assert (params["XML_User_Name"], params["XML_Password"]) == (DEFAULTS["mac"], "provPass1")
+    (match,) = match_path([load("cisco_spa")], f"phonebook/{DEFAULTS['mac']}.xml")
+    assert (match.spec.kind, match.mac) == (FileKind.PHONEBOOK, DEFAULTS["mac"])
+
+
+def test_phone_book_file() -> None:
+    context = phone_context("cisco_spa", "phonebook", phonebook=SAMPLE_PHONEBOOK)
+    text = render_path("cisco_spa", f"phonebook/{DEFAULTS['mac']}.xml", context)
+    assert_no_leftovers(text)
+    root = xml_root(text)
+    assert root.tag == "CiscoIPPhoneDirectory"
+    assert root.findtext("Title") == "Directory"
+    entries = [(e.findtext("Name"), e.findtext("Telephone")) for e in root.iter("DirectoryEntry")]
+    assert entries == [
+        ("Anna Bianchi & <Co>", "202"),
+        ("Anna Bianchi & <Co> (mobile)", "+393331234567"),
+        ('Niccolò "Nico" D\'Àmbrosio', "203"),
+        ("Rossi & <Figli>", "201"),
+    ]
+
+
+def test_empty_phone_book_file() -> None:
+    context = phone_context("cisco_spa", "phonebook")
+    root = xml_root(render_path("cisco_spa", f"phonebook/{DEFAULTS['mac']}.xml", context))
+    assert root.findtext("Title") == "Directory"
+    assert root.find("DirectoryEntry") is None
+
+
+@pytest.mark.parametrize(
+    ("model", "module_keys"),
+    [
+        ("cisco-cp-8851-3pcc", 28),
+        ("cisco-cp-8865-3pcc", 28),
+        ("cisco-cp-6851-3pcc", 28),
+        ("cisco-spa962", 32),
+        ("cisco-spa508g", 0),
+    ],
+)
+def test_module_keys_in_the_catalogue(model: str, module_keys: int) -> None:
+    assert catalogue_models()[model].module_keys == module_keys
+
+
+def test_keys_case_matches_the_rendered_file() -> None:
+    """tests/keys_cases/cisco_spa.toml holds for the device file as the template renders it."""
+    case = tomllib.loads(KEYS_CASE.read_text(encoding="utf-8"))
+    keys = (
+        PhoneKey(1, "blf", "202", "Anna"),
+        PhoneKey(2, "speed_dial", "0612345678", "Reception"),
+        PhoneKey(3, "park", "701", None),
+    )
+    context = phone_context("cisco_spa", "device", model=case["model"], keys=keys)
+    text = render_path("cisco_spa", "0002fdff2103.xml", context)
+    for kind in ("blf", "speed_dial", "park"):
+        assert case[kind], kind
+        for pattern in case[kind]:
+            assert re.search(pattern, text, re.MULTILINE), (kind, pattern)
+    assert case["phonebook_format"] == "xml"
+    assert catalogue_models()[case["model"]].line_keys >= 3

@@ -3,6 +3,8 @@ series) with the right values, for every account of the device."""
 
 from __future__ import annotations
 
+import re
+import tomllib
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
@@ -10,9 +12,17 @@ from typing import Any
 import pytest
 
 from provisiond.domain.identify import FileKind, VendorSpec, match_path
+from provisiond.domain.keys import PhoneKey
 from provisiond.provisioning.render import Renderer
 from provisiond.provisioning.vendors import load_vendor
-from tests.phone_context import DEFAULTS, account_values, catalogue, phone_context
+from tests.phone_context import (
+    DEFAULTS,
+    SAMPLE_KEYS,
+    SAMPLE_PHONEBOOK,
+    account_values,
+    catalogue,
+    phone_context,
+)
 
 ROOT = Path(__file__).resolve().parents[2] / "phone_templates"
 DEVICE_FILE = "001565aabbcc.cfg"
@@ -422,3 +432,121 @@ def test_newer_common_file_names(
     root = render(renderer, vendor, path, model)
     assert root.tag == root_tag
     assert DEFAULTS["password"] not in "".join(root.itertext())
+
+
+# --- Programmable keys and the company phone book (README.md, "Keys and phone book") ----------
+
+MAC = DEFAULTS["mac"]
+
+
+def fkeys(root: ET.Element) -> dict[str, tuple[str, str, str]]:
+    """Page 1 of the side DSS keys as {index: (Type, Value, Title)}."""
+    pages = root.findall("./dsskey/dssSide")
+    assert [page.get("index") for page in pages] == ["1"]
+    return {
+        fkey.get("index") or "": (
+            fkey.findtext("Type") or "",
+            fkey.findtext("Value") or "",
+            fkey.findtext("Title") or "",
+        )
+        for fkey in pages[0].findall("Fkey")
+    }
+
+
+def test_sample_keys_land_in_dss_keys(renderer: Renderer, vendor: VendorSpec) -> None:
+    """Line = type 2 SIP<account>; BLF, speed dial, park = memory key (type 1) with
+    <number>@<account>/ba, /f, /c; DND and URL are no Fanvil key type here (not written)."""
+    assert vendor.key_types == ("line", "blf", "speed_dial", "park")
+    root = render(renderer, vendor, DEVICE_FILE, "fanvil-x4u", keys=SAMPLE_KEYS)
+    assert fkeys(root) == {
+        "1": ("2", "SIP1", DEFAULTS["extension"]),
+        "2": ("1", "202@1/ba", "Anna & <Co>"),
+        "3": ("1", "+390612345678@1/f", "Reception"),
+        "4": ("1", "701@1/c", "Park"),
+    }
+
+
+def test_label_is_escaped_once(renderer: Renderer, vendor: VendorSpec) -> None:
+    (found,) = match_path([vendor], DEVICE_FILE)
+    context = phone_context("fanvil", "device", model="fanvil-v64", keys=SAMPLE_KEYS)
+    text = renderer.render("fanvil", found.spec, context).decode("utf-8")
+    assert "<Title>Anna &amp; &lt;Co&gt;</Title>" in text
+
+
+def test_second_account_keys(renderer: Renderer, vendor: VendorSpec) -> None:
+    """A line key and a BLF of account 2 name SIP2 / @2."""
+    keys = (PhoneKey(1, "line", "2"), PhoneKey(2, "blf", "202", "Anna"))
+    root = render(renderer, vendor, DEVICE_FILE, "fanvil-x6u", keys=keys, accounts=2)
+    assert fkeys(root)["1"] == ("2", "SIP2", account_values(2)["extension"])
+    assert fkeys(root)["2"] == ("1", "202@1/ba", "Anna")
+
+
+def test_no_keys_no_dsskey(renderer: Renderer, vendor: VendorSpec) -> None:
+    """Without keys the phone keeps its own: no <dsskey> at all."""
+    assert render(renderer, vendor, DEVICE_FILE, "fanvil-x4u").find("./dsskey") is None
+
+
+def test_key_beyond_the_model_never_appears(renderer: Renderer, vendor: VendorSpec) -> None:
+    """X3U: 3 line keys, no module; the park key (position 4) is not written."""
+    root = render(renderer, vendor, DEVICE_FILE, "fanvil-x3u", keys=SAMPLE_KEYS)
+    assert list(fkeys(root)) == ["1", "2", "3"]
+    assert "701" not in ET.tostring(root, encoding="unicode")
+
+
+@pytest.mark.parametrize("model", ["fanvil-x4", "fanvil-i10sv", "fanvil-h2u", "fanvil-w611w"])
+def test_other_series_write_no_keys_or_phone_book(
+    renderer: Renderer, vendor: VendorSpec, model: str
+) -> None:
+    """Keys and the cloud phone book only for the XU and V series (README.md)."""
+    root = render(renderer, vendor, DEVICE_FILE, model, keys=SAMPLE_KEYS)
+    assert root.find("./dsskey") is None
+    assert root.find(".//xmlContact") is None
+
+
+def test_phone_book_in_the_device_file(renderer: Renderer, vendor: VendorSpec) -> None:
+    """Cloud phone book 1: title, this device's phone book URL and its credentials."""
+    root = render(renderer, vendor, DEVICE_FILE, "fanvil-v65", prov_password="provPass1")
+    (entry,) = root.findall("./phone/xmlContact")
+    assert entry.get("index") == "1"
+    assert {child.tag: child.text or "" for child in entry} == {
+        "Name": phone_context("fanvil", "device", model="fanvil-v65")["phonebook"]["title"],
+        "Addr": f"http://192.0.2.10:8080/phonebook/{MAC}.xml",
+        "UserName": MAC,
+        "PassWd": "provPass1",
+    }
+    assert vendor.phonebook_path(MAC) == f"phonebook/{MAC}.xml"
+
+
+def test_phone_book_file(renderer: Renderer, vendor: VendorSpec) -> None:
+    """Every name exactly (accents, &, quotes) with its extension; a mobile is a second entry."""
+    (found,) = match_path([vendor], f"phonebook/{MAC}.xml")
+    assert found.spec.kind is FileKind.PHONEBOOK
+    context = phone_context("fanvil", "phonebook", phonebook=SAMPLE_PHONEBOOK)
+    text = renderer.render("fanvil", found.spec, context).decode("utf-8")
+    root = ET.fromstring(text)
+    entries = [
+        (e.findtext("Name"), e.findtext("Telephone")) for e in root.findall("DirectoryEntry")
+    ]
+    assert entries == [
+        ("Anna Bianchi & <Co>", "202"),
+        ("Anna Bianchi & <Co> (mobile)", "+393331234567"),
+        ('Niccolò "Nico" D\'Àmbrosio', "203"),
+        ("Rossi & <Figli>", "201"),
+    ]
+
+
+def test_keys_case_matches_the_device_file(renderer: Renderer, vendor: VendorSpec) -> None:
+    """tests/keys_cases/fanvil.toml holds for the file as rendered."""
+    case = tomllib.loads((ROOT.parent / "tests" / "keys_cases" / "fanvil.toml").read_text())
+    keys = (
+        PhoneKey(1, "blf", "202", "Anna"),
+        PhoneKey(2, "speed_dial", "0612345678", "Reception"),
+        PhoneKey(3, "park", "701", None),
+    )
+    (found,) = match_path([vendor], DEVICE_FILE)
+    context = phone_context("fanvil", "device", model=case["model"], keys=keys)
+    text = renderer.render("fanvil", found.spec, context).decode("utf-8")
+    for kind in ("blf", "speed_dial", "park"):
+        assert case[kind]
+        for pattern in case[kind]:
+            assert re.search(pattern, text, re.MULTILINE), (kind, pattern)

@@ -9,11 +9,19 @@ from typing import Any
 
 import pytest
 
-from provisiond.domain.identify import VendorSpec, match_path
+from provisiond.domain.identify import FileKind, VendorSpec, match_path
+from provisiond.domain.keys import PhoneKey
 from provisiond.provisioning.render import Renderer
 from provisiond.provisioning.timezones import zone_rules
 from provisiond.provisioning.vendors import load_vendor
-from tests.phone_context import DEFAULTS, account_values, phone_context
+from tests.phone_context import (
+    DEFAULTS,
+    PROVISIONING_BASE_URL,
+    SAMPLE_KEYS,
+    SAMPLE_PHONEBOOK,
+    account_values,
+    phone_context,
+)
 
 ROOT = Path(__file__).resolve().parents[2] / "phone_templates"
 DEVICE_FILE = "7C2F80E0D605.xml"
@@ -263,3 +271,74 @@ def test_maxwell_outbound_proxy_firmware_and_disabled(
     assert [(f.get("url"), f.get("version")) for f in root.findall("./file")] == [(url, "1.2.3.4")]
     off = maxwell_params(render(renderer, vendor, "gigaset-maxwell-2", enabled=False))
     assert _account_params(off, MAXWELL) == {"SIP.Account.0.Active": "0"}
+
+
+# --- Keys and the company phone book (README.md, "Keys and phone book") ---
+
+PHONEBOOK_URL = f"{PROVISIONING_BASE_URL}phonebook/7c2f80e0d605.xml"
+CENTRAL_BOOK = {
+    "Netdir.21.Activated": "1",
+    "CentralBook.0.Name": "Directory",
+    "CentralBook.0.ServerURL": PHONEBOOK_URL,
+}
+
+
+def test_no_key_types(vendor: VendorSpec) -> None:
+    """Gigaset documents no provisioned programmable keys: none are written."""
+    assert vendor.key_types == ()
+
+
+@pytest.mark.parametrize("model", ["gigaset-n870", "gigaset-maxwell-3"])
+def test_keys_change_nothing(renderer: Renderer, vendor: VendorSpec, model: str) -> None:
+    """A device with keys (even one beyond any capacity) gets exactly the file it gets
+    without."""
+    keys = (*SAMPLE_KEYS, PhoneKey(999, "blf", "202", "Anna & <Co>"))
+    with_keys = ET.tostring(render(renderer, vendor, model, keys=keys))
+    assert with_keys == ET.tostring(render(renderer, vendor, model))
+
+
+def test_central_phone_book(renderer: Renderer, vendor: VendorSpec) -> None:
+    """The N-series central phone book: activated, named with the title, this device's URL,
+    which is a name the vendor serves as the phone book."""
+    values = params(render(renderer, vendor))
+    assert {name: values[name] for name in CENTRAL_BOOK} == CENTRAL_BOOK
+    path = PHONEBOOK_URL.removeprefix(PROVISIONING_BASE_URL)
+    (found,) = match_path([vendor], path)
+    assert (found.spec.kind, found.mac) == (FileKind.PHONEBOOK, "7c2f80e0d605")
+
+
+def test_phone_book_title_is_escaped(renderer: Renderer, vendor: VendorSpec) -> None:
+    """The admin's title arrives exactly, whatever XML it contains."""
+    (found,) = match_path([vendor], DEVICE_FILE)
+    context = phone_context("gigaset", "device", model="gigaset-n870", mac="7c2f80e0d605")
+    context["phonebook"]["title"] = 'R&D <"Sede"> Niccolò'
+    text = renderer.render("gigaset", found.spec, context).decode("utf-8")
+    assert params(ET.fromstring(text))["CentralBook.0.Name"] == 'R&D <"Sede"> Niccolò'
+
+
+def test_maxwell_is_not_pointed_at_the_phone_book(renderer: Renderer, vendor: VendorSpec) -> None:
+    """No Maxwell phone book parameter is documented: none is written."""
+    root = render(renderer, vendor, "gigaset-maxwell-3")
+    names = [p.get("name", "") for p in root.iter("param")]
+    assert not [n for n in names if n.startswith(("CentralBook.", "Netdir."))]
+
+
+def test_phone_book_file(renderer: Renderer, vendor: VendorSpec) -> None:
+    """LocalDirectory: one entry per user, the whole name as surname, the extension as
+    office1 and the mobile as mobile1, exactly as given (&, <, quotes, accents)."""
+    (found,) = match_path([vendor], "phonebook/7c2f80e0d605.xml")
+    context = phone_context("gigaset", "phonebook", phonebook=SAMPLE_PHONEBOOK)
+    text = renderer.render("gigaset", found.spec, context).decode("utf-8")
+    for leftover in ("{{", "{%", "{#", "None"):
+        assert leftover not in text
+    root = ET.fromstring(text)
+    assert root.tag == "LocalDirectory"
+    entries = [
+        (e.get("surname"), e.get("name"), e.get("office1"), e.get("mobile1"))
+        for e in root.findall("entry")
+    ]
+    assert entries == [
+        ("Anna Bianchi & <Co>", "", "202", "+393331234567"),
+        ('Niccolò "Nico" D\'Àmbrosio', "", "203", ""),
+        ("Rossi & <Figli>", "", "201", ""),
+    ]

@@ -2,15 +2,26 @@
 
 from __future__ import annotations
 
+import re
 import tomllib
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from provisiond.domain.identify import parse_user_agent
+from provisiond.domain.keys import PhoneKey
 from provisiond.domain.timezone import ZoneRules, parse_posix_tz
 from provisiond.provisioning.timezones import zone_rules
-from tests.phone_context import DEFAULTS, account_values, phone_context, vendors
+from tests.phone_context import (
+    DEFAULTS,
+    SAMPLE_KEYS,
+    SAMPLE_PHONEBOOK,
+    account_values,
+    catalogue,
+    phone_context,
+    vendors,
+)
 from tests.template_checks import (
     TEMPLATES_ROOT,
     assert_no_leftovers,
@@ -23,6 +34,14 @@ TRANSPORTS = {"udp": "0", "tcp": "1", "tls": "2"}
 FIRMWARE = "http://192.0.2.10:8080/firmware/gs/gxp2135fw.bin"
 ROME_RULE = "CET-1CEST-2,M3.5.0/02:00:00,M10.5.0/03:00:00"
 DEVICE_FILE = "cfg000b828aa872.xml"
+# The company phone book in every GXP/GRP device file: HTTP download from the per-MAC directory
+# (the phone adds "phonebook.xml"), every 60 minutes (the default refresh), replacing edits.
+PHONEBOOK_VALUES = {
+    "P330": "1",
+    "P331": "192.0.2.10:8080/phonebook/001565aabbcc",
+    "P332": "60",
+    "P333": "1",
+}
 
 
 def p_values(text: str) -> dict[str, str]:
@@ -84,6 +103,7 @@ def test_device_file(transport: str, proxy: str, firmware_url: str) -> None:
         "P3": "Rossi & <Figli>",
         "P130": TRANSPORTS[transport],
         "P26015": "0",
+        **PHONEBOOK_VALUES,
         **expected_settings("http://192.0.2.10:8080/", firmware_url),
     }
 
@@ -372,3 +392,214 @@ def test_user_agent_forms(agent: str, model: str) -> None:
     assert found is not None
     assert (found.vendor.id, found.model) == ("grandstream", model)
     assert found.mac in {"c074ad150b88", "c074ad273a10"}
+
+
+# --- Programmable keys and the company phone book (README.md, "Keys and phone book") ----------
+
+MAC = DEFAULTS["mac"]
+
+
+def vpk_numbers(k: int) -> list[str]:
+    """Mode, account, description and value of fixed VPK / line key `k`."""
+    if k <= 6:
+        numbers = [1363 + 2 * (k - 1), 1364 + 2 * (k - 1), 1465 + 2 * (k - 1), 1466 + 2 * (k - 1)]
+    else:
+        numbers = [23800 + 4 * (k - 7) + i for i in range(4)]
+    return [f"P{n}" for n in numbers]
+
+
+def vpk(values: dict[str, str], k: int) -> tuple[str | None, ...]:
+    """(mode, account, description, value) of VPK `k` as written (None where absent)."""
+    return tuple(values.get(name) for name in vpk_numbers(k))
+
+
+def key_values(model: str, keys: tuple[PhoneKey, ...] = SAMPLE_KEYS, **options: Any) -> str:
+    context = phone_context("grandstream", "device", model=model, keys=keys, **options)
+    text = render_path("grandstream", DEVICE_FILE, context)
+    assert_no_leftovers(text)
+    return text
+
+
+def is_key_value(name: str) -> bool:
+    """A line-key or expansion-module P-value (the ranges of [TPL])."""
+    number = int(name[1:])
+    return 1363 <= number <= 1374 or 1465 <= number <= 1476 or 23000 <= number <= 23999
+
+
+def test_sample_keys_land_in_the_gxp21xx_vpks() -> None:
+    """GXP2135 (8 fixed VPKs): line 0, BLF 11, Speed Dial 10, CallPark 19, DND 32; the URL key
+    (no Grandstream mode) and the free VPKs 6-8 become None (-1) without account."""
+    values = p_values(key_values("grandstream-gxp2135"))
+    assert vpk(values, 1) == ("0", "0", DEFAULTS["extension"], "")
+    assert vpk(values, 2) == ("11", "0", "Anna & <Co>", "202")
+    assert vpk(values, 3) == ("10", "0", "Reception", "+390612345678")
+    assert vpk(values, 4) == ("19", "0", "Park", "701")
+    assert vpk(values, 5) == ("32", "0", "DND", "")
+    for k in (6, 7, 8):
+        assert vpk(values, k) == ("-1", None, "", "")
+    assert "P23808" not in values  # VPK 9: beyond the phone's 8 keys
+
+
+def test_no_key_settings_without_keys() -> None:
+    """No keys: not one VPK or module P-value, the phone keeps its own."""
+    values = p_values(key_values("grandstream-gxp2140", keys=()))
+    assert not [name for name in values if is_key_value(name)]
+
+
+def test_label_is_xml_escaped_and_cut_to_32() -> None:
+    """The label reaches the phone exactly (& and < escaped once), at most 32 characters."""
+    long = "x" * 40
+    keys = (PhoneKey(1, "blf", "202", "Anna & <Co>"), PhoneKey(2, "speed_dial", "3", long))
+    text = key_values("grandstream-gxp2135", keys=keys)
+    assert "<P1465>Anna &amp; &lt;Co&gt;</P1465>" in text
+    values = p_values(text)
+    assert values["P1465"] == "Anna & <Co>"
+    assert values["P1467"] == "x" * 32
+
+
+def test_second_account_line_key() -> None:
+    """A line key of account 2 has account index 1."""
+    keys = (PhoneKey(1, "line", "1"), PhoneKey(2, "line", "2"))
+    values = p_values(key_values("grandstream-gxp2135", keys=keys, accounts=2))
+    assert vpk(values, 2) == ("0", "1", account_values(2)["extension"], "")
+
+
+@pytest.mark.parametrize(
+    ("model", "expected"),
+    [
+        # GRP261x template: Default (31), BLF 1, SpeedDial 0, CallPark 9; 3 line keys.
+        (
+            "grandstream-grp2603",
+            {1: ("31", "0", "201", ""), 2: ("1", "0", "Anna & <Co>", "202"),
+             3: ("0", "0", "Reception", "+390612345678")},
+        ),
+        # GXP17xx: no DND mode, so key 5 is None; the free key 6 too.
+        (
+            "grandstream-gxp1760",
+            {4: ("19", "0", "Park", "701"), 5: ("-1", None, "", ""), 6: ("-1", None, "", "")},
+        ),
+        # GXP16xx: BLF only on GXP1628/GXP1630; no None mode, so nothing else is written.
+        ("grandstream-gxp1630", {2: ("11", "0", "Anna & <Co>", "202")}),
+        (
+            "grandstream-gxp1620",
+            {1: ("0", "0", "201", ""), 2: (None, None, None, None)},
+        ),
+    ],
+)  # fmt: skip
+def test_each_family_has_its_own_modes(
+    model: str, expected: dict[int, tuple[str | None, ...]]
+) -> None:
+    values = p_values(key_values(model))
+    for k, found in expected.items():
+        assert vpk(values, k) == found, k
+
+
+def test_expansion_module_keys() -> None:
+    """GXP2140 (4 line keys) + GXP2200EXT: module n key i at P23000 + 5 (40 (n - 1) + i - 1);
+    a key past the last module never appears."""
+    keys = (
+        PhoneKey(5, "blf", "205", "M1 K1"),
+        PhoneKey(44, "speed_dial", "123", "M1 K40"),
+        PhoneKey(45, "park", "702", None),
+        PhoneKey(164, "blf", "206", "M4 K40"),
+        PhoneKey(165, "blf", "207", "beyond"),
+        PhoneKey(166, "dnd", "", None),
+    )
+    text = key_values("grandstream-gxp2140", keys=keys)
+    values = p_values(text)
+    found = {name: value for name, value in values.items() if is_key_value(name)}
+    assert found == {
+        "P23000": "1", "P23001": "0", "P23002": "M1 K1", "P23003": "205",
+        "P23195": "0", "P23196": "0", "P23197": "M1 K40", "P23198": "123",
+        "P23200": "9", "P23201": "0", "P23202": "Park", "P23203": "702",
+        "P23795": "1", "P23796": "0", "P23797": "M4 K40", "P23798": "206",
+        # The phone's own 4 VPKs are free: None.
+        "P1363": "-1", "P1465": "", "P1466": "",
+        "P1365": "-1", "P1467": "", "P1468": "",
+        "P1367": "-1", "P1469": "", "P1470": "",
+        "P1369": "-1", "P1471": "", "P1472": "",
+    }  # fmt: skip
+    assert "207" not in text
+    assert catalogue()["grandstream-gxp2140"].module_keys == 40
+
+
+@pytest.mark.parametrize("model", ["grandstream-ht802", "grandstream-ht818", "grandstream-dp750",
+                                   "grandstream-gxv3350", "grandstream-wp820"])  # fmt: skip
+def test_models_without_keys_or_phone_book_write_none(model: str) -> None:
+    """ATAs, DECT bases and the touch/Wi-Fi models (0 line keys): no key, no phone book."""
+    values = p_values(key_values(model))
+    assert not [name for name in values if is_key_value(name)]
+    assert "P330" not in values
+
+
+def test_phone_book_settings() -> None:
+    """P330 (3 = HTTPS), P331 host/path without scheme or file name, P332 minutes, P333;
+    the download credentials P6713/P6714 are the device's provisioning ones."""
+    context = phone_context(
+        "grandstream",
+        "device",
+        model="grandstream-grp2614",
+        base_url="https://prov.example.net/p/",
+        prov_password="provPass1",
+    )
+    assert context["phonebook"]["url"] == (
+        f"https://prov.example.net/p/phonebook/{MAC}/phonebook.xml"
+    )
+    values = p_values(render_path("grandstream", DEVICE_FILE, context))
+    assert {k: values[k] for k in ("P330", "P331", "P332", "P333", "P6713", "P6714")} == {
+        "P330": "3",
+        "P331": f"prov.example.net/p/phonebook/{MAC}",
+        "P332": str(context["phonebook"]["refresh_minutes"]),
+        "P333": "1",
+        "P6713": MAC,
+        "P6714": "provPass1",
+    }
+    without = p_values(key_values("grandstream-grp2614"))
+    assert "P6713" not in without
+    assert "P6714" not in without
+
+
+def test_phone_book_file_name_is_per_mac_directory() -> None:
+    spec = vendors()["grandstream"]
+    assert spec.phonebook_path(MAC) == f"phonebook/{MAC}/phonebook.xml"
+    assert set(spec.key_types) == {"line", "blf", "speed_dial", "park", "dnd"}
+
+
+def test_phone_book_file() -> None:
+    """<AddressBook>: every name exactly (accents, &, quotes), its extension as the Work
+    number and the mobile, when there is one, as a second number of the same contact."""
+    context = phone_context("grandstream", "phonebook", phonebook=SAMPLE_PHONEBOOK)
+    text = render_path("grandstream", f"phonebook/{MAC}/phonebook.xml", context)
+    assert_no_leftovers(text)
+    root = xml_root(text)
+    assert root.tag == "AddressBook"
+    contacts = [
+        (
+            contact.findtext("LastName"),
+            [(p.get("type"), p.findtext("phonenumber"), p.findtext("accountindex"))
+             for p in contact.findall("Phone")],
+        )
+        for contact in root.findall("Contact")
+    ]  # fmt: skip
+    assert contacts == [
+        ("Anna Bianchi & <Co>", [("Work", "202", "0"), ("Mobile", "+393331234567", "0")]),
+        ('Niccolò "Nico" D\'Àmbrosio', [("Work", "203", "0")]),
+        ("Rossi & <Figli>", [("Work", "201", "0")]),
+    ]
+
+
+def test_keys_case_matches_the_device_file() -> None:
+    """tests/keys_cases/grandstream.toml holds for the file as rendered."""
+    case = tomllib.loads(
+        (Path(__file__).resolve().parents[1] / "keys_cases" / "grandstream.toml").read_text()
+    )
+    keys = (
+        PhoneKey(1, "blf", "202", "Anna"),
+        PhoneKey(2, "speed_dial", "0612345678", "Reception"),
+        PhoneKey(3, "park", "701", None),
+    )
+    text = key_values(case["model"], keys=keys)
+    for kind in ("blf", "speed_dial", "park"):
+        assert case[kind]
+        for pattern in case[kind]:
+            assert re.search(pattern, text, re.MULTILINE), (kind, pattern)

@@ -1,17 +1,20 @@
-"""Htek templates: well-formed <hl_provision> XML with the P-values the phone reads."""
+"""Htek templates: well-formed <hl_provision> XML with the P-values the phone reads (accounts,
+settings, line keys)."""
 
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from provisiond.domain.identify import VendorSpec, match_path
+from provisiond.domain.keys import PhoneKey
 from provisiond.provisioning.render import Renderer
 from provisiond.provisioning.vendors import load_vendor
-from tests.phone_context import DEFAULTS, account_values, phone_context
+from tests.phone_context import DEFAULTS, SAMPLE_KEYS, account_values, phone_context
 
 ROOT = Path(__file__).resolve().parents[2] / "phone_templates"
 DEVICE_FILE = "cfg001565aabbcc.xml"
@@ -227,3 +230,123 @@ def test_account_two_by_name(renderer: Renderer, vendor: VendorSpec) -> None:
         "P731": "1",
     }
     assert not set(ACCOUNT_KEYS[3]) & set(values)
+
+
+# --- Line keys (README.md, "Keys and phone book") ------------------------------------------
+
+# (type, value, label, account) P-values of line keys 1-4 and of 5 and 8.
+LINE_KEY_PVALUES = {
+    1: ("P41200", "P41300", "P41400", "P41500"),
+    2: ("P41201", "P41301", "P41401", "P41501"),
+    3: ("P41202", "P41302", "P41402", "P41502"),
+    4: ("P41203", "P41303", "P41403", "P41503"),
+    5: ("P20200", "P20201", "P20202", "P20203"),
+    8: ("P20215", "P20216", "P20217", "P20218"),
+}
+# Htek's key types: 1 Line, 2 Speed Dial, 3 BLF, 8 Call Park.
+KEY_TYPES = {"line": "1", "speed_dial": "2", "blf": "3", "park": "8"}
+
+
+def key_file(
+    renderer: Renderer,
+    vendor: VendorSpec,
+    model: str,
+    keys: Sequence[PhoneKey],
+    **options: Any,
+) -> tuple[dict[str, str], dict[str, str | None]]:
+    """({P-value: text}, {P-value: para}) of the device file of `model` with `keys`."""
+    (found,) = match_path([vendor], DEVICE_FILE)
+    context = phone_context("htek", "device", model=model, keys=keys, **options)
+    text = renderer.render("htek", found.spec, context).decode("utf-8")
+    for leftover in ("{{", "{%", "{#", "None"):
+        assert leftover not in text
+    elements = ET.fromstring(text).findall("./config/*")
+    pairs = [(p.tag, p.text or "") for p in elements]
+    assert len(pairs) == len(dict(pairs)), "a P-value is set twice"
+    return dict(pairs), {p.tag: p.get("para") for p in elements}
+
+
+def line_key(values: dict[str, str], position: int) -> tuple[str, ...]:
+    return tuple(values[p] for p in LINE_KEY_PVALUES[position])
+
+
+def test_sample_keys_on_the_line_keys(renderer: Renderer, vendor: VendorSpec) -> None:
+    """Line, BLF, speed dial, park under the line keys' P-values; account 1 is 0."""
+    values, paras = key_file(renderer, vendor, "htek-uc926", SAMPLE_KEYS)
+    assert line_key(values, 1) == (KEY_TYPES["line"], "", DEFAULTS["extension"], "0")
+    assert line_key(values, 2) == (KEY_TYPES["blf"], "202", "Anna & <Co>", "0")
+    assert line_key(values, 3) == (KEY_TYPES["speed_dial"], "+390612345678", "Reception", "0")
+    assert line_key(values, 4) == (KEY_TYPES["park"], "701", "Park", "0")
+    assert [paras[p] for p in LINE_KEY_PVALUES[2]] == [
+        "LineKey2_Type",
+        "LineKey2_Value",
+        "LineKey2_Label",
+        "LineKey2_Account",
+    ]
+    # DND and URL keys (positions 5 and 6) have no Htek type: nothing is written for them.
+    assert not set(LINE_KEY_PVALUES[5]) & set(values)
+    assert not [p for p in values if p.startswith("P202")]
+    # The account itself is unchanged.
+    assert values["P35"] == DEFAULTS["extension"]
+
+
+def test_keys_from_the_fifth_on(renderer: Renderer, vendor: VendorSpec) -> None:
+    """UC926: keys 5-8 on the second P-value range, five numbers per key."""
+    values, paras = key_file(
+        renderer,
+        vendor,
+        "htek-uc926",
+        (PhoneKey(5, "blf", "203", "Bruno"), PhoneKey(8, "line", "2", None)),
+        accounts=2,
+    )
+    assert line_key(values, 5) == (KEY_TYPES["blf"], "203", "Bruno", "0")
+    # Line key of account 2: its main extension as the label, account index 1.
+    assert line_key(values, 8) == (KEY_TYPES["line"], "", account_values(2)["extension"], "1")
+    assert paras["P20215"] == "LineKey8_Type"
+
+
+def test_no_keys_writes_no_key(renderer: Renderer, vendor: VendorSpec) -> None:
+    values, paras = key_file(renderer, vendor, "htek-uc926", ())
+    assert not [para for para in paras.values() if para and para.startswith("LineKey")]
+    assert set(values) == SHARED | ACCOUNT
+
+
+def test_free_keys_are_left_alone(renderer: Renderer, vendor: VendorSpec) -> None:
+    """No documented N/A type: only the keys set are written."""
+    _, paras = key_file(renderer, vendor, "htek-uc926", (PhoneKey(2, "blf", "202", "A"),))
+    assert sorted(p for p, para in paras.items() if para and para.startswith("LineKey")) == (
+        sorted(LINE_KEY_PVALUES[2])
+    )
+
+
+def test_label_is_escaped(renderer: Renderer, vendor: VendorSpec) -> None:
+    """XML-escaped: the label arrives exactly and cannot add an element."""
+    evil = 'A & <P34>x</P34> "q"'
+    values, _ = key_file(renderer, vendor, "htek-uc926", (PhoneKey(2, "blf", "202", evil),))
+    assert values["P41401"] == evil
+    assert values["P34"] == DEFAULTS["password"]
+
+
+@pytest.mark.parametrize(("model", "beyond"), [("htek-uc926", 9), ("htek-uc912", 3)])
+def test_key_beyond_the_capacity_never_appears(
+    renderer: Renderer, vendor: VendorSpec, model: str, beyond: int
+) -> None:
+    values, paras = key_file(
+        renderer, vendor, model, (PhoneKey(1, "blf", "202", "A"), PhoneKey(beyond, "blf", "9", "Z"))
+    )
+    assert line_key(values, 1)[0] == KEY_TYPES["blf"]
+    assert "Z" not in values.values()
+    assert [para for para in paras.values() if para and para.startswith("LineKey")] == [
+        "LineKey1_Type",
+        "LineKey1_Value",
+        "LineKey1_Label",
+        "LineKey1_Account",
+    ]
+
+
+def test_no_phone_book(vendor: VendorSpec) -> None:
+    """No Htek document gives the phone book's keys or format: no file, no URL."""
+    assert vendor.phonebook_path(DEFAULTS["mac"]) is None
+    assert not vendor.phonebook_format
+    context = phone_context("htek", "device", model="htek-uc926")
+    assert context["phonebook"]["url"] == ""

@@ -14,7 +14,13 @@ from typing import Any
 import pytest
 
 from provisiond.domain.identify import FileKind, match_path, parse_user_agent
-from tests.phone_context import DEFAULTS, account_values, catalogue_models, phone_context
+from tests.phone_context import (
+    DEFAULTS,
+    SAMPLE_KEYS,
+    account_values,
+    catalogue_models,
+    phone_context,
+)
 from tests.template_checks import assert_no_leftovers, load, render_path, xml_root
 
 MAC = "9cadef123456"
@@ -184,3 +190,34 @@ def test_catalogue() -> None:
     assert len(models) >= 8
     assert all(m.ata for m in models.values() if not m.name.startswith("OBi10"))
     assert models["OBi504vs"].family == "OBi504"
+
+
+# --- Programmable keys and the company phone book (README.md, "Keys and phone book") -------
+
+
+def test_catalogue_keys_of_the_phones() -> None:
+    """The OBi1000 virtual line keys and side cars, as the guide counts them."""
+    models = {m.name: m for m in catalogue_models().values() if m.vendor == "obihai"}
+    counts = {
+        name: (models[name].line_keys, models[name].expansion_modules, models[name].module_keys)
+        for name in ("OBi1062", "OBi1032", "OBi1022", "OBi202")
+    }
+    assert counts == {
+        "OBi1062": (24, 2, 16),
+        "OBi1032": (12, 2, 16),
+        "OBi1022": (10, 0, 0),
+        "OBi202": (0, 0, 0),
+    }
+
+
+@pytest.mark.parametrize("model", ["obihai-obi1062", "obihai-obi202"])
+def test_no_key_and_no_phone_book_is_written(model: str) -> None:
+    """The object holding OBi feature keys is not documented: a user's keys leave the file
+    exactly as it is without them, and there is no phone book file."""
+    vendor = load("obihai")
+    assert (vendor.key_types, vendor.phonebook_format) == ((), "")
+    assert vendor.phonebook_path(MAC) is None
+    context = phone_context("obihai", "device", model=model, mac=MAC, keys=SAMPLE_KEYS)
+    assert (context["keys"], context["phonebook"]["url"]) == ([], "")
+    plain = phone_context("obihai", "device", model=model, mac=MAC)
+    assert render_path("obihai", PATH, context) == render_path("obihai", PATH, plain)

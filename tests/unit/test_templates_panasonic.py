@@ -3,15 +3,25 @@
 from __future__ import annotations
 
 import re
+import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from provisiond.domain.identify import VendorSpec, match_path
+from provisiond.domain.identify import FileKind, VendorSpec, match_path
+from provisiond.domain.keys import PhoneKey
+from provisiond.provisioning.directory import PhonebookEntry
 from provisiond.provisioning.render import Renderer
 from provisiond.provisioning.vendors import load_vendor
-from tests.phone_context import DEFAULTS, account_values, phone_context
+from tests.phone_context import (
+    DEFAULTS,
+    PROVISIONING_BASE_URL,
+    SAMPLE_KEYS,
+    SAMPLE_PHONEBOOK,
+    account_values,
+    phone_context,
+)
 
 ROOT = Path(__file__).resolve().parents[2] / "phone_templates"
 HEADER = b"# Panasonic SIP Phone Standard Format File #\r\n"
@@ -55,6 +65,8 @@ LINE_KEYS = {
     "SIP_TRANSPORT_1",
 }
 PROXY_KEYS = {"SIP_OUTPROXY_ADDR_1", "SIP_OUTPROXY_PORT_1"}
+# The company phone book, in the device file of the XML application models (KX-HDV, KX-TGP600).
+PHONEBOOK_KEYS = {"XMLAPP_ENABLE", "XMLAPP_LDAP_URL"}
 
 
 @pytest.fixture(scope="module")
@@ -118,7 +130,7 @@ def test_device_file_carries_the_account(
 ) -> None:
     """Exactly the shared and line keys, the account under Panasonic's key names."""
     values = render(renderer, vendor, DEVICE_FILE, transport=transport)
-    assert set(values) == SHARED_KEYS | LINE_KEYS
+    assert set(values) == SHARED_KEYS | LINE_KEYS | PHONEBOOK_KEYS
     port = "5061" if transport == "tls" else "5060"
     assert {key: values[key] for key in LINE_KEYS} == {
         "LINE_ENABLE_1": "Enabled",
@@ -143,7 +155,7 @@ def test_disabled_device_line(renderer: Renderer, vendor: VendorSpec) -> None:
 def test_outbound_proxy_only_when_set(renderer: Renderer, vendor: VendorSpec) -> None:
     """The outbound proxy keys appear with a proxy and never empty without one."""
     values = render(renderer, vendor, DEVICE_FILE, outbound_proxy="sbc.example.net")
-    assert set(values) == SHARED_KEYS | LINE_KEYS | PROXY_KEYS
+    assert set(values) == SHARED_KEYS | LINE_KEYS | PHONEBOOK_KEYS | PROXY_KEYS
     assert (values["SIP_OUTPROXY_ADDR_1"], values["SIP_OUTPROXY_PORT_1"]) == (
         "sbc.example.net",
         "5060",
@@ -184,7 +196,7 @@ def test_display_name_cannot_inject_keys(renderer: Renderer, vendor: VendorSpec)
 def test_no_ntp_server_leaves_no_ntp_key(renderer: Renderer, vendor: VendorSpec) -> None:
     """Without an NTP server NTP_ADDR is left out, never empty."""
     values = render(renderer, vendor, DEVICE_FILE, ntp_server="")
-    assert set(values) == (SHARED_KEYS | LINE_KEYS) - {"NTP_ADDR"}
+    assert set(values) == (SHARED_KEYS | LINE_KEYS | PHONEBOOK_KEYS) - {"NTP_ADDR"}
 
 
 def _time(renderer: Renderer, vendor: VendorSpec, timezone: str) -> dict[str, str]:
@@ -253,7 +265,7 @@ def test_device_file_carries_provisioning_credentials(
     renderer: Renderer, vendor: VendorSpec
 ) -> None:
     values = render(renderer, vendor, DEVICE_FILE, mac="0080f0c8c381", prov_password="pQ7-x9")
-    assert set(values) == SHARED_KEYS | LINE_KEYS | CREDENTIAL_KEYS
+    assert set(values) == SHARED_KEYS | LINE_KEYS | PHONEBOOK_KEYS | CREDENTIAL_KEYS
     assert (values["HTTP_AUTH_ID"], values["HTTP_AUTH_PASS"]) == ("0080f0c8c381", "pQ7-x9")
 
 
@@ -317,7 +329,8 @@ def test_every_account_gets_its_line_keys(
     stays the device's own account; nothing beyond the model's count."""
     values = render(renderer, vendor, DEVICE_FILE, model=model, accounts=accounts, transport="tcp")
     line_keys = {f"{key}_{slot}" for key in ACCOUNT_KEYS for slot in range(1, accounts + 1)}
-    assert set(values) == SHARED_KEYS | line_keys
+    phonebook = set() if model.startswith("panasonic-kx-ut") else PHONEBOOK_KEYS
+    assert set(values) == SHARED_KEYS | line_keys | phonebook
     for slot in (2, accounts):
         assert {key: values[key] for key in _account_keys(slot)} == _account_keys(slot)
     assert (values["PHONE_NUMBER_1"], values["SIP_PASS_1"]) == (
@@ -343,4 +356,127 @@ def test_outbound_proxy_for_every_account(renderer: Renderer, vendor: VendorSpec
 def test_single_line_model_has_line_1_only(renderer: Renderer, vendor: VendorSpec) -> None:
     """KX-HDV100 supports one telephone line: the file never names a second one."""
     values = render(renderer, vendor, DEVICE_FILE, model="panasonic-kx-hdv100", accounts=1)
-    assert set(values) == SHARED_KEYS | LINE_KEYS
+    assert set(values) == SHARED_KEYS | LINE_KEYS | PHONEBOOK_KEYS
+
+
+# --- Flexible buttons and the company phone book (README.md, "Keys and phone book") ---
+
+_FLEX = re.compile(r"FLEX_BUTTON_(?:FACILITY_ACT|FACILITY_ARG|LABEL)\d+")
+
+
+def flex_buttons(values: dict[str, str]) -> dict[int, tuple[str, str, str]]:
+    """{button: (facility action, argument, label)}; every button has all three keys."""
+    found = {key for key in values if _FLEX.fullmatch(key)}
+    buttons = {int(re.sub(r"\D", "", key)) for key in found}
+    result = {
+        n: (
+            values[f"FLEX_BUTTON_FACILITY_ACT{n}"],
+            values[f"FLEX_BUTTON_FACILITY_ARG{n}"],
+            values[f"FLEX_BUTTON_LABEL{n}"],
+        )
+        for n in buttons
+    }
+    assert len(found) == 3 * len(result)
+    return result
+
+
+def test_vendor_writes_blf_and_speed_dial_only(vendor: VendorSpec) -> None:
+    assert vendor.key_types == ("blf", "speed_dial")
+
+
+def test_sample_keys_are_flexible_buttons(renderer: Renderer, vendor: VendorSpec) -> None:
+    """The BLF and the speed dial under their button number, labels as given (KEY="value"
+    needs no escaping but a double quote); the other sample types are not written."""
+    values = render(renderer, vendor, DEVICE_FILE, keys=SAMPLE_KEYS)
+    assert flex_buttons(values) == {
+        2: ("X_PANASONIC_IPTEL_BLF", "202", "Anna & <Co>"),
+        3: ("X_PANASONIC_IPTEL_ONETOUCH", "+390612345678", "Reception"),
+    }
+
+
+def test_label_quote_cannot_break_the_line(renderer: Renderer, vendor: VendorSpec) -> None:
+    """A double quote in a label becomes ' (the format cannot carry one); nothing is injected."""
+    keys = (PhoneKey(1, "blf", "202", 'Anna "x" FLEX_BUTTON_LABEL2="y'),)
+    values = render(renderer, vendor, DEVICE_FILE, keys=keys)
+    assert flex_buttons(values) == {
+        1: ("X_PANASONIC_IPTEL_BLF", "202", "Anna 'x' FLEX_BUTTON_LABEL2='y"),
+    }
+
+
+def test_no_keys_no_flexible_buttons(renderer: Renderer, vendor: VendorSpec) -> None:
+    assert flex_buttons(render(renderer, vendor, DEVICE_FILE)) == {}
+
+
+@pytest.mark.parametrize(
+    ("model", "position"),
+    [("panasonic-kx-hdv230", 25), ("panasonic-kx-hdv130", 3), ("panasonic-kx-tgp600", 1)],
+)
+def test_key_beyond_the_model_never_appears(
+    renderer: Renderer, vendor: VendorSpec, model: str, position: int
+) -> None:
+    """The KX-HDV230 has 24 buttons, the KX-HDV130 2, a DECT base none."""
+    keys = (PhoneKey(position, "speed_dial", "100", "Beyond"),)
+    assert flex_buttons(render(renderer, vendor, DEVICE_FILE, model=model, keys=keys)) == {}
+
+
+@pytest.mark.parametrize("model", ["panasonic-kx-hdv230", "panasonic-kx-tgp600"])
+def test_network_phone_book(renderer: Renderer, vendor: VendorSpec, model: str) -> None:
+    """The XML application's network phone book at this device's URL, a name the vendor
+    serves as the phone book."""
+    values = render(renderer, vendor, DEVICE_FILE, model=model)
+    url = f"{PROVISIONING_BASE_URL}phonebook/001565aabbcc.xml"
+    assert {key: values[key] for key in PHONEBOOK_KEYS} == {
+        "XMLAPP_ENABLE": "Y",
+        "XMLAPP_LDAP_URL": url,
+    }
+    (found,) = match_path([vendor], url.removeprefix(PROVISIONING_BASE_URL))
+    assert (found.spec.kind, found.mac) == (FileKind.PHONEBOOK, "001565aabbcc")
+
+
+@pytest.mark.parametrize("model", ["panasonic-kx-ut133", "panasonic-kx-tgp550"])
+def test_no_phone_book_without_the_xml_application(
+    renderer: Renderer, vendor: VendorSpec, model: str
+) -> None:
+    """Models outside the XML Application Developer's Guide are not pointed at it."""
+    assert not PHONEBOOK_KEYS & set(render(renderer, vendor, DEVICE_FILE, model=model))
+
+
+def _phone_book(renderer: Renderer, vendor: VendorSpec, entries: Any) -> ET.Element:
+    (found,) = match_path([vendor], "phonebook/001565aabbcc.xml")
+    context = phone_context("panasonic", "phonebook", phonebook=entries)
+    text = renderer.render("panasonic", found.spec, context).decode("utf-8")
+    for leftover in ("{{", "{%", "{#", "None"):
+        assert leftover not in text
+    return ET.fromstring(text)
+
+
+NS = {"pp": "http://panasonic/sip_phone"}
+
+
+def personnel(root: ET.Element) -> list[tuple[str | None, str | None, list[tuple[str, str]]]]:
+    return [
+        (
+            p.get("id"),
+            p.findtext("pp:Name", namespaces=NS),
+            [(n.get("type", ""), n.text or "") for n in p.findall("pp:PhoneNums/pp:PhoneNum", NS)],
+        )
+        for p in root.findall("pp:Screen/pp:PhoneBook/pp:Personnel", NS)
+    ]
+
+
+def test_phone_book_file(renderer: Renderer, vendor: VendorSpec) -> None:
+    """ppxml PhoneBook: every user by name exactly (&, <, quotes, accents), id from 1, the
+    extension as "ext"; a mobile with "+" is left out (a PhoneNum holds 0-9, # and * only)."""
+    root = _phone_book(renderer, vendor, SAMPLE_PHONEBOOK)
+    assert root.tag == "{http://panasonic/sip_phone}ppxml"
+    assert personnel(root) == [
+        ("1", "Anna Bianchi & <Co>", [("ext", "202")]),
+        ("2", 'Niccolò "Nico" D\'Àmbrosio', [("ext", "203")]),
+        ("3", "Rossi & <Figli>", [("ext", "201")]),
+    ]
+
+
+def test_phone_book_mobile_of_digits(renderer: Renderer, vendor: VendorSpec) -> None:
+    """A mobile of digits only is the contact's second number, type "mobile"."""
+    root = _phone_book(renderer, vendor, (PhonebookEntry("Zeta", "204", "3331234567"),))
+    assert personnel(root) == [("1", "Zeta", [("ext", "204"), ("mobile", "3331234567")])]

@@ -7,12 +7,22 @@ from typing import Any
 
 import pytest
 
-from provisiond.domain.identify import parse_user_agent
-from tests.phone_context import DEFAULTS, account_values, catalogue_models, phone_context
+from provisiond.domain.identify import FileKind, parse_user_agent
+from provisiond.domain.keys import PhoneKey
+from tests.phone_context import (
+    DEFAULTS,
+    SAMPLE_KEYS,
+    SAMPLE_PHONEBOOK,
+    account_values,
+    catalogue,
+    catalogue_models,
+    phone_context,
+)
 from tests.template_checks import (
     assert_no_leftovers,
     load,
     render_path,
+    spec_for,
     xml_root,
 )
 
@@ -109,6 +119,8 @@ def test_user_file(transport: str, proxy: str, credentials: bool) -> None:
     # and only when the device has some.
     if credentials:
         expected |= CREDENTIALS
+    # The phone book is the contact directory, read-only (README.md, "Keys and phone book").
+    expected["dir.local.readonly"] = "1"
     assert attributes(root) == expected
 
 
@@ -368,3 +380,145 @@ def test_user_agents_of_every_family(user_agent: str, model: str, firmware: str)
     assert (info.model, info.firmware, info.mac) == (model, firmware, None)
     families = [m.id for m in catalogue_models().values() if m.family == model]
     assert len(families) == 1
+
+
+# --- Keys and phone book (README.md, "Keys and phone book") -----------------------------------
+
+
+def key_settings(model: str = MODEL, keys: tuple[PhoneKey, ...] = SAMPLE_KEYS) -> dict[str, str]:
+    """The lineKey.* and attendant.* settings of <mac>-user.cfg for a device with `keys`."""
+    context = phone_context("polycom", "device", model=model, keys=keys)
+    text = render_path("polycom", "0004f2aabbcc-user.cfg", context)
+    assert_no_leftovers(text)
+    return {
+        key: value
+        for key, value in attributes(xml_root(text)).items()
+        if key.startswith(("lineKey.", "attendant."))
+    }
+
+
+def test_keys_land_on_documented_settings() -> None:
+    """Line -> category Line (index = registration); BLF and park -> category BLF, index 0, and
+    the next attendant resource ("normal" / "automata") with the label, escaped for XML;
+    speed dial, DND and URL have no line-key category: their positions and every free one of
+    the phone's 12 keys are Unassigned."""
+    expected = {
+        "lineKey.reassignment.enabled": "1",
+        "lineKey.1.category": "Line",
+        "lineKey.1.index": "1",
+        "lineKey.2.category": "BLF",
+        "lineKey.2.index": "0",
+        "lineKey.4.category": "BLF",
+        "lineKey.4.index": "0",
+        "attendant.resourceList.1.address": "202",
+        "attendant.resourceList.1.label": "Anna & <Co>",
+        "attendant.resourceList.1.type": "normal",
+        "attendant.resourceList.2.address": "701",
+        "attendant.resourceList.2.label": "Park",
+        "attendant.resourceList.2.type": "automata",
+    }
+    expected |= {f"lineKey.{p}.category": "Unassigned" for p in (3, 5, 6, *range(7, 13))}
+    assert key_settings() == expected
+    assert load("polycom").key_types == ("line", "blf", "park")
+
+
+def test_no_keys_no_key_settings() -> None:
+    """Without keys the phone keeps its own layout: no lineKey.* or attendant.* at all."""
+    assert key_settings(keys=()) == {}
+
+
+def test_line_key_of_another_account() -> None:
+    """A line key's index is the account's registration (reg.N); a slot the device lacks
+    falls back to the first account (the context's rule)."""
+    key = (PhoneKey(3, "line", "2", None),)
+    two = phone_context("polycom", "device", model=MODEL, accounts=2, keys=key)
+    settings = attributes(xml_root(render_path("polycom", "0004f2aabbcc-user.cfg", two)))
+    assert (settings["lineKey.3.category"], settings["lineKey.3.index"]) == ("Line", "2")
+    assert settings["reg.2.address"] == account_values(2)["extension"]
+    alone = key_settings(keys=key)
+    assert (alone["lineKey.3.category"], alone["lineKey.3.index"]) == ("Line", "1")
+
+
+def test_park_key_without_orbit_is_unassigned() -> None:
+    settings = key_settings(keys=(PhoneKey(1, "park", "", None), PhoneKey(2, "blf", "202", "A")))
+    assert settings["lineKey.1.category"] == "Unassigned"
+    assert "lineKey.1.index" not in settings
+    assert settings["attendant.resourceList.1.address"] == "202"
+    assert not any(key.startswith("attendant.resourceList.2.") for key in settings)
+
+
+def test_keys_beyond_the_model_never_appear() -> None:
+    """VVX 201: two keys, no modules; the keys at positions 3..6 are not written."""
+    settings = key_settings("polycom-vvx-201")
+    assert {k for k in settings if k.startswith("lineKey.")} == {
+        "lineKey.reassignment.enabled",
+        "lineKey.1.category",
+        "lineKey.1.index",
+        "lineKey.2.category",
+        "lineKey.2.index",
+    }
+    assert settings["attendant.resourceList.1.address"] == "202"
+    assert not any(key.startswith("attendant.resourceList.2.") for key in settings)
+
+
+@pytest.mark.parametrize(
+    ("model", "module_keys"), [("polycom-vvx-400", 84), ("polycom-spip-650", 14)]
+)
+def test_expansion_module_keys_continue_the_numbering(model: str, module_keys: int) -> None:
+    """lineKey.N counts the phone's keys, then each module's: the first key of module 1 is
+    line_keys + 1, the last of module 3 the model's capacity; one more is never written."""
+    info = catalogue()[model]
+    assert (info.expansion_modules, info.module_keys) == (3, module_keys)
+    first, last = info.line_keys + 1, info.line_keys + 3 * module_keys
+    keys = (
+        PhoneKey(first, "blf", "202", "Anna"),
+        PhoneKey(last, "park", "701", None),
+        PhoneKey(last + 1, "blf", "203", "Beyond"),
+    )
+    settings = key_settings(model, keys)
+    assert settings[f"lineKey.{first}.category"] == "BLF"
+    assert settings[f"lineKey.{last}.category"] == "BLF"
+    assert f"lineKey.{last + 1}.category" not in settings
+    assert settings["attendant.resourceList.2.type"] == "automata"
+    assert "attendant.resourceList.3.address" not in settings
+    # Free keys are the phone's own only.
+    assert settings["lineKey.1.category"] == "Unassigned"
+    assert f"lineKey.{first + 1}.category" not in settings
+
+
+def test_phonebook_is_the_contact_directory() -> None:
+    """The phone asks for <MAC>-directory.xml itself: that name is the phone book (no URL
+    key); the device file makes the directory read-only."""
+    vendor = load("polycom")
+    assert vendor.phonebook_path("0004f2aabbcc") == "0004f2aabbcc-directory.xml"
+    for name in ("0004f2aabbcc-directory.xml", "0004F2AABBCC-directory.xml"):
+        assert spec_for("polycom", name).kind is FileKind.PHONEBOOK
+    context = phone_context("polycom", "device", model=MODEL, mac="0004f2aabbcc")
+    assert context["phonebook"]["url"] == "http://192.0.2.10:8080/0004f2aabbcc-directory.xml"
+    settings = attributes(xml_root(render_path("polycom", "0004f2aabbcc-user.cfg", context)))
+    assert settings["dir.local.readonly"] == "1"
+
+
+def test_phonebook_file_lists_every_entry() -> None:
+    """<directory><item_list><item>: the whole name in <fn> and <lb>, one number per <ct>;
+    a mobile is an item of its own, "<name> (mobile)". Names come back exactly."""
+    context = phone_context("polycom", "phonebook", phonebook=SAMPLE_PHONEBOOK)
+    text = render_path("polycom", "0004f2aabbcc-directory.xml", context)
+    assert_no_leftovers(text)
+    root = xml_root(text)
+    assert root.tag == "directory"
+    items = [
+        (item.findtext("fn"), item.findtext("lb"), item.findtext("ct"))
+        for item in root.findall("./item_list/item")
+    ]
+    assert items == [
+        ("Anna Bianchi & <Co>", "Anna Bianchi & <Co>", "202"),
+        ("Anna Bianchi & <Co> (mobile)", "Anna Bianchi & <Co> (mobile)", "+393331234567"),
+        ('Niccolò "Nico" D\'Àmbrosio', 'Niccolò "Nico" D\'Àmbrosio', "203"),
+        ("Rossi & <Figli>", "Rossi & <Figli>", "201"),
+    ]
+    assert "sd" not in {child.tag for item in root.iter("item") for child in item}
+    empty = render_path(
+        "polycom", "0004f2aabbcc-directory.xml", phone_context("polycom", "phonebook")
+    )
+    assert xml_root(empty).findall("./item_list/item") == []

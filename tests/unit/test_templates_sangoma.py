@@ -11,8 +11,15 @@ import pytest
 
 from provisiond.domain.identify import FileKind
 from tests import identify_cases as cases
-from tests.phone_context import DEFAULTS, account_values, catalogue, phone_context
-from tests.template_checks import assert_no_leftovers, render_path
+from tests.phone_context import (
+    DEFAULTS,
+    SAMPLE_KEYS,
+    SAMPLE_PHONEBOOK,
+    account_values,
+    catalogue,
+    phone_context,
+)
+from tests.template_checks import assert_no_leftovers, load, render_path, spec_for
 
 VENDOR = "sangoma"
 DEVICE_FILE = "001565aabbcc.cfg"
@@ -151,3 +158,85 @@ NOT_SANGOMA = ["000000000000.cfg", "000fd3aabbc.cfg", "000fd3aabbcc.xml", "cfg00
 )
 def test_identification(check: Callable[[], None]) -> None:
     check()
+
+
+# --- Keys and phone book (README.md, "Keys and phone book") -----------------------------------
+
+PHONEBOOK_FILE = "phonebook/001565aabbcc.xml"
+
+
+def test_device_file_loads_the_phone_book() -> None:
+    """One <contacts url=...> naming this device's phone book file (shared: no credentials,
+    even when the device has some for its configuration file)."""
+    for options in ({}, {"prov_password": "p@ss"}):
+        (contacts,) = render(**options).findall("./contacts")
+        assert contacts.attrib == {"url": f"http://192.0.2.10:8080/{PHONEBOOK_FILE}"}
+    assert load(VENDOR).phonebook_path(DEFAULTS["mac"]) == PHONEBOOK_FILE
+    for name in (PHONEBOOK_FILE, "phonebook/001565AABBCC.xml"):
+        assert spec_for(VENDOR, name).kind is FileKind.PHONEBOOK
+
+
+@pytest.mark.parametrize("model", ["sangoma-d65", "sangoma-p330", "sangoma-d40"])
+def test_no_key_is_written(model: str) -> None:
+    """No key type is written (BLF / Rapid Dial keys live in separate per-phone sheets): a
+    device with keys gets exactly the file of a device without."""
+    assert load(VENDOR).key_types == ()
+    with_keys = phone_context(VENDOR, "device", model=model, keys=SAMPLE_KEYS)
+    without = phone_context(VENDOR, "device", model=model)
+    assert with_keys["keys"] == []
+    assert with_keys["free_keys"] == []
+    assert render_path(VENDOR, DEVICE_FILE, with_keys) == render_path(VENDOR, DEVICE_FILE, without)
+
+
+def phonebook_root(title: str | None = None) -> ET.Element:
+    context = phone_context(VENDOR, "phonebook", phonebook=SAMPLE_PHONEBOOK)
+    if title is not None:
+        context["phonebook"]["title"] = title
+    text = render_path(VENDOR, PHONEBOOK_FILE, context)
+    assert_no_leftovers(text)
+    root = ET.fromstring(text.encode("utf-8"))
+    assert root.tag == "phonebooks"
+    return root
+
+
+def test_phonebook_file_lists_every_entry() -> None:
+    """<phonebooks><contacts group_name editable="0"><contact first_name><numbers>: the
+    extension is the primary number, the mobile a second number of the same contact."""
+    (group,) = phonebook_root().findall("./contacts")
+    assert group.attrib == {"group_name": "Directory", "editable": "0"}
+    found = [
+        (
+            contact.get("first_name"),
+            contact.get("contact_type"),
+            [dict(n.attrib) for n in contact.findall("./numbers/number")],
+        )
+        for contact in group.findall("./contact")
+    ]
+    assert found == [
+        (
+            "Anna Bianchi & <Co>",
+            "sip",
+            [
+                {"dial": "202", "label": "Extension", "primary": "1"},
+                {"dial": "+393331234567", "label": "Mobile"},
+            ],
+        ),
+        (
+            'Niccolò "Nico" D\'Àmbrosio',
+            "sip",
+            [{"dial": "203", "label": "Extension", "primary": "1"}],
+        ),
+        ("Rossi & <Figli>", "sip", [{"dial": "201", "label": "Extension", "primary": "1"}]),
+    ]
+
+
+def test_phonebook_title_is_escaped() -> None:
+    """The title is the contacts group's name: administrator text, escaped and on one line."""
+    (group,) = phonebook_root('Rubrica "Sede" & <Filiali>\nà').findall("./contacts")
+    assert group.get("group_name") == 'Rubrica "Sede" & <Filiali>à'
+
+
+def test_empty_phonebook_still_parses() -> None:
+    text = render_path(VENDOR, PHONEBOOK_FILE, phone_context(VENDOR, "phonebook"))
+    (group,) = ET.fromstring(text.encode("utf-8")).findall("./contacts")
+    assert group.findall("./contact") == []

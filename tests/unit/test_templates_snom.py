@@ -4,12 +4,22 @@ from __future__ import annotations
 
 import pytest
 
-from tests.phone_context import DEFAULTS, PROVISIONING_BASE_URL, account_values, phone_context
+from provisiond.domain.identify import FileKind
+from provisiond.domain.keys import PhoneKey
+from tests.phone_context import (
+    DEFAULTS,
+    PROVISIONING_BASE_URL,
+    SAMPLE_KEYS,
+    SAMPLE_PHONEBOOK,
+    account_values,
+    phone_context,
+)
 from tests.template_checks import (
     TEMPLATES_ROOT,
     assert_no_leftovers,
     load,
     render_path,
+    spec_for,
     xml_root,
 )
 
@@ -83,6 +93,8 @@ def test_device_file(transport: str, proxy: str, firmware_url: str) -> None:
         "user_outbound[1]": f"{proxy}:{port};transport={transport}" if proxy else "",
         "user_idle_text[1]": DEFAULTS["cli"],
         "setting_server": f"{PROVISIONING_BASE_URL}snomD785-000413922D24.htm",
+        # The Directory key opens the company phone book of this device.
+        "dkey_directory": f"url {PROVISIONING_BASE_URL}phonebook/000413922d24.xml",
         **expected_settings(firmware_url),
     }
 
@@ -230,3 +242,108 @@ def test_m_series_base_gives_identity_n_to_handset_n(slot: int) -> None:
     assert settings[f"subscr_sip_hs_idx[{slot}]"] == str(slot)
     assert not any(key.startswith("user_idle_text") for key in settings)
     assert settings["setting_server"] == f"{PROVISIONING_BASE_URL}snomM700-000413922D24.htm"
+
+
+# --- Function keys and the company phone book (README.md, "Keys and phone book") ---
+
+
+def function_keys(text: str) -> dict[int, tuple[str, str, str]]:
+    """<settings><functionKeys><fkey> as {idx: (context, label, value)}, each idx once."""
+    root = xml_root(text)
+    keys: dict[int, tuple[str, str, str]] = {}
+    for block in root.findall("functionKeys"):
+        for fkey in block.findall("fkey"):
+            assert fkey.attrib["perm"] == "R"
+            idx = int(fkey.attrib["idx"])
+            assert idx not in keys, idx
+            keys[idx] = (fkey.attrib["context"], fkey.attrib["label"], fkey.text or "")
+    return keys
+
+
+def _keys_file(keys: tuple[PhoneKey, ...], model: str = MODEL, accounts: int = 1) -> str:
+    context = phone_context(
+        "snom", "device", model=model, mac="000413922d24", keys=keys, accounts=accounts
+    )
+    path = f"snom{context['model']['family']}-000413922D24.htm"
+    text = render_path("snom", path, context)
+    assert_no_leftovers(text)
+    return text
+
+
+def test_sample_keys_are_function_keys() -> None:
+    """Each sample key under fkey idx = position - 1, in Snom's value syntax; the D785's other
+    keys become "none" so a key the admin removed disappears."""
+    text = _keys_file(SAMPLE_KEYS)
+    registrar = DEFAULTS["registrar"]
+    assert function_keys(text) == {
+        0: ("1", DEFAULTS["extension"], "line"),
+        1: ("1", "Anna & <Co>", f"blf sip:202@{registrar}"),
+        2: ("1", "Reception", "speed +390612345678"),
+        3: ("1", "Park", "orbit 701"),
+        4: ("1", "DND", "keyevent F_DND"),
+        5: ("1", "Intranet", "url https://intranet.example.net/a?b=1&c=2"),
+        **dict.fromkeys(range(6, 12), ("active", "", "none")),
+    }
+    # The label and the URL are XML-escaped in the file itself.
+    assert 'label="Anna &amp; &lt;Co&gt;"' in text
+    assert "a?b=1&amp;c=2</fkey>" in text
+
+
+def test_line_key_of_a_further_account_and_park_without_orbit() -> None:
+    """A line key's context is its account slot; a park key without an orbit is bare."""
+    keys = (PhoneKey(1, "line", "2", None), PhoneKey(2, "park", "", "Parcheggio"))
+    found = function_keys(_keys_file(keys, accounts=2))
+    assert found[0] == ("2", account_values(2)["extension"], "line")
+    assert found[1] == ("1", "Parcheggio", "orbit")
+
+
+def test_no_keys_no_function_keys() -> None:
+    """Without keys the phone keeps its own: no <functionKeys> at all."""
+    assert xml_root(_keys_file(())).find("functionKeys") is None
+
+
+def test_key_beyond_the_model_never_appears() -> None:
+    """The D785 has 12 keys (no module keys in the catalogue): position 13 is not written."""
+    keys = (PhoneKey(1, "speed_dial", "100", "A"), PhoneKey(13, "blf", "202", "Anna"))
+    found = function_keys(_keys_file(keys))
+    assert set(found) == set(range(12))
+    assert found[0] == ("1", "A", "speed 100")
+    only_beyond = _keys_file((PhoneKey(13, "blf", "202", "Anna"),))
+    assert xml_root(only_beyond).find("functionKeys") is None
+
+
+def test_models_without_keys_get_none() -> None:
+    """An M-series base has no function keys and no Directory key."""
+    text = _keys_file(SAMPLE_KEYS, model="snom-m700")
+    assert xml_root(text).find("functionKeys") is None
+    assert "dkey_directory" not in phone_settings(text)
+
+
+def test_directory_key_opens_this_devices_phone_book() -> None:
+    """dkey_directory = "url <phone book URL>", a name the vendor serves as the phone book."""
+    settings = phone_settings(_keys_file(()))
+    url = f"{PROVISIONING_BASE_URL}phonebook/000413922d24.xml"
+    assert settings["dkey_directory"] == f"url {url}"
+    path = url.removeprefix(PROVISIONING_BASE_URL)
+    assert spec_for("snom", path).kind is FileKind.PHONEBOOK
+    assert load("snom").phonebook_path("000413922d24") == path
+
+
+def test_phone_book_file() -> None:
+    """SnomIPPhoneDirectory: the title, every user with the extension, a mobile as a second
+    entry "<name> (mobile)"; names exactly as given (&, <, quotes, accents)."""
+    context = phone_context("snom", "phonebook", phonebook=SAMPLE_PHONEBOOK)
+    text = render_path("snom", "phonebook/000413922d24.xml", context)
+    assert_no_leftovers(text)
+    root = xml_root(text)
+    assert root.tag == "SnomIPPhoneDirectory"
+    assert root.findtext("Title") == "Directory"
+    entries = [
+        (e.findtext("Name"), e.findtext("Telephone")) for e in root.findall("DirectoryEntry")
+    ]
+    assert entries == [
+        ("Anna Bianchi & <Co>", "202"),
+        ("Anna Bianchi & <Co> (mobile)", "+393331234567"),
+        ('Niccolò "Nico" D\'Àmbrosio', "203"),
+        ("Rossi & <Figli>", "201"),
+    ]

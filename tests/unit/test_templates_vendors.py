@@ -46,41 +46,64 @@ FACTS: dict[str, VendorFacts] = {
         "check-sync",
         "check-sync;reboot=true",
         (66, 43),
-        ("00085D237429.cfg", "aastra.cfg", "startup.cfg", "6731i.cfg"),
+        (
+            "00085D237429.cfg",
+            "aastra.cfg",
+            "startup.cfg",
+            "6731i.cfg",
+            "phonebook/00085d237429.csv",
+        ),
     ),
     "cisco_sep": VendorFacts(
         # Most SEP phones take service-control; the action travels in the body.
         "service-control",
         "service-control",
         (150, 66),
-        ("SIPDefault.cnf", "SIP00562B043615.cnf", "SEP00562B043615.cnf.xml", "XMLDefault.cnf.xml"),
+        (
+            "SIPDefault.cnf",
+            "SIP00562B043615.cnf",
+            "SEP00562B043615.cnf.xml",
+            "XMLDefault.cnf.xml",
+            "phonebook/00562b043615.xml",
+        ),
         user_agents=False,
     ),
     "cisco_spa": VendorFacts(
         "resync",
         "reboot_now",
         (66, 150),
-        ("spa508G.cfg", "8841-3PCC.xml", "0002FDFF2103.xml"),
+        ("spa508G.cfg", "8841-3PCC.xml", "0002FDFF2103.xml", "phonebook/0002fdff2103.xml"),
     ),
     "fanvil": VendorFacts(
         "check-sync",
         "check-sync;reboot=true",
         (66, 43),
-        ("001565aabbcc.cfg", "f0X4hw1.100.cfg", "F0V00X300000.cfg", "X6U.cfg"),
+        (
+            "001565aabbcc.cfg",
+            "f0X4hw1.100.cfg",
+            "F0V00X300000.cfg",
+            "X6U.cfg",
+            "phonebook/001565aabbcc.xml",
+        ),
     ),
     "gigaset": VendorFacts(
         # Resync re-reads the file without a reboot.
         "check-sync;reboot=false",
         "check-sync;reboot=true",
         (114, 66),
-        ("7C2F80E0D605.xml",),
+        ("7C2F80E0D605.xml", "phonebook/7c2f80e0d605.xml"),
     ),
     "grandstream": VendorFacts(
         # The resync must never reboot the phone.
         "resync",
         "check-sync;reboot=true",
         (66, 43),
-        ("cfg000b828aa872.xml", "cfg.xml", "cfggxp2135.xml"),
+        (
+            "cfg000b828aa872.xml",
+            "cfg.xml",
+            "cfggxp2135.xml",
+            "phonebook/000b828aa872/phonebook.xml",
+        ),
     ),
     "htek": VendorFacts(
         "check-sync",
@@ -99,26 +122,43 @@ FACTS: dict[str, VendorFacts] = {
         "check-sync",
         "check-sync;reboot=true",
         (66, 160),
-        ("KX-HDV230NE.cfg", "Config001565AABBCC.cfg", "ConfigKX-HDV230.cfg", "ConfigCom.cfg"),
+        (
+            "KX-HDV230NE.cfg",
+            "Config001565AABBCC.cfg",
+            "ConfigKX-HDV230.cfg",
+            "ConfigCom.cfg",
+            "phonebook/001565aabbcc.xml",
+        ),
     ),
     "polycom": VendorFacts(
         "check-sync",
         "check-sync;reboot=true",
         (66, 160),
-        ("0004F2AABBCC.cfg", "000000000000.cfg", "0004F2AABBCC-user.cfg", "common.cfg"),
+        (
+            "0004F2AABBCC.cfg",
+            "000000000000.cfg",
+            "0004F2AABBCC-user.cfg",
+            "common.cfg",
+            "0004F2AABBCC-directory.xml",
+        ),
     ),
     "sangoma": VendorFacts(
         # check-sync always restarts the phone (enable_check_sync): no resync event.
         "",
         "check-sync",
         (66,),
-        ("000fd3aabbcc.cfg",),
+        ("000fd3aabbcc.cfg", "phonebook/000fd3aabbcc.xml"),
     ),
     "snom": VendorFacts(
         "check-sync;reboot=false",
         "check-sync;reboot=true",
         (66,),
-        ("snomD785.htm", "snomD785-000413922D24.htm", "snomD785-firmware.xml"),
+        (
+            "snomD785.htm",
+            "snomD785-000413922D24.htm",
+            "snomD785-firmware.xml",
+            "phonebook/000413922d24.xml",
+        ),
     ),
     "yealink": VendorFacts(
         # Re-read without reboot (sip.notify_reboot_enable = 0) vs reboot.
@@ -131,6 +171,7 @@ FACTS: dict[str, VendorFacts] = {
             "y000000000000.cfg",
             "y000000000066.cfg",
             "001565aabbcc.cfg",
+            "phonebook/001565aabbcc.xml",
         ),
     ),
 }

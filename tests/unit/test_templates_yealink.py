@@ -1,15 +1,22 @@
-"""Yealink templates: boot files, common files and the per-MAC account file."""
+"""Yealink templates: boot files, common files, the per-MAC account file (with the keys) and
+the phone book file."""
 
 from __future__ import annotations
 
+import xml.etree.ElementTree as ET
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
 
 from provisiond.domain.identify import match_path, parse_user_agent
+from provisiond.domain.keys import PhoneKey
+from provisiond.provisioning.directory import PhonebookEntry
 from tests.phone_context import (
     DEFAULTS,
     PROVISIONING_BASE_URL,
+    SAMPLE_KEYS,
+    SAMPLE_PHONEBOOK,
     account_values,
     catalogue,
     phone_context,
@@ -19,6 +26,7 @@ from tests.template_checks import (
     assert_no_leftovers,
     parse_key_values,
     render_path,
+    xml_root,
 )
 
 MODEL = "yealink-t46s"
@@ -45,6 +53,15 @@ TIME_KEYS = (
     "local_time.offset_time",
     "local_time.time_zone_name",
 )
+
+
+# The company phone book in every desk/conference phone's <mac>.cfg (platform defaults: the
+# title "Directory", a refresh every 3600 s).
+PHONEBOOK_KEYS = {
+    "remote_phonebook.data.1.url": f"{PROVISIONING_BASE_URL}phonebook/{DEFAULTS['mac']}.xml",
+    "remote_phonebook.data.1.name": "Directory",
+    "features.remote_phonebook.flash_time": "3600",
+}
 
 
 def expected_settings(firmware_url: str) -> dict[str, str]:
@@ -90,6 +107,7 @@ def test_device_file(transport: str, proxy: str, firmware_url: str) -> None:
         "account.1.sip_server.1.transport_type": TRANSPORT_TYPES[transport],
         "account.1.outbound_proxy_enable": "1" if proxy else "0",
         **expected_settings(firmware_url),
+        **PHONEBOOK_KEYS,
     }
     if proxy:
         expected["account.1.outbound_proxy.1.address"] = proxy
@@ -379,3 +397,205 @@ def test_one_to_three_digit_family_files(path: str, family: str) -> None:
     (match,) = match_path((vendors()["yealink"],), path)
     assert match.family == family
     assert [m for m in catalogue().values() if m.vendor == "yealink" and m.family == family]
+
+
+# --- Programmable keys and the company phone book (README.md, "Keys and phone book") ------
+
+
+def key_file(model: str, keys: Sequence[PhoneKey], **options: Any) -> dict[str, str]:
+    """The keys of the device file of `model` for a device with `keys`."""
+    context = phone_context("yealink", "device", model=model, keys=keys, **options)
+    text = render_path("yealink", "001565aabbcc.cfg", context)
+    assert_no_leftovers(text)
+    return parse_key_values(text, "=")
+
+
+def key_settings(keys: dict[str, str]) -> dict[str, str]:
+    """Only the key settings: linekey.* and expansion_module.*."""
+    return {k: v for k, v in keys.items() if k.startswith(("linekey.", "expansion_module."))}
+
+
+def test_sample_keys_on_the_line_keys() -> None:
+    """Each sample key under linekey.N with the documented type code and the account."""
+    keys = key_settings(key_file(MODEL, SAMPLE_KEYS))
+    assert keys == {
+        # Line 1: the user's main extension as the label, no value.
+        "linekey.1.type": "15",
+        "linekey.1.line": "1",
+        "linekey.1.label": DEFAULTS["extension"],
+        "linekey.2.type": "16",
+        "linekey.2.line": "1",
+        "linekey.2.value": "202",
+        "linekey.2.label": "Anna & <Co>",
+        "linekey.3.type": "13",
+        "linekey.3.line": "1",
+        "linekey.3.value": "+390612345678",
+        "linekey.3.label": "Reception",
+        "linekey.4.type": "10",
+        "linekey.4.line": "1",
+        "linekey.4.value": "701",
+        "linekey.4.label": "Park",
+        "linekey.5.type": "5",
+        "linekey.5.line": "1",
+        "linekey.5.label": "DND",
+        "linekey.6.type": "17",
+        "linekey.6.line": "1",
+        "linekey.6.value": "https://intranet.example.net/a?b=1&c=2",
+        "linekey.6.label": "Intranet",
+        # The T46S's other own keys (10) become N/A: a key the admin removed disappears.
+        **{f"linekey.{n}.type": "0" for n in range(7, 11)},
+    }
+
+
+def test_no_keys_writes_no_key_setting() -> None:
+    """Without keys the phone keeps its own: not even N/A is written."""
+    assert key_settings(key_file(MODEL, ())) == {}
+
+
+def test_line_key_of_a_second_account() -> None:
+    keys = key_file(MODEL, (PhoneKey(1, "line", "2", "Mobile"),), accounts=2)
+    assert (keys["linekey.1.type"], keys["linekey.1.line"]) == ("15", "2")
+    assert keys["linekey.1.label"] == "Mobile"
+    assert "linekey.1.value" not in keys
+
+
+def test_park_key_without_orbit_writes_no_value() -> None:
+    keys = key_file(MODEL, (PhoneKey(2, "park", "", None),))
+    assert (keys["linekey.2.type"], keys["linekey.2.label"]) == ("10", "Park")
+    assert "linekey.2.value" not in keys
+    assert keys["linekey.1.type"] == "0"
+
+
+def test_label_cannot_inject_a_setting() -> None:
+    """A label is one value on one line: a line break cannot add a setting."""
+    evil = "Anna\nlinekey.9.type = 16\r\naccount.1.password = x"
+    keys = key_file(MODEL, (PhoneKey(2, "blf", "202", evil),))
+    assert keys["linekey.2.label"] == "Annalinekey.9.type = 16account.1.password = x"
+    assert keys["linekey.9.type"] == "0"
+    assert keys["account.1.password"] == DEFAULTS["password"]
+
+
+def test_expansion_module_keys() -> None:
+    """T46S: 10 own keys, then each EXP40 module's 40 keys (positions 11-50, 51-90, ...)."""
+    info = catalogue()[MODEL]
+    assert (info.line_keys, info.expansion_modules, info.module_keys) == (10, 6, 40)
+    keys = key_file(
+        MODEL,
+        (
+            PhoneKey(11, "blf", "202", "Anna"),
+            PhoneKey(50, "speed_dial", "0612345678", "Reception"),
+            PhoneKey(51, "park", "701", None),
+            PhoneKey(250, "dnd", "", None),  # the last key of the sixth module
+        ),
+    )
+    assert {k: v for k, v in keys.items() if k.startswith("expansion_module.")} == {
+        "expansion_module.1.key.1.type": "16",
+        "expansion_module.1.key.1.line": "1",
+        "expansion_module.1.key.1.value": "202",
+        "expansion_module.1.key.1.label": "Anna",
+        "expansion_module.1.key.40.type": "13",
+        "expansion_module.1.key.40.line": "1",
+        "expansion_module.1.key.40.value": "0612345678",
+        "expansion_module.1.key.40.label": "Reception",
+        "expansion_module.2.key.1.type": "10",
+        "expansion_module.2.key.1.line": "1",
+        "expansion_module.2.key.1.value": "701",
+        "expansion_module.2.key.1.label": "Park",
+        "expansion_module.6.key.40.type": "5",
+        "expansion_module.6.key.40.line": "1",
+        "expansion_module.6.key.40.label": "DND",
+    }
+    # Module keys are no own keys: all ten own keys are free (N/A).
+    assert {k: v for k, v in keys.items() if k.startswith("linekey.")} == {
+        f"linekey.{n}.type": "0" for n in range(1, 11)
+    }
+
+
+@pytest.mark.parametrize(
+    ("model", "beyond"),
+    [
+        ("yealink-t46s", 251),  # 10 + 6 x 40
+        ("yealink-t41s", 7),  # 6 own keys, no module (the guide lists no ext keys for it)
+        ("yealink-t54w", 191),  # 10 + 3 x 60 (EXP50)
+    ],
+)
+def test_key_beyond_the_capacity_never_appears(model: str, beyond: int) -> None:
+    info = catalogue()[model]
+    assert info.line_keys + info.expansion_modules * info.module_keys == beyond - 1
+    keys = key_file(model, (PhoneKey(2, "blf", "202", "Anna"), PhoneKey(beyond, "dnd", "", "X")))
+    assert keys["linekey.2.type"] == "16"
+    assert not [k for k in keys if k.startswith("expansion_module.")]
+    assert "X" not in keys.values()
+
+
+def test_t29g_module_key_21_is_skipped() -> None:
+    """T27/T29 modules: ext key 21 cannot be configured (the guide's Y = 1-20, 22-40)."""
+    keys = key_file(
+        "yealink-t29g",
+        (PhoneKey(31, "blf", "202", "Anna"), PhoneKey(32, "blf", "203", "Bruno")),
+    )
+    assert not [k for k in keys if k.startswith("expansion_module.1.key.21.")]
+    assert keys["expansion_module.1.key.22.value"] == "203"
+
+
+def test_first_generation_gets_no_n_a_keys() -> None:
+    """T2xP (firmware 70-73): the keys set, but the free ones are left alone."""
+    keys = key_settings(key_file("yealink-t22p", (PhoneKey(2, "blf", "202", "Anna"),)))
+    assert keys == {
+        "linekey.2.type": "16",
+        "linekey.2.line": "1",
+        "linekey.2.value": "202",
+        "linekey.2.label": "Anna",
+    }
+
+
+@pytest.mark.parametrize("model", ["yealink-cp920", "yealink-w80b"])
+def test_models_without_line_keys_get_no_keys(model: str) -> None:
+    assert catalogue()[model].line_keys == 0
+    assert key_settings(key_file(model, SAMPLE_KEYS)) == {}
+
+
+def test_phone_book_keys() -> None:
+    """Desk and conference phones point at their phone book file; DECT bases do not (no
+    document found for them)."""
+    for model in (MODEL, "yealink-cp920", "yealink-t22p"):
+        keys = key_file(model, ())
+        assert {k: keys[k] for k in PHONEBOOK_KEYS} == PHONEBOOK_KEYS
+    dect = key_file("yealink-w80b", ())
+    assert not [k for k in dect if "phonebook" in k]
+    # The URL is a file of this vendor, for this very MAC.
+    (match,) = match_path((vendors()["yealink"],), f"phonebook/{DEFAULTS['mac']}.xml")
+    assert match.spec.kind == "phonebook"
+    assert match.mac == DEFAULTS["mac"]
+
+
+def phone_book(entries: Sequence[PhonebookEntry]) -> ET.Element:
+    text = render_path(
+        "yealink",
+        f"phonebook/{DEFAULTS['mac']}.xml",
+        phone_context("yealink", "phonebook", phonebook=entries),
+    )
+    assert_no_leftovers(text)
+    assert text.startswith('<?xml version="1.0" encoding="UTF-8"?>\n')
+    return xml_root(text)
+
+
+def test_phone_book_file() -> None:
+    """Every name exactly (accents, &, <, quotes), its extension, then its mobile."""
+    root = phone_book(SAMPLE_PHONEBOOK)
+    assert root.tag == "YealinkIPPhoneDirectory"
+    entries = [
+        (entry.findtext("Name"), [t.text for t in entry.findall("Telephone")])
+        for entry in root.findall("DirectoryEntry")
+    ]
+    assert entries == [
+        ("Anna Bianchi & <Co>", ["202", "+393331234567"]),
+        ('Niccolò "Nico" D\'Àmbrosio', ["203"]),
+        ("Rossi & <Figli>", ["201"]),
+    ]
+    assert len(root) == len(SAMPLE_PHONEBOOK)
+
+
+def test_empty_phone_book_file_parses() -> None:
+    root = phone_book(())
+    assert (root.tag, len(root)) == ("YealinkIPPhoneDirectory", 0)
