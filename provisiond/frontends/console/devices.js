@@ -17,6 +17,7 @@ import {
 } from "./accounts.js";
 import { api, ApiError, withQuery } from "./api.js";
 import { byId, clear, debounce, formatTime, h, say } from "./dom.js";
+import { keysRow, keysShown, keysToggle, resetKeys } from "./keys.js";
 import { ensureDevices, modelName, state } from "./state.js";
 import { applyUserUpdate } from "./userform.js";
 
@@ -59,6 +60,7 @@ export function showDevicesFor(user) {
   byId("new-model").value = "";
   clearCreateErrors();
   expanded.clear();
+  resetKeys();
   state.devices.clear();
   if (user) renderDevices();
 }
@@ -91,6 +93,7 @@ export function renderDevices() {
     }
     rows.append(deviceRow(user, line.device));
     if (expanded.has(line.device.id) && isMultiAccount(line.device)) rows.append(accountsRow(line.device));
+    if (keysShown(line.device.id)) rows.append(keysRow(line.device));
   }
   byId("no-devices").hidden = lines.length > 0;
   byId("device-table").hidden = lines.length === 0;
@@ -123,6 +126,7 @@ function deviceRow(user, device) {
       device.label ? h("span", { class: "sub", text: device.label }) : null,
       extra > 0 ? h("span", { class: "sub", text: `+ ${extra} account${extra === 1 ? "" : "s"}` }) : null,
       isMultiAccount(device) ? accountsToggle(device) : null,
+      keysToggle(device),
     ),
     h("td", {}, modelName(device.model)),
     h("td", { class: "mac" }, device.mac),
