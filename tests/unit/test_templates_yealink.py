@@ -442,8 +442,8 @@ def test_sample_keys_on_the_line_keys() -> None:
         "linekey.6.line": "1",
         "linekey.6.value": "https://intranet.example.net/a?b=1&c=2",
         "linekey.6.label": "Intranet",
-        # The T46S's other own keys (10) become N/A: a key the admin removed disappears.
-        **{f"linekey.{n}.type": "0" for n in range(7, 11)},
+        # The T46S's other own keys (27) become N/A: a key the admin removed disappears.
+        **{f"linekey.{n}.type": "0" for n in range(7, 28)},
     }
 
 
@@ -476,16 +476,17 @@ def test_label_cannot_inject_a_setting() -> None:
 
 
 def test_expansion_module_keys() -> None:
-    """T46S: 10 own keys, then each EXP40 module's 40 keys (positions 11-50, 51-90, ...)."""
+    """T46S: 27 own keys (linekey.1-27), then each EXP40 module's 40 keys (positions 28-67,
+    68-107, ...)."""
     info = catalogue()[MODEL]
-    assert (info.line_keys, info.expansion_modules, info.module_keys) == (10, 6, 40)
+    assert (info.line_keys, info.expansion_modules, info.module_keys) == (27, 6, 40)
     keys = key_file(
         MODEL,
         (
-            PhoneKey(11, "blf", "202", "Anna"),
-            PhoneKey(50, "speed_dial", "0612345678", "Reception"),
-            PhoneKey(51, "park", "701", None),
-            PhoneKey(250, "dnd", "", None),  # the last key of the sixth module
+            PhoneKey(28, "blf", "202", "Anna"),
+            PhoneKey(67, "speed_dial", "0612345678", "Reception"),
+            PhoneKey(68, "park", "701", None),
+            PhoneKey(267, "dnd", "", None),  # the last key of the sixth module
         ),
     )
     assert {k: v for k, v in keys.items() if k.startswith("expansion_module.")} == {
@@ -505,17 +506,17 @@ def test_expansion_module_keys() -> None:
         "expansion_module.6.key.40.line": "1",
         "expansion_module.6.key.40.label": "DND",
     }
-    # Module keys are no own keys: all ten own keys are free (N/A).
+    # Module keys are no own keys: all 27 own keys are free (N/A).
     assert {k: v for k, v in keys.items() if k.startswith("linekey.")} == {
-        f"linekey.{n}.type": "0" for n in range(1, 11)
+        f"linekey.{n}.type": "0" for n in range(1, 28)
     }
 
 
 @pytest.mark.parametrize(
     ("model", "beyond"),
     [
-        ("yealink-t46s", 251),  # 10 + 6 x 40
-        ("yealink-t41s", 7),  # 6 own keys, no module (the guide lists no ext keys for it)
+        ("yealink-t46s", 268),  # 27 + 6 x 40
+        ("yealink-t41s", 16),  # 15 own keys, no module (the guide lists no ext keys for it)
         ("yealink-t54w", 191),  # 10 + 3 x 60 (EXP50)
     ],
 )
@@ -532,7 +533,7 @@ def test_t29g_module_key_21_is_skipped() -> None:
     """T27/T29 modules: ext key 21 cannot be configured (the guide's Y = 1-20, 22-40)."""
     keys = key_file(
         "yealink-t29g",
-        (PhoneKey(31, "blf", "202", "Anna"), PhoneKey(32, "blf", "203", "Bruno")),
+        (PhoneKey(48, "blf", "202", "Anna"), PhoneKey(49, "blf", "203", "Bruno")),
     )
     assert not [k for k in keys if k.startswith("expansion_module.1.key.21.")]
     assert keys["expansion_module.1.key.22.value"] == "203"
