@@ -12,6 +12,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from provisiond.frontends.api_models import Out
+from provisiond.frontends.api_models_keys import KeyIn, KeyOut
 
 Flag = Annotated[bool | str | None, Field(description="true/false, 1/0, yes/no")]
 Slot = Annotated[
@@ -20,6 +21,21 @@ Slot = Annotated[
         description="which account of the device at `mac` the row is: 1 (the default) the "
         "device itself, 2 up to the model's `accounts` a further account (a DECT handset, an "
         "ATA port); at most 1000"
+    ),
+]
+UserKeys = Annotated[
+    list[KeyIn] | None,
+    Field(
+        description="the user's keys (as PUT /users/{id}/keys takes them), on a line with a "
+        "username; a new user gets them, an existing user's must be their stored list, the "
+        "user's lines must agree; null or absent: none given (an existing user's stay)"
+    ),
+]
+DeviceKeys = Annotated[
+    list[KeyIn] | None,
+    Field(
+        description="the device's own keys (as PUT /devices/{id}/keys takes them), on its "
+        "slot-1 row; null or absent: none"
     ),
 ]
 
@@ -39,6 +55,8 @@ class ImportRowIn(BaseModel):
     active: Flag = None
     label: str | None = None
     slot: Slot = None
+    keys: UserKeys = None
+    device_keys: DeviceKeys = None
 
 
 class ImportRowsIn(BaseModel):
@@ -66,6 +84,8 @@ class ExportRowOut(Out):
     active: bool
     label: str | None
     slot: int
+    keys: list[KeyOut] | None  # the user's, on every row of the user; None: no keys
+    device_keys: list[KeyOut] | None  # the device's own, on its slot-1 row; None: none
 
 
 class ImportedUserOut(Out):

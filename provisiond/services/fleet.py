@@ -9,11 +9,14 @@ Import, in one `Database.write()` transaction:
    the single-object services call (provisiond.domain.rules: main extension free, a line's
    extension vs other users' main extensions, rule 1 `primary_after_assign`, rule 2
    `select_primary`);
-4. any problem on any line raises `ImportRefused` with all of them: the transaction rolls back
+4. the key lists (columns ``keys`` and ``device_keys``) are checked as the keys API checks
+   them, against the file and the facts (provisiond.services.fleet_keys);
+5. any problem on any line raises `ImportRefused` with all of them: the transaction rolls back
    and nothing changes;
-5. otherwise users, devices and accounts are inserted in bulk, primaries set, unprovisioned
-   records of the MACs claimed, and one audit row per created or changed object is written
-   (the audit log is the change feed: serving processes pick the new devices up from it).
+6. otherwise users, devices, accounts and keys are inserted in bulk, primaries set (BLF keys
+   follow a main extension rule 2 moved), unprovisioned records of the MACs claimed, and one
+   audit row per created or changed object and per key list is written (the audit log is the
+   change feed: serving processes pick the new devices and keys up from it).
 
 Why not call `DeviceService.create` per line: each call is about 30 statements, about 15 ms a
 line on SQLite; 10,000 lines would take minutes instead of seconds. So the facts are gathered
@@ -29,12 +32,20 @@ assigned primary line first when the user has no primary yet (rule 1: it becomes
 the main extension stays); when the user already has a primary (a device or an account), a
 line marked primary is selected afterwards (rule 2: the main extension becomes its extension;
 reported).
+
+Keys: ``keys`` (a user's, on a line with a username) and ``device_keys`` (the device's own, on
+its slot-1 line) are key lists as the keys API takes them (in CSV the list's JSON text). As
+with the other columns an import creates and never edits: a new user or device gets the list
+(an empty cell: none); an existing user keeps their keys: an empty cell leaves them, a list
+must be the stored one; a user's lines must not disagree (provisiond.services.fleet_keys has
+the details). The export writes both, so an export re-imports to the same keys.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import json
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -47,6 +58,14 @@ from provisiond.services.asterisk import AsteriskConfig, asterisk_config
 from provisiond.services.context import ServiceContext, audit
 from provisiond.services.devices import check_sip_username, credentials, generate_password
 from provisiond.services.fleet_facts import FactChecker, Facts, read_facts
+from provisiond.services.fleet_keys import (
+    KeyChange,
+    KeyPlan,
+    follow_main_extensions,
+    key_lists,
+    plan_keys,
+    write_keys,
+)
 from provisiond.services.fleet_plan import UserPlan, plan_all
 from provisiond.services.fleet_rows import (
     COLUMNS,
@@ -59,6 +78,7 @@ from provisiond.services.fleet_rows import (
     json_rows,
     parse_rows,
 )
+from provisiond.services.keys import key_types_of
 from provisiond.services.platform import effective_platform
 from provisiond.services.views import device_view, user_view
 from provisiond.settings import TeamAppDefaults
@@ -97,9 +117,13 @@ class FleetService:
             check = FactChecker(facts)
             rows = check.accounts(parse_rows(raw, errors, check), errors)
             plans = plan_all(rows, facts, errors)
+            keys = await plan_keys(session, rows, facts, check.extensions, self._types, errors)
             if errors:
                 raise ImportRefused(errors)
-            return await self._apply(session, rows, plans, facts, actor)
+            return await self._apply(session, rows, plans, keys, facts, actor)
+
+    def _types(self, vendor: str) -> tuple[str, ...]:
+        return key_types_of(self.ctx, vendor)
 
     def _device(self, row: ImportRow, owner: int | None) -> dict[str, Any]:
         """A new device's columns, with DeviceService.create's defaults and secrets."""
@@ -132,6 +156,7 @@ class FleetService:
         session: AsyncSession,
         rows: list[ImportRow],
         plans: list[UserPlan],
+        keys: KeyPlan,
         facts: Facts,
         actor: str,
     ) -> dict[str, Any]:
@@ -189,6 +214,9 @@ class FleetService:
         ]
         if changes:
             await session.execute(update(User), changes)
+        key_changes = await write_keys(session, keys, user_ids, device_ids)
+        moved = [(user_ids[p.username], p.old_main, p.main_extension) for p in plans if p.old_main]
+        await follow_main_extensions(session, moved)
         for chunk in _chunks([row.mac for row in devices]):
             await session.execute(
                 delete(UnprovisionedDevice).where(UnprovisionedDevice.mac.in_(chunk))
@@ -202,6 +230,7 @@ class FleetService:
             changed,
             list(user_ids.values()),
             list(line_ids.values()),
+            key_changes,
             summary,
         )
         return summary
@@ -215,12 +244,14 @@ class FleetService:
         changed: dict[int, dict[str, Any]],
         user_ids: list[int],
         device_ids: list[int],
+        key_changes: list[KeyChange],
         summary: dict[str, Any],
     ) -> None:
         """One audit row per created device (its view lists its accounts), per stored device
         that got accounts (`changed`, their views before: ``device.account_put``, which the
         phone directory and resync on change re-read), per created or changed user (`before`:
-        the views of those that existed; the change feed re-reads exactly those), and one for
+        the views of those that existed; the change feed re-reads exactly those), per key list
+        written ("user.keys_set", "device.keys_set", as KeyService writes them), and one for
         the import; written in one executemany."""
         session.expunge_all()  # re-read what the bulk statements wrote
         entries = [
@@ -236,13 +267,15 @@ class FleetService:
             action = "user.assign_device" if user.id in before else "user.create"
             after = user_view(user, defaults)
             entries.append(_entry(actor, action, "user", user.id, before.get(user.id), after))
+        entries += [_entry(actor, *change) for change in key_changes]
         entries.append(_entry(actor, "fleet.import", "fleet", None, None, summary))
         await session.execute(insert(AuditEntry), entries)
 
     async def export_rows(self) -> list[dict[str, Any]]:
         """Every device with its user, as import rows (users first by name, primary first),
         each followed by its further accounts in slot order (slot 2 and up, each with its own
-        user)."""
+        user). ``keys``: the user's keys on every line of the user; ``device_keys``: the
+        device's own on its slot-1 line; each the API's list, or None when there are none."""
         query = select(
             type_coerce(Device.mac, String).label("mac"),
             Device.id,
@@ -250,6 +283,7 @@ class FleetService:
             Device.extension,
             Device.active,
             Device.label,
+            Device.user_id,
             User.username,
             User.display_name,
             User.main_extension,
@@ -263,6 +297,7 @@ class FleetService:
                 DeviceAccount.extension,
                 DeviceAccount.active,
                 DeviceAccount.label,
+                DeviceAccount.user_id,
                 User.username,
                 User.display_name,
                 User.main_extension,
@@ -274,6 +309,7 @@ class FleetService:
         async with self.ctx.db.read() as session:
             found = list((await session.execute(query)).all())
             extra = (await session.execute(accounts)).all()
+            user_keys, device_keys = await key_lists(session)
         found.sort(
             key=lambda r: (
                 r.username is None,
@@ -289,11 +325,15 @@ class FleetService:
         rows = []
         for r in found:
             mac = ":".join(r.mac[i : i + 2] for i in range(0, 12, 2))
-            rows.append(_export_row(r, mac, r.model_id, 1, r.primary_device_id == r.id))
-            rows.extend(
-                _export_row(a, mac, r.model_id, a.slot, a.primary_account_id == a.id)
-                for a in by_device.get(r.id, ())
-            )
+            row = _export_row(r, mac, r.model_id, 1, r.primary_device_id == r.id)
+            row["keys"] = user_keys.get(r.user_id)
+            row["device_keys"] = device_keys.get(r.id)
+            rows.append(row)
+            for a in by_device.get(r.id, ()):
+                row = _export_row(a, mac, r.model_id, a.slot, a.primary_account_id == a.id)
+                row["keys"] = user_keys.get(a.user_id)
+                row["device_keys"] = None
+                rows.append(row)
         return rows
 
     async def export_csv(self) -> str:
@@ -330,11 +370,15 @@ class FleetService:
 
 
 def _csv(value: Any) -> str:
-    """One exported cell: flags as 1/0, the slot as digits, text as `csv_cell` writes it."""
+    """One exported cell: flags as 1/0, the slot as digits, a key list as its JSON text (it
+    starts with ``[``, so `csv_cell` leaves it: no spreadsheet runs it, whatever its labels),
+    text as `csv_cell` writes it."""
     if isinstance(value, bool):
         return "1" if value else "0"
     if isinstance(value, int):
         return str(value)
+    if isinstance(value, list):
+        value = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
     return csv_cell(value or "")
 
 

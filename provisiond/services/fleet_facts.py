@@ -2,14 +2,17 @@
 lines against them.
 
 `read_facts` reads the catalogue, the users, the devices and the device accounts in four
-queries. `FactChecker` is then called on every line while it is parsed (fleet_rows.parse_row):
-the model is in the catalogue, a device's MAC is new, an extension is new among every device
-and account (as DeviceService.create and AccountService.put check it, with their messages); it
-also notes which MAC each slot-1 line declares. After the whole file is parsed,
-`FactChecker.accounts` checks each account line (slot 2 and up) against its device, declared
-by a slot-1 line of the file or stored: the device exists, the line names its model, the model
-carries that many accounts (provisiond.domain.catalogue.account_limit_problem, the message
-AccountService gives), and the slot is not taken in the database. Every problem is a
+queries (the catalogue whole: the key checks of provisiond.services.fleet_keys need each
+model's key positions and vendor). `FactChecker` is then called on every line while it is
+parsed (fleet_rows.parse_row): the model is in the catalogue, a device's MAC is new, an
+extension is new among every device and account (as DeviceService.create and
+AccountService.put check it, with their messages); it also notes which MAC each slot-1 line
+declares, and every extension and main extension a line names (a BLF key may watch an
+extension the same file creates). After the whole file is parsed, `FactChecker.accounts`
+checks each account line (slot 2 and up) against its device, declared by a slot-1 line of the
+file or stored: the device exists, the line names its model, the model carries that many
+accounts (provisiond.domain.catalogue.account_limit_problem, the message AccountService
+gives), and the slot is not taken in the database. Every problem is a
 `LineError` on the line and the column at fault.
 """
 
@@ -69,6 +72,7 @@ class Facts:
     """What the checks and the rules need to know about the database, read once."""
 
     models: dict[str, int]  # catalogue id -> how many SIP accounts the model carries
+    catalogue: dict[str, DeviceModel]  # catalogue id -> the model (read-only here)
     users: dict[str, UserFact]  # by username
     mains: dict[str, int]  # main extension -> user id
     by_mac: dict[str, DeviceFact]  # 12 hex digits -> device
@@ -78,7 +82,7 @@ class Facts:
 
 async def read_facts(session: AsyncSession) -> Facts:
     """Catalogue, users, devices and accounts: four queries."""
-    models = (await session.execute(select(DeviceModel.id, DeviceModel.accounts))).all()
+    models = (await session.scalars(select(DeviceModel))).all()
     users = (
         await session.execute(
             select(
@@ -116,6 +120,7 @@ async def read_facts(session: AsyncSession) -> Facts:
     by_extension |= {a.extension: Holder(a.device_id, a.slot, a.user_id) for a in accounts}
     return Facts(
         models={m.id: m.accounts for m in models},
+        catalogue={m.id: m for m in models},
         users={
             u.username: UserFact(
                 u.id, u.display_name, u.main_extension, u.primary_device_id, u.primary_account_id
@@ -150,6 +155,9 @@ class FactChecker:
         # MAC -> (line, model or None when its model is bad) of each slot-1 line that parsed
         # far enough, good or not: an account line of a refused device is not "unknown".
         self.declared: dict[str, tuple[int, str | None]] = {}
+        # Every extension and main extension a line names, good or not (if one is bad, the
+        # import is refused anyway): what a BLF key of the file may watch besides the stored.
+        self.extensions: set[str] = set()
 
     def __call__(self, line: int, values: Mapping[str, Any]) -> list[LineError]:
         """The catalogue, MAC and extension checks DeviceService.create makes, over the facts
@@ -173,6 +181,9 @@ class FactChecker:
             run(device_rules.check_mac_free, mac, holder=holder, device_id=None)
         if extension is not None:
             run(check_extension_free, extension, self.facts.by_extension.get(extension))
+            self.extensions.add(extension)
+        if values.get("main_extension") is not None:
+            self.extensions.add(values["main_extension"])
         return found
 
     def accounts(self, rows: list[ImportRow], errors: list[LineError]) -> list[ImportRow]:

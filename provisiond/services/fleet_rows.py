@@ -2,15 +2,26 @@
 
 Columns (CSV header names, JSON keys): ``mac, model, extension, username, display_name,
 primary`` (required in a CSV header; ``display name`` is accepted for ``display_name``), and
-the optional ``main_extension, active, label, slot``. Every value goes through the same checks
-as the single-object API (provisiond.domain.rules and device_rules, parse_mac); nothing here
-touches the database.
+the optional ``main_extension, active, label, slot, keys, device_keys``. Every value goes
+through the same checks as the single-object API (provisiond.domain.rules and device_rules,
+parse_mac, provisiond.domain.keys.check_keys); nothing here touches the database.
 
 ``slot`` (default 1) says which account of the device at ``mac`` a line describes
 (DESIGN.md, "Accounts"): slot 1 is the device itself, slots 2 and up its further accounts
 (a DECT base's handsets, an ATA's ports). A MAC with the same slot twice is refused here; the
 checks that need the device (it exists, its model, the model's count of accounts, slots taken
 in the database) are provisiond.services.fleet_facts'.
+
+``keys`` (the user's programmable keys, on a line with a username) and ``device_keys`` (the
+device's own keys, on its slot-1 line) hold a key list as PUT /api/v1/users/{id}/keys takes it:
+in JSON rows the list itself (or null), in CSV the list's JSON text
+(``[{"type":"blf","value":"202","label":"Anna"}]``, quoted as CSV quotes any cell with commas).
+An empty cell, a missing column, an absent key and null all mean "no list on this line"
+(provisiond.services.fleet_keys says what the import then does). Here each list is checked on
+its own, with every extension taken as known and every account slot as possible; the checks
+that need the file and the database (a BLF's extension, a line key's slot, the model's key
+positions, the vendor's key types, lines of one user that disagree) are fleet_keys'. A bad key
+is reported on the column's key: ``keys[2].position``.
 
 Every problem is collected with its line number instead of stopping at the first, so an admin
 fixes a file in one pass: `LineError(line, field, detail)`. Line numbers are the file's own
@@ -27,7 +38,9 @@ therefore read as ``=``, as a spreadsheet shows it. JSON rows are never changed 
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
+import json
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -37,10 +50,12 @@ import netaddr
 
 from provisiond.domain import device_rules, rules
 from provisiond.domain.errors import DomainError, InvalidInput
+from provisiond.domain.keys import check_keys
 from provisiond.domain.mac import mac_colon, mac_compact, parse_mac
 
 REQUIRED = ("mac", "model", "extension", "username", "display_name", "primary")
-OPTIONAL = ("main_extension", "active", "label", "slot")
+OPTIONAL = ("main_extension", "active", "label", "slot", "keys", "device_keys")
+KEY_COLUMNS = ("keys", "device_keys")  # key lists: JSON text in CSV cells
 COLUMNS = REQUIRED + OPTIONAL
 _ALIASES = {"display name": "display_name", "main extension": "main_extension"}
 MAX_ROWS = 100_000
@@ -69,16 +84,19 @@ class LineError:
         return {"line": self.line, "field": self.field, "detail": self.detail}
 
 
+def _column_order(error: LineError) -> tuple[int, int]:
+    """Errors by line, then in column order (``keys[2].position`` is a ``keys`` problem)."""
+    column = re.split(r"[\[.]", error.field, maxsplit=1)[0]
+    return error.line, COLUMNS.index(column) if column in COLUMNS else len(COLUMNS)
+
+
 class ImportRefused(InvalidInput):
     """An import with at least one bad line: nothing was imported; `lines` says why."""
 
     code = "import_refused"
 
     def __init__(self, lines: Iterable[LineError]) -> None:
-        self.lines = sorted(
-            lines,
-            key=lambda e: (e.line, COLUMNS.index(e.field) if e.field in COLUMNS else len(COLUMNS)),
-        )
+        self.lines = sorted(lines, key=_column_order)
         count = len({e.line for e in self.lines})
         super().__init__(
             f"{len(self.lines)} problem(s) on {count} line(s); nothing was imported",
@@ -110,6 +128,10 @@ class ImportRow:
     active: bool
     label: str | None
     slot: int = 1
+    # Key lists as given (checked alone; None: no list on the line); fleet_keys checks them
+    # against the file and the database. Not compared: lists are not hashable.
+    keys: object = dataclasses.field(default=None, compare=False)
+    device_keys: object = dataclasses.field(default=None, compare=False)
 
     @property
     def mac_key(self) -> str:
@@ -180,7 +202,33 @@ def _record(names: list[str], record: list[str], line: int) -> dict[str, Any]:
     if len(record) != len(names):
         # Reported by parse_rows as a problem of this line, not of the whole file.
         return {"__cells__": f"{len(record)} values for {len(names)} columns"}
-    return dict(zip(names, map(csv_value, record), strict=True))
+    cells: dict[str, Any] = dict(zip(names, map(csv_value, record), strict=True))
+    for name in KEY_COLUMNS:
+        if name in cells:
+            cells[name] = _json_cell(name, cells[name])
+    return cells
+
+
+@dataclass(frozen=True, slots=True)
+class _Unreadable:
+    """A CSV key cell that is not JSON: reported by parse_row as a problem of its column."""
+
+    detail: str
+
+
+def _json_cell(name: str, cell: str) -> object:
+    """A key column's cell: its JSON (a list, when right); None when empty."""
+    text = cell.strip()
+    if not text:
+        return None
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        reason = exc.msg if isinstance(exc, json.JSONDecodeError) else "nested too deeply"
+        return _Unreadable(
+            f"{name} must be a JSON list of keys such as "
+            f'[{{"type":"blf","value":"202","label":"Anna"}}] ({reason})'
+        )
 
 
 def _check_count(count: int) -> None:
@@ -246,6 +294,18 @@ def _slot(raw: Mapping[str, Any]) -> int:
     )
 
 
+def _key_list(raw: Mapping[str, Any], name: str) -> object:
+    """A key list checked alone (every extension known, every slot possible), as given; None
+    when the line has none. The checks that need the file and the database: fleet_keys."""
+    value = raw.get(name)
+    if isinstance(value, _Unreadable):
+        raise InvalidInput(value.detail, field=name)
+    if value is None:
+        return None
+    check_keys(value, field=name, accounts=MAX_SLOT, is_extension=lambda _: True)
+    return value
+
+
 def _required(raw: Mapping[str, Any], name: str) -> str:
     value = _text(raw, name)
     if value is None:
@@ -268,6 +328,8 @@ _CHECKS: dict[str, Callable[[Mapping[str, Any]], Any]] = {
     "active": lambda r: _flag(r, "active", True),
     "label": lambda r: device_rules.check_label(_text(r, "label")),
     "slot": _slot,
+    "keys": lambda r: _key_list(r, "keys"),
+    "device_keys": lambda r: _key_list(r, "device_keys"),
 }
 
 
@@ -298,7 +360,9 @@ def parse_row(
         try:
             values[name] = check(raw)
         except DomainError as exc:
-            errors.append(LineError(line, name, exc.detail))
+            # A key list names the key at fault (keys[2].position); other columns themselves.
+            where = exc.field if name in KEY_COLUMNS and exc.field else name
+            errors.append(LineError(line, where, exc.detail))
     if facts is not None:
         errors.extend(facts(line, values))
     if len(errors) > before:
@@ -308,6 +372,13 @@ def parse_row(
         for name in ("display_name", "main_extension", "primary"):
             if values[name]:
                 errors.append(LineError(line, name, f"{name} needs a username on the same line"))
+        if row.keys is not None:
+            detail = "keys are a user's: they need a username on the same line (device_keys "
+            detail += "are the device's own)"
+            errors.append(LineError(line, "keys", detail))
+    if row.device_keys is not None and row.is_account:
+        detail = f"device_keys go on the device's own line (slot 1), not on account {row.slot}"
+        errors.append(LineError(line, "device_keys", detail))
     return row if len(errors) == before else None
 
 

@@ -22,7 +22,14 @@ from provisiond.services.context import ServiceContext, audit
 from provisiond.services.users import load_user
 from provisiond.storage.models import Device, DeviceAccount, DeviceKey, DeviceModel, User, UserKey
 
-__all__ = ["KeyService", "capacity_view", "key_types_of"]
+__all__ = [
+    "KeyService",
+    "capacity_view",
+    "device_key_problems",
+    "key_types_of",
+    "line_slots",
+    "user_key_problems",
+]
 
 
 def capacity_view(model: DeviceModel) -> dict[str, Any]:
@@ -47,6 +54,58 @@ def key_types_of(ctx: ServiceContext, vendor: str) -> tuple[str, ...]:
     """The key types `vendor`'s templates write (its vendor.toml `key_types`)."""
     spec = ctx.vendors.get(vendor)
     return spec.key_types if spec is not None else ()
+
+
+def line_slots(models: Sequence[DeviceModel]) -> int:
+    """The account slots a user's line keys may name: the most any of their phones carries."""
+    return max((m.accounts for m in models), default=1)
+
+
+def user_key_problems(
+    keys: Sequence[PhoneKey], models: Sequence[DeviceModel], owner: str, *, field: str = "keys"
+) -> list[InvalidInput]:
+    """Every key of a user (`owner`, e.g. "user 7") beyond the widest of their phones
+    (`models`: the models of the devices whose slot 1 they own; none: no limit)."""
+    if not models or not keys:
+        return []
+    widest = max((capacity_view(m) for m in models), key=lambda v: int(v["capacity"]))
+    return [
+        InvalidInput(
+            f"{field}[{index}].position {key.position} is beyond every phone of {owner}: "
+            f"{_limit_text(widest)}",
+            field=f"{field}[{index}].position",
+        )
+        for index, key in enumerate(keys)
+        if key.position > widest["capacity"]
+    ]
+
+
+def device_key_problems(
+    keys: Sequence[PhoneKey], model: DeviceModel, types: Sequence[str], *, field: str = "keys"
+) -> list[InvalidInput]:
+    """Every key of a device beyond its model or of a type its vendor's templates do not
+    write (`types`: key_types_of the model's vendor), in key order."""
+    view = capacity_view(model)
+    found: list[InvalidInput] = []
+    for index, key in enumerate(keys):
+        if key.position > view["capacity"]:
+            found.append(
+                InvalidInput(
+                    f"{field}[{index}].position {key.position} is beyond the model: "
+                    f"{_limit_text(view)}",
+                    field=f"{field}[{index}].position",
+                )
+            )
+        if key.type not in types:
+            supported = ", ".join(types) or "none"
+            found.append(
+                InvalidInput(
+                    f"{field}[{index}].type {key.type!r}: {model.vendor} phones here take "
+                    f"{supported}",
+                    field=f"{field}[{index}].type",
+                )
+            )
+    return found
 
 
 async def _known_extensions(session: AsyncSession, values: set[str]) -> set[str]:
@@ -130,18 +189,10 @@ class KeyService:
         async with self.ctx.db.write() as session:
             await load_user(session, user_id)
             models = await self._owned_models(session, user_id)
-            accounts = max((m.accounts for m in models), default=1)
-            keys = await _checked(session, raw, accounts)
-            if models and keys:
-                views = [capacity_view(m) for m in models]
-                widest = max(views, key=lambda v: int(v["capacity"]))
-                for index, key in enumerate(keys):
-                    if key.position > widest["capacity"]:
-                        raise InvalidInput(
-                            f"keys[{index}].position {key.position} is beyond every phone of "
-                            f"user {user_id}: {_limit_text(widest)}",
-                            field=f"keys[{index}].position",
-                        )
+            keys = await _checked(session, raw, line_slots(models))
+            problems = user_key_problems(keys, models, f"user {user_id}")
+            if problems:
+                raise problems[0]
             before = _rows(await self._user_keys(session, user_id))
             after = _rows(keys)
             if before != after:
@@ -188,22 +239,9 @@ class KeyService:
             model = await session.get(DeviceModel, device.model_id)
             assert model is not None
             keys = await _checked(session, raw, model.accounts)
-            view = capacity_view(model)
-            types = key_types_of(self.ctx, model.vendor)
-            for index, key in enumerate(keys):
-                if key.position > view["capacity"]:
-                    raise InvalidInput(
-                        f"keys[{index}].position {key.position} is beyond the model: "
-                        f"{_limit_text(view)}",
-                        field=f"keys[{index}].position",
-                    )
-                if key.type not in types:
-                    supported = ", ".join(types) or "none"
-                    raise InvalidInput(
-                        f"keys[{index}].type {key.type!r}: {model.vendor} phones here take "
-                        f"{supported}",
-                        field=f"keys[{index}].type",
-                    )
+            problems = device_key_problems(keys, model, key_types_of(self.ctx, model.vendor))
+            if problems:
+                raise problems[0]
             before = _rows(await self._device_keys(session, device_id))
             after = _rows(keys)
             if before != after:

@@ -168,6 +168,13 @@ async def test_every_write_answer_matches_its_schema(
     )
     assert [a["slot"] for a in with_line["accounts"]] == [2]
     await write("DELETE", account, f"/api/v1/devices/{second['id']}/accounts/2")
+    keys = {"keys": [{"type": "blf", "value": "201"}, {"type": "dnd"}]}
+    user_keys = await write("PUT", "/api/v1/users/{id}/keys", f"/api/v1/users/{uid}/keys", keys)
+    assert [k["type"] for k in user_keys["items"]] == ["blf", "dnd"]
+    shown = await write(
+        "PUT", device + "/keys", f"/api/v1/devices/{first['id']}/keys", {"keys": [{"type": "dnd"}]}
+    )
+    assert [k["source"] for k in shown["effective"]] == ["device", "user"]
     assign = "/api/v1/users/{id}/devices/{device_id}"
     await write("PUT", assign, f"/api/v1/users/{uid}/devices/{second['id']}")
     primary = "/api/v1/users/{id}/primary-device"

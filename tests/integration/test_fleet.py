@@ -278,8 +278,9 @@ async def test_export_import_round_trip(services: Services, fresh: Services) -> 
     await populate(services)
     exported = await services.fleet.export_csv()
     assert exported.splitlines()[:2] == [
-        "mac,model,extension,username,display_name,primary,main_extension,active,label,slot",
-        "00:15:65:00:00:04,snom-d785,301,anna,Anna Bianchi,1,301,0,,1",
+        "mac,model,extension,username,display_name,primary,main_extension,active,label,slot,"
+        "keys,device_keys",
+        "00:15:65:00:00:04,snom-d785,301,anna,Anna Bianchi,1,301,0,,1,,",
     ]
     await fresh.fleet.import_csv(exported, "t")
     assert await fresh.fleet.export_csv() == exported

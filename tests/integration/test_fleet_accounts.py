@@ -487,10 +487,10 @@ async def test_export_lists_accounts_after_their_device(services: Services) -> N
     assert {r["model"] for r in rows[1:6]} == {BASE}
     assert (rows[2]["label"], rows[3]["active"], rows[5]["label"]) == ("Bruno", False, "spare")
     text = await services.fleet.export_csv()
-    assert text.splitlines()[0].endswith(",label,slot")
+    assert text.splitlines()[0].endswith(",label,slot,keys,device_keys")
     assert (
         text.splitlines()[3]
-        == "00:15:65:00:00:50,yealink-w80b,502,bianchi,Bruno Bianchi,0,211,1,Bruno,2"
+        == "00:15:65:00:00:50,yealink-w80b,502,bianchi,Bruno Bianchi,0,211,1,Bruno,2,,"
     )
     assert "sip_password" not in text
     assert ids["base"] > 0
