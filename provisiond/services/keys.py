@@ -10,7 +10,7 @@ the phone directory re-reads the devices concerned and resync on change tells th
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -136,6 +136,29 @@ def _rows(keys: Sequence[PhoneKey]) -> list[dict[str, Any]]:
     return [key.as_dict() for key in keys]
 
 
+async def _replace(
+    session: AsyncSession,
+    actor: str,
+    owner: Literal["user", "device"],
+    owner_id: int,
+    before: Sequence[PhoneKey],
+    keys: Sequence[PhoneKey],
+) -> None:
+    """Store `keys` as the owner's whole list, with one audit row (`user.keys_set` or
+    `device.keys_set`: the phone directory re-reads that owner's devices); nothing when the
+    list is unchanged."""
+    old, new = _rows(before), _rows(keys)
+    if old != new:
+        if owner == "user":
+            await session.execute(delete(UserKey).where(UserKey.user_id == owner_id))
+            session.add_all(UserKey(user_id=owner_id, **row) for row in new)
+        else:
+            await session.execute(delete(DeviceKey).where(DeviceKey.device_id == owner_id))
+            session.add_all(DeviceKey(device_id=owner_id, **row) for row in new)
+        audit(session, actor, f"{owner}.keys_set", owner, owner_id, old, new)
+    await session.flush()
+
+
 class KeyService:
     """The key lists of users and devices."""
 
@@ -193,13 +216,8 @@ class KeyService:
             problems = user_key_problems(keys, models, f"user {user_id}")
             if problems:
                 raise problems[0]
-            before = _rows(await self._user_keys(session, user_id))
-            after = _rows(keys)
-            if before != after:
-                await session.execute(delete(UserKey).where(UserKey.user_id == user_id))
-                session.add_all(UserKey(user_id=user_id, **row) for row in after)
-                audit(session, actor, "user.keys_set", "user", user_id, before, after)
-            await session.flush()
+            before = await self._user_keys(session, user_id)
+            await _replace(session, actor, "user", user_id, before, keys)
             return await self._user_view(session, user_id)
 
     async def device_keys(self, device_id: int) -> dict[str, Any]:
@@ -242,11 +260,6 @@ class KeyService:
             problems = device_key_problems(keys, model, key_types_of(self.ctx, model.vendor))
             if problems:
                 raise problems[0]
-            before = _rows(await self._device_keys(session, device_id))
-            after = _rows(keys)
-            if before != after:
-                await session.execute(delete(DeviceKey).where(DeviceKey.device_id == device_id))
-                session.add_all(DeviceKey(device_id=device_id, **row) for row in after)
-                audit(session, actor, "device.keys_set", "device", device_id, before, after)
-            await session.flush()
+            before = await self._device_keys(session, device_id)
+            await _replace(session, actor, "device", device_id, before, keys)
             return await self._device_view(session, device)
