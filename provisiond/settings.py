@@ -41,6 +41,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from provisiond.domain.rules import has_control
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -149,8 +151,13 @@ class PhonebookSettings(_Strict):
     @field_validator("title")
     @classmethod
     def _title(cls, value: str) -> str:
-        if any(ord(c) < 32 or 127 <= ord(c) < 160 for c in value) or value != value.strip():
-            raise ValueError("the title must be plain text, without control characters")
+        # Every device file carries it (one title for the whole installation): a U+FFFF in it
+        # made every Cisco, Fanvil and Gigaset device file unreadable XML.
+        if has_control(value) or value != value.strip():
+            raise ValueError(
+                "the title must be plain text: no control, invisible or non-characters, no "
+                "surrounding spaces"
+            )
         return value
 
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 from provisiond.domain.device_rules import LABEL_MAX_LENGTH
 from provisiond.domain.errors import InvalidInput
-from provisiond.domain.rules import check_text
+from provisiond.domain.rules import check_text, has_control
 
 __all__ = [
     "KEY_TYPES",
@@ -155,6 +155,10 @@ def _key(
         raise InvalidInput(
             f"{where}.value must be a string of at most {MAX_VALUE_LENGTH} characters",
             field=f"{where}.value",
+        )
+    if has_control(value):
+        raise InvalidInput(
+            f"{where}.value must not contain control characters", field=f"{where}.value"
         )
     value = _value(str(kind), value.strip(), f"{where}.value", accounts, is_extension)
     label = item.get("label")

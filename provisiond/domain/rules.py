@@ -164,9 +164,12 @@ _USERNAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}")
 # line and paragraph separators, lone surrogates (not Unicode text: they cannot be encoded)
 # and the noncharacters (U+FDD0-U+FDEF, U+xFFFE/U+xFFFF): XML 1.0 forbids U+FFFE/U+FFFF and
 # discourages the rest, and one in a handset's label would make the whole DECT base's XML file
-# unreadable.
+# unreadable. Also the invisible characters that make one name look like another on a phone's
+# screen: the zero-width space, the bidirectional embeddings, overrides and isolates (U+202E
+# shows "lanoitaN" as "National") and the byte-order mark.
 _CONTROL = re.compile(
-    r"[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff\ufdd0-\ufdef\ufffe\uffff"
+    r"[\x00-\x1f\x7f-\x9f\u200b\u202a-\u202e\u2066-\u2069\ufeff"
+    r"\u2028\u2029\ud800-\udfff\ufdd0-\ufdef\ufffe\uffff"
     + "".join(chr(plane << 16 | 0xFFFE) + chr(plane << 16 | 0xFFFF) for plane in range(1, 17))
     + "]"
 )
@@ -222,6 +225,11 @@ def check_text(value: object, field: str, *, max_len: int = 128, allow_empty: bo
     if len(value) > max_len or (not allow_empty and not value.strip()):
         raise InvalidInput(f"{field} must be 1 to {max_len} characters", field=field)
     return value
+
+
+def has_control(value: str) -> bool:
+    """Whether `value` holds a character no phone file may carry (see `_CONTROL`)."""
+    return _CONTROL.search(value) is not None
 
 
 def presented_cli(main_extension: str, cli_custom: str | None) -> str:

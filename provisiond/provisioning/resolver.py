@@ -45,7 +45,7 @@ from provisiond.domain.identify import (
 from provisiond.domain.phone import Outcome, PhoneRequest, PhoneResponse
 from provisiond.provisioning.activity import ActivitySink, Sighting, now
 from provisiond.provisioning.context import Endpoints, RenderInputs, render_key
-from provisiond.provisioning.directory import ModelInfo, Phonebook, PhoneDevice, PhoneDirectory
+from provisiond.provisioning.directory import ModelInfo, PhoneDevice, PhoneDirectory
 from provisiond.provisioning.firmware import FirmwareStore
 from provisiond.provisioning.gate import Gate
 from provisiond.provisioning.render import Renderer, RenderError
@@ -101,6 +101,10 @@ class Resolver:
         # never need invalidating; old ones simply fall out of the LRU.
         self.cache_size = cache_size
         self._cache: OrderedDict[Hashable, PhoneResponse] = OrderedDict()
+        # The phone books: the newest render per (vendor, template) only. In the LRU above an
+        # old revision (megabytes for a large company) would stay until 20,000 other files
+        # pushed it out: every directory change followed by a fetch grew the process.
+        self._books: dict[tuple[str, str | None], tuple[Hashable, PhoneResponse]] = {}
         self.vendors = vendors
         self.renderer = renderer
         self.directory = directory
@@ -199,7 +203,7 @@ class Resolver:
         if uploading:
             return PhoneResponse(Outcome.NOT_ALLOWED, detail="this file cannot be uploaded")
         if match.spec.kind is FileKind.PHONEBOOK:
-            return self._render(match, None, None, phonebook=self.directory.phonebook())
+            return self._phonebook(match)
         reported = agent.firmware if agent is not None and agent.firmware else device.firmware
         answer = self._render(match, device.model, device, reported)
         if admitted.on_proven is None or not answer.ok:
@@ -388,10 +392,8 @@ class Resolver:
         model: ModelInfo | None,
         device: PhoneDevice | None,
         reported: str | None = None,
-        phonebook: Phonebook | None = None,
     ) -> PhoneResponse:
-        """A rendered file, from the render cache when the directory can vouch it is current
-        (the phone book: one file per vendor for every phone, by the book's revision)."""
+        """A rendered file, from the render cache when the directory can vouch it is current."""
         spec, revision = match.spec, self.directory.revision()
         firmware = self._firmware_offer(model, reported)
         key = render_key(
@@ -403,7 +405,6 @@ class Resolver:
             device,
             firmware,
             self.endpoints,
-            phonebook,
         )
         cached = self._cache.get(key)
         if cached is not None:
@@ -421,13 +422,48 @@ class Resolver:
             device=device,
             firmware=firmware,
             endpoints=self.endpoints,
-            phonebook=phonebook,
         )
         assert inputs.key() == key  # one key, whichever way it is built
         answer = self._render_now(match, inputs)
         self._cache[key] = answer
         if len(self._cache) > self.cache_size:
             self._cache.popitem(last=False)
+        return answer
+
+    def _phonebook(self, match: FileMatch) -> PhoneResponse:
+        """The vendor's phone book: rendered once per revision of the book (and of the
+        settings), and only the newest kept."""
+        book, slot = self.directory.phonebook(), (match.vendor.id, match.spec.template)
+        key = render_key(
+            FileKind.PHONEBOOK,
+            match.vendor,
+            match.spec.template,
+            self.directory.revision(),
+            None,
+            None,
+            ("", ""),
+            self.endpoints,
+            book,
+        )
+        kept = self._books.get(slot)
+        if kept is not None and kept[0] == key:
+            self.stats.cache_hits += 1
+            return kept[1]
+        self.stats.cache_misses += 1
+        inputs = RenderInputs(
+            kind=FileKind.PHONEBOOK,
+            vendor=match.vendor,
+            template=match.spec.template,
+            platform=self.directory.platform(),
+            platform_revision=self.directory.revision(),
+            model=None,
+            device=None,
+            firmware=("", ""),
+            endpoints=self.endpoints,
+            phonebook=book,
+        )
+        answer = self._render_now(match, inputs)
+        self._books[slot] = (key, answer)
         return answer
 
     def _render_now(self, match: FileMatch, inputs: RenderInputs) -> PhoneResponse:
