@@ -28,9 +28,8 @@ from provisiond.app import build_services, open_secrets, prepare_database
 from provisiond.domain.catalogue import CatalogueModel, boot_paths, user_agent
 from provisiond.domain.identify import FileKind, match_path
 from provisiond.domain.rules import APP_USERS, MCS_APP_WEBRTC
-from provisiond.services.commands import DeviceCreate, UserCreate
+from provisiond.services.commands import DeviceCreate, TokenCreate, UserCreate
 from provisiond.services.sites import SiteCreate
-from provisiond.services.tokens import TokenCreate
 from provisiond.settings import load_settings
 from tests.phone_context import catalogue_models, vendors
 from tests.serve_process import ServeProcess, api_call, cli_env, phone_get, run_cli, serve
