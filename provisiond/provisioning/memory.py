@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import logging
+import unicodedata
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
@@ -139,6 +140,15 @@ def _entry(row: Any) -> PhonebookEntry:
     _, name, extension, app, gsm_mode, gsm_number = row
     # The mobile only where the user's Team App is on and rings their GSM number.
     return PhonebookEntry(name, extension, gsm_number if app and gsm_mode and gsm_number else None)
+
+
+def _by_name(entry: PhonebookEntry) -> tuple[str, str, str]:
+    """Sort key of the phone book: by name as people read it, accents aside ("Àlvaro" with
+    the A's, not after "Zoe"), then exactly, then by extension."""
+    plain = "".join(
+        c for c in unicodedata.normalize("NFKD", entry.name) if not unicodedata.combining(c)
+    )
+    return plain.casefold(), entry.name, entry.extension
 
 
 def _model_info(m: DeviceModel) -> ModelInfo:
@@ -270,7 +280,7 @@ class MemoryDirectory:
         )
 
     def _sort_phonebook(self) -> None:
-        entries = sorted(self._people.values(), key=lambda e: (e.name.casefold(), e.extension))
+        entries = sorted(self._people.values(), key=_by_name)
         self._phonebook = Phonebook(next(_revisions), tuple(entries))
 
     async def _reload_people(self, session: Any, users: set[int]) -> None:
@@ -279,17 +289,18 @@ class MemoryDirectory:
         fresh = {row[0]: _entry(row) for row in rows}
         query = _user_keys_query().where(UserKey.user_id.in_(users))
         keys = _keys((await session.execute(query)).all())
+        changed = False
         for user_id in users:
             self._user_keys.pop(user_id, None)
             if user_id in keys:
                 self._user_keys[user_id] = keys[user_id]
             entry = fresh.get(user_id)
             if self._people.get(user_id) != entry:
+                changed = True
                 self._people.pop(user_id, None)
                 if entry is not None:
                     self._people[user_id] = entry
-                self._phonebook = Phonebook(-1, ())  # re-sorted below
-        if self._phonebook.revision == -1:
+        if changed:  # a new revision only when what the book shows changed (its cache key)
             self._sort_phonebook()
 
     def _put(self, row: Any) -> None:

@@ -72,11 +72,13 @@ async def test_the_phone_book_follows_the_users(services: Services) -> None:
     assert second.revision != first.revision
     assert [e.name for e in second.entries] == ["Abate", "Rossi"]  # by name
 
-    await services.users.update(rossi, UserPatch(display_name="Àlvaro Rossi"), "t")
+    await _user(services, "fabio", "206")
+    await services.users.update(rossi, UserPatch(display_name="Èva Rossi"), "t")
     await feed.poll()
     third = other.phonebook()
     assert third.revision != second.revision
-    assert [e.name for e in third.entries] == ["Abate", "Àlvaro Rossi"]
+    # By name as people read it: "Èva" among the E's, not after "Fabio" (U+00C8 > "F").
+    assert [e.name for e in third.entries] == ["Abate", "Èva Rossi", "Fabio"]
 
     # A change that does not touch what the book shows keeps its revision (and its cache).
     await services.users.update(rossi, UserPatch(cli_custom="299"), "t")
@@ -85,4 +87,4 @@ async def test_the_phone_book_follows_the_users(services: Services) -> None:
 
     await services.users.delete(rossi, "t")
     await feed.poll()
-    assert [e.name for e in other.phonebook().entries] == ["Abate"]
+    assert [e.name for e in other.phonebook().entries] == ["Abate", "Fabio"]
