@@ -36,7 +36,9 @@ MODELS = tuple(catalogue_models().values())
 HTTP_MODELS = [m for m in MODELS if {"http", "https"} & set(m.protocols)]
 TFTP_MODELS = [m for m in MODELS if "tftp" in m.protocols]
 REGISTRAR = "sip.catalogue.example"
-RENDERED = {FileKind.DEVICE, FileKind.DEVICE_BOOT, FileKind.COMMON}
+# Rendered kinds answer 200; a phone book in a boot sequence (Poly asks for its contact
+# directory, <mac>-directory.xml, at boot) is rendered too.
+RENDERED = {FileKind.DEVICE, FileKind.DEVICE_BOOT, FileKind.COMMON, FileKind.PHONEBOOK}
 
 
 @dataclass(frozen=True)
