@@ -211,6 +211,49 @@ async def test_resync_on_change_reaches_the_base_carrying_a_users_handset(
     assert phone.requests[0].startswith("NOTIFY sip:500@127.0.0.1:")
 
 
+async def test_resync_on_change_reaches_the_phones_whose_blf_followed(
+    services: Services, phones: PhoneFactory
+) -> None:
+    """A colleague's new primary device moves the BLF on Rossi's phone (issue 16): the one
+    fan-out change names Rossi, so Rossi's phone gets the NOTIFY."""
+    phone, port = await phones(True)
+    _with_port(services, port)
+    rossi = await services.users.create(
+        UserCreate(username="r", display_name="Rossi", main_extension="201"), "t"
+    )
+    bianchi = await services.users.create(
+        UserCreate(username="b", display_name="Bianchi", main_extension="202"), "t"
+    )
+    desk = await services.devices.create(
+        DeviceCreate(
+            extension="201", model="yealink-t46s", mac="001565aabbcc", user_id=rossi["id"]
+        ),
+        "t",
+    )
+    await services.devices.create(
+        DeviceCreate(
+            extension="202", model="yealink-t46s", mac="001565aabb02", user_id=bianchi["id"]
+        ),
+        "t",
+    )
+    second = await services.devices.create(
+        DeviceCreate(
+            extension="222", model="yealink-t46s", mac="001565aabb03", user_id=bianchi["id"]
+        ),
+        "t",
+    )
+    await services.keys.set_user_keys(rossi["id"], [{"type": "blf", "value": "202"}], actor="t")
+    await _seen(services, desk["id"])  # only Rossi's phone has an address to tell
+    auto = AutoResync(services.resync)
+    feed = ChangeFeed(services.ctx.db, _noticing(auto))
+    await feed.mark()
+    await services.assignments.set_primary(bianchi["id"], second["id"], actor="t")
+    await feed.poll()
+    await auto.drain()
+    assert len(phone.requests) == 1
+    assert phone.requests[0].startswith("NOTIFY sip:201@127.0.0.1:")
+
+
 def _noticing(auto: AutoResync) -> Callable[[list[Change]], Awaitable[None]]:
     async def apply(changes: list[Change]) -> None:
         auto.notice(changes)
